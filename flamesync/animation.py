@@ -1,0 +1,301 @@
+"""The animation value type that flows between every stage of flamesync.
+
+An :class:`Animation` is a frame rate, an ordered list of named channels and a ``(T, C)`` float32
+array of per-frame values. Expression channels carry ARKit-52 names (weights, nominally 0..1);
+rotation channels come in triplets ``jaw.rx/ry/rz`` and ``head.rx/ry/rz`` holding axis-angle vectors
+in radians. Frame ``i`` sits at time ``audio_offset + i / fps`` seconds of the referenced audio.
+
+It saves to one ``.npz`` file (``values`` plus a JSON header with the format version, channels, fps
+and metadata) that loads without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .channels import ARKIT_52, ROTATION_GROUPS
+from .errors import InputError
+
+FORMAT_NAME = "flamesync.animation"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Animation:
+    """Per-frame channel values at a fixed frame rate.
+
+    Parameters
+    ----------
+    fps : float
+        Frames per second (> 0).
+    channels : tuple of str
+        Channel names, unique. Rotation channels come as complete triplets (``jaw.rx``, ``jaw.ry``,
+        ``jaw.rz``).
+    values : np.ndarray, shape (T, C), float32
+        Finite values; row ``i`` is frame ``i``.
+    audio_path : str or None
+        The audio this animation was made from, if any.
+    audio_offset : float
+        Time in seconds, within the audio, of frame 0.
+    meta : dict
+        Free-form JSON-serialisable metadata (source, model, seed, ...).
+    """
+
+    fps: float
+    channels: tuple[str, ...]
+    values: np.ndarray
+    audio_path: str | None = None
+    audio_offset: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        channels = tuple(str(c) for c in self.channels)
+        values = np.ascontiguousarray(np.asarray(self.values, dtype=np.float32))
+        if values.ndim == 1 and len(channels) == 1:
+            values = values[:, None]
+        if values.ndim != 2 or values.shape[1] != len(channels):
+            raise InputError(
+                f"animation values must have shape (frames, {len(channels)}), got {values.shape}"
+            )
+        if len(set(channels)) != len(channels):
+            dup = sorted({c for c in channels if channels.count(c) > 1})
+            raise InputError(f"duplicate animation channels: {', '.join(dup)}")
+        if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
+            raise InputError(f"frame rate must be a positive number, got {self.fps!r}")
+        if not np.isfinite(values).all():
+            bad = np.unique(np.nonzero(~np.isfinite(values))[1])
+            raise InputError(
+                "animation values contain NaN or infinity in channel(s) "
+                + ", ".join(channels[i] for i in bad[:5])
+            )
+        for group, names in ROTATION_GROUPS.items():
+            present = [n in channels for n in names]
+            if any(present) and not all(present):
+                raise InputError(f"rotation channels for '{group}' must come as {', '.join(names)}")
+        values.setflags(write=False)
+        object.__setattr__(self, "channels", channels)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "fps", float(self.fps))
+        object.__setattr__(self, "audio_offset", float(self.audio_offset))
+        object.__setattr__(self, "meta", dict(self.meta))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_channels(
+        cls,
+        *,
+        fps: float,
+        data: Mapping[str, Iterable[float]],
+        jaw: np.ndarray | None = None,
+        head: np.ndarray | None = None,
+        **kwargs,
+    ) -> "Animation":
+        """Build from a mapping ``name -> (T,)`` plus optional ``(T, 3)`` jaw/head rotations."""
+        names: list[str] = []
+        cols: list[np.ndarray] = []
+        for name, col in data.items():
+            names.append(name)
+            cols.append(np.asarray(col, dtype=np.float32).reshape(-1))
+        for group, rot in (("jaw", jaw), ("head", head)):
+            if rot is not None:
+                rot = np.asarray(rot, dtype=np.float32)
+                if rot.ndim != 2 or rot.shape[1] != 3:
+                    raise InputError(f"{group} rotation must have shape (frames, 3), got {rot.shape}")
+                names.extend(ROTATION_GROUPS[group])
+                cols.extend(rot.T)
+        lengths = {len(c) for c in cols}
+        if len(lengths) > 1:
+            raise InputError(f"channels have different lengths: {sorted(lengths)}")
+        values = np.stack(cols, axis=1) if cols else np.zeros((0, 0), np.float32)
+        return cls(fps=fps, channels=tuple(names), values=values, **kwargs)
+
+    @classmethod
+    def zeros(cls, n_frames: int, *, fps: float, channels: Iterable[str] = ARKIT_52, **kw) -> "Animation":
+        channels = tuple(channels)
+        return cls(fps=fps, channels=channels, values=np.zeros((n_frames, len(channels)), np.float32), **kw)
+
+    # ------------------------------------------------------------------ access
+    @property
+    def n_frames(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered: each frame stands for ``1 / fps`` seconds."""
+        return self.n_frames / self.fps
+
+    @property
+    def times(self) -> np.ndarray:
+        """Frame times in seconds relative to the audio, shape (T,)."""
+        return self.audio_offset + np.arange(self.n_frames) / self.fps
+
+    def has(self, name: str) -> bool:
+        return name in self.channels
+
+    def channel(self, name: str) -> np.ndarray:
+        """Values of one channel, shape (T,). Unknown names raise :class:`InputError`."""
+        try:
+            return self.values[:, self.channels.index(name)]
+        except ValueError:
+            raise InputError(f"animation has no channel {name!r}") from None
+
+    def weights(self, names: Iterable[str] = ARKIT_52) -> np.ndarray:
+        """Expression weights for ``names`` in that order, zero where absent, shape (T, len(names))."""
+        names = tuple(names)
+        out = np.zeros((self.n_frames, len(names)), np.float32)
+        index = {c: i for i, c in enumerate(self.channels)}
+        for j, n in enumerate(names):
+            if n in index:
+                out[:, j] = self.values[:, index[n]]
+        return out
+
+    def rotation(self, group: str) -> np.ndarray | None:
+        """Axis-angle rotation of ``"jaw"`` or ``"head"``, shape (T, 3), or None if absent."""
+        names = ROTATION_GROUPS[group]
+        if names[0] not in self.channels:
+            return None
+        return np.stack([self.channel(n) for n in names], axis=1)
+
+    @property
+    def jaw(self) -> np.ndarray | None:
+        return self.rotation("jaw")
+
+    @property
+    def head(self) -> np.ndarray | None:
+        return self.rotation("head")
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {c: self.values[:, i].copy() for i, c in enumerate(self.channels)}
+
+    # ------------------------------------------------------------------ transforms
+    def replace(self, **changes) -> "Animation":
+        kw = dict(
+            fps=self.fps, channels=self.channels, values=self.values, audio_path=self.audio_path,
+            audio_offset=self.audio_offset, meta=self.meta,
+        )
+        kw.update(changes)
+        return Animation(**kw)
+
+    def select(self, names: Iterable[str]) -> "Animation":
+        """Keep only ``names`` (in that order); missing names raise :class:`InputError`."""
+        names = tuple(names)
+        idx = [self._index(n) for n in names]
+        return self.replace(channels=names, values=self.values[:, idx])
+
+    def _index(self, name: str) -> int:
+        try:
+            return self.channels.index(name)
+        except ValueError:
+            raise InputError(f"animation has no channel {name!r}") from None
+
+    def slice_frames(self, start: int, stop: int | None = None) -> "Animation":
+        stop = self.n_frames if stop is None else stop
+        return self.replace(values=self.values[start:stop], audio_offset=self.audio_offset + start / self.fps)
+
+    def resample(self, fps: float) -> "Animation":
+        """Resample to another frame rate over the same time span.
+
+        The output has ``round(T * fps / self.fps)`` frames at times ``j / fps``. Values are
+        interpolated linearly; rotation triplets are interpolated on the rotation group (slerp).
+        When the rate drops, the signal is first low-pass filtered with a Gaussian whose width
+        matches the rate ratio, so fast motion does not alias into slow wobble.
+        """
+        if not (math.isfinite(fps) and fps > 0):
+            raise InputError(f"frame rate must be a positive number, got {fps!r}")
+        if abs(fps - self.fps) < 1e-9 or self.n_frames == 0:
+            return self.replace(fps=fps)
+        n_out = max(1, int(round(self.n_frames * fps / self.fps)))
+        src = self.values.astype(np.float64)
+        ratio = self.fps / fps
+        if ratio > 1.0:
+            from scipy.ndimage import gaussian_filter1d
+
+            sigma = 0.5 * math.sqrt(ratio * ratio - 1.0)
+            src = gaussian_filter1d(src, sigma=sigma, axis=0, mode="nearest")
+        pos = np.arange(n_out) * (self.fps / fps)  # fractional source frame of each output frame
+        pos = np.clip(pos, 0, self.n_frames - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, self.n_frames - 1)
+        frac = (pos - lo)[:, None]
+        out = src[lo] * (1 - frac) + src[hi] * frac
+        for names in ROTATION_GROUPS.values():
+            if names[0] not in self.channels:
+                continue
+            cols = [self.channels.index(n) for n in names]
+            out[:, cols] = _slerp_rotvec(src[:, cols], lo, hi, frac[:, 0])
+        return self.replace(fps=fps, values=out.astype(np.float32))
+
+    # ------------------------------------------------------------------ files
+    def header(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "fps": self.fps,
+            "channels": list(self.channels),
+            "n_frames": self.n_frames,
+            "audio_path": self.audio_path,
+            "audio_offset": self.audio_offset,
+            "meta": self.meta,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write to ``path`` (``.npz``) atomically and return the path."""
+        from .fileio import atomic_path
+
+        path = Path(path)
+        if path.suffix.lower() != ".npz":
+            raise InputError(f"animation files end in .npz, got {path.name}")
+        header = json.dumps(self.header(), sort_keys=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, values=self.values, header=np.array(header))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Animation":
+        """Read a file written by :meth:`save`; anything else raises :class:`InputError`."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"animation file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(str(z["header"]))
+                values = np.asarray(z["values"], dtype=np.float32)
+        except Exception as exc:  # zip, key or JSON errors all mean "not our file"
+            raise InputError(f"{path} is not a flamesync animation file ({exc.__class__.__name__}: {exc})") from None
+        if header.get("format") != FORMAT_NAME:
+            raise InputError(f"{path} is not a flamesync animation file (format {header.get('format')!r})")
+        if int(header.get("version", 0)) > FORMAT_VERSION:
+            raise InputError(
+                f"{path} was written by a newer flamesync (format version {header['version']}); upgrade flamesync"
+            )
+        return cls(
+            fps=header["fps"],
+            channels=tuple(header["channels"]),
+            values=values,
+            audio_path=header.get("audio_path"),
+            audio_offset=header.get("audio_offset", 0.0),
+            meta=header.get("meta") or {},
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Animation({self.n_frames} frames @ {self.fps:g} fps, {len(self.channels)} channels, "
+            f"{self.duration:.2f} s)"
+        )
+
+
+def _slerp_rotvec(rotvec: np.ndarray, lo: np.ndarray, hi: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between axis-angle rows ``lo`` and ``hi``, shape (N, 3)."""
+    from scipy.spatial.transform import Rotation
+
+    r_lo = Rotation.from_rotvec(rotvec[lo])
+    r_hi = Rotation.from_rotvec(rotvec[hi])
+    delta = (r_lo.inv() * r_hi).as_rotvec()
+    return (r_lo * Rotation.from_rotvec(delta * frac[:, None])).as_rotvec()

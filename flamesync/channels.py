@@ -1,0 +1,58 @@
+"""Channel names: the 52 ARKit blendshapes and the rotation channels.
+
+The ARKit names are Apple's ``ARFaceAnchor.BlendShapeLocation`` identifiers, spelled exactly as
+ARKit, Live Link Face and most character tools spell them. Rotations are stored as axis-angle
+vectors in radians, one channel per component, in the face model's local frame
+(x right, y up, z forward out of the face).
+"""
+
+ARKIT_52: tuple[str, ...] = (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
+    "eyeSquintLeft", "eyeWideLeft",
+    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight",
+    "jawForward", "jawLeft", "jawRight", "jawOpen",
+    "mouthClose", "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight",
+    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
+    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight",
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight",
+    "noseSneerLeft", "noseSneerRight",
+    "tongueOut",
+)
+assert len(ARKIT_52) == 52 and len(set(ARKIT_52)) == 52
+
+# The ARKit channels that speech moves; the network predicts these and leaves the others at zero.
+SPEECH_CHANNELS: tuple[str, ...] = (
+    "jawForward", "jawLeft", "jawRight", "jawOpen",
+    "mouthClose", "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight",
+    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
+    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "tongueOut",
+)
+
+JAW_ROTATION: tuple[str, str, str] = ("jaw.rx", "jaw.ry", "jaw.rz")
+HEAD_ROTATION: tuple[str, str, str] = ("head.rx", "head.ry", "head.rz")
+ROTATION_GROUPS: dict[str, tuple[str, str, str]] = {"jaw": JAW_ROTATION, "head": HEAD_ROTATION}
+
+
+def parse_assignments(text: str) -> dict[str, float]:
+    """Parse ``"jawOpen=1,mouthFunnel=0.5"`` into a dict, with a clear error on bad syntax."""
+    from .errors import InputError
+
+    out: dict[str, float] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"expected NAME=VALUE, got {item!r}")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"value for {name.strip()!r} is not a number: {value!r}") from None
+    return out

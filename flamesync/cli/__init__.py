@@ -1,0 +1,96 @@
+"""The ``flamesync`` command line: a thin layer over the Python API.
+
+Each sub-command lives in its own module here with a ``register(subparsers)`` function that adds
+its parser and sets ``func`` to a handler taking the parsed arguments and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import FlamesyncError
+
+# Order is the order shown in --help.
+COMMAND_MODULES = (
+    "demo",
+    "animate",
+    "say",
+    "face",
+    "flame",
+    "export",
+    "render",
+    "train",
+    "eval",
+    "data",
+    "onnx",
+    "retarget",
+)
+
+DESCRIPTION = """\
+flamesync turns speech audio into 3D facial animation: ARKit-52 blendshape weights plus jaw
+rotation, on a default head (CC0 MakeHuman) or your own FLAME model, exported as glTF/GLB, FBX,
+Alembic, USD, CSV or mesh sequences.
+
+Start with:
+  flamesync demo                       animate the bundled example and write out/
+  flamesync animate speech.wav -o out.glb
+  flamesync face info                  what the default head offers
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flamesync",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"flamesync {__version__}")
+    parser.add_argument(
+        "--progress", choices=("bar", "json", "none"), default=None,
+        help="progress display: a bar (default), JSON lines on stderr for tools, or none",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f".cmd_{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.cmd_{name}":
+                continue  # command not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.progress:
+        from .. import progress
+
+        progress.set_mode(args.progress)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except FlamesyncError as exc:
+        if args.debug:
+            raise
+        print(f"flamesync: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("flamesync: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line, with a pointer to the full story
+        if args.debug:
+            raise
+        print(
+            f"flamesync: internal error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1

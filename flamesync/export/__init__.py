@@ -1,0 +1,91 @@
+"""Exporters: one module per file format behind a small registry.
+
+``export(animation, path, face=...)`` picks the format from the file name (the longest matching
+suffix wins, so ``take.meshes.npz`` is a vertex sequence while ``take.npz`` is an animation file).
+Each format module provides ``write(animation, path, *, face, audio_path=None, **options)`` and is
+imported only when used, so an optional dependency is needed only by the format that uses it.
+Writers are handed a temporary path that becomes ``path`` only when they return: a failed export
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..animation import Animation
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class Format:
+    suffix: str
+    module: str
+    description: str
+    is_directory: bool = False  # writes a folder of files (frame sequences)
+
+
+FORMATS: dict[str, Format] = {}
+
+
+def register(suffix: str, module: str, description: str, *, is_directory: bool = False) -> None:
+    FORMATS[suffix.lower()] = Format(suffix.lower(), module, description, is_directory)
+
+
+register(".npz", "animation_npz", "flamesync animation (channels per frame, JSON header)")
+register(".meshes.npz", "meshseq", "vertex sequence: vertices (T,V,3), faces, fps")
+register(".obj", "meshseq", "OBJ sequence: a folder with one OBJ per frame (one file if one frame)")
+register(".ply", "meshseq", "PLY sequence: a folder with one binary PLY per frame (one file if one frame)")
+
+
+def format_for(path: str | Path) -> Format:
+    """The registered format for ``path`` (longest suffix match) or a clear error."""
+    name = Path(path).name.lower()
+    best = None
+    for suffix, fmt in FORMATS.items():
+        if name.endswith(suffix) and (best is None or len(suffix) > len(best.suffix)):
+            best = fmt
+    if best is None:
+        known = ", ".join(sorted(FORMATS))
+        raise InputError(f"unknown output format for {Path(path).name!r}; known extensions: {known}")
+    return best
+
+
+def export(
+    animation: Animation,
+    path: str | Path,
+    *,
+    face=None,
+    audio_path: str | None = None,
+    **options,
+) -> Path:
+    """Write ``animation`` to ``path`` in the format its name asks for; return ``path``.
+
+    Parameters
+    ----------
+    animation : Animation
+    path : str or Path
+    face : FaceModel, str or None
+        The face model for formats that carry geometry (``load_face`` spec accepted).
+    audio_path : str or None
+        Audio to carry alongside; defaults to ``animation.audio_path``.
+    """
+    from ..fileio import atomic_path
+
+    fmt = format_for(path)
+    module = importlib.import_module(f".{fmt.module}", __name__)
+    path = Path(path)
+    audio_path = audio_path or animation.audio_path
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # writers create their own file or folder at this name
+        try:
+            module.write(animation, tmp, face=face, audio_path=audio_path, fmt=fmt, **options)
+        except BaseException:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if tmp.is_dir() and path.is_dir():
+            shutil.rmtree(path)  # replace an earlier export of the same sequence
+    return path
