@@ -56,3 +56,11 @@ def parse_assignments(text: str) -> dict[str, float]:
         except ValueError:
             raise InputError(f"value for {name.strip()!r} is not a number: {value!r}") from None
     return out
+
+# Jaw opening is carried by the ARKit ``jawOpen`` weight. Producers (teacher, network) also emit the
+# jaw rotation that weight implies, jaw.rx = JAW_OPEN_RAD * jawOpen (positive rx opens the mouth),
+# for skeletal rigs and FLAME, and mark the animation with meta["jaw_rotation"] = "implied": a
+# consumer applies either the weights or the rotation, never both. The default head measures this
+# angle from its own jawOpen shape (see flamesync.face.makehuman).
+JAW_OPEN_RAD: float = 0.30
+JAW_ROTATION_IMPLIED = "implied"

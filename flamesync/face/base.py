@@ -120,10 +120,14 @@ class FaceModel:
         """Vertices for every frame of ``animation``, shape (T, V, 3) float32.
 
         Channels the model does not have are ignored; channels it has but the animation lacks
-        are zero. Works in batches so long animations stay in bounded memory per step.
+        are zero. A jaw rotation marked ``meta["jaw_rotation"] == "implied"`` is skipped: the
+        expression weights already contain it. Works in batches so long animations stay in bounded memory per step.
         """
+        from ..channels import JAW_ROTATION_IMPLIED
+
         w = animation.weights(self.channels)
-        jaw = animation.jaw
+        # An implied jaw rotation is already contained in jawOpen; applying it too would double it.
+        jaw = None if animation.meta.get("jaw_rotation") == JAW_ROTATION_IMPLIED else animation.jaw
         head = animation.head
         out = np.empty((animation.n_frames, self.n_vertices, 3), np.float32)
         for s in range(0, animation.n_frames, batch_size):
