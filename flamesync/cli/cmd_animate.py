@@ -1,0 +1,70 @@
+"""``flamesync animate``: speech audio to animation files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputError
+
+HELP = "animate a speech recording (optionally with its transcript) and write animation files"
+
+EPILOG = """\
+examples:
+  flamesync animate speech.wav -o speech.glb
+  flamesync animate speech.wav --text "the child almost hurt the small dog" -o take.npz -o take.csv
+  flamesync animate speech.flac -o take.fbx --fps 24 --preview
+
+Output formats follow the extension of each -o (see 'flamesync export --help' for the list).
+Without --text the audio-to-face network animates the audio alone; with --text the transcript is
+aligned to the audio and animated phone by phone.
+"""
+
+
+def register(sub) -> None:
+    import argparse
+
+    p = sub.add_parser(
+        "animate", help=HELP, description=HELP, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("audio", help="speech audio file (WAV, FLAC, OGG, MP3; any sample rate)")
+    p.add_argument("-o", "--output", action="append", required=True, metavar="FILE",
+                   help="output file; repeat for several formats (.npz, .glb, .fbx, .abc, .usd, .csv, ...)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--text", help="the transcript of the audio (improves accuracy)")
+    g.add_argument("--text-file", metavar="FILE", help="read the transcript from a UTF-8 text file")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate of the animation (default 30)")
+    p.add_argument("--face", default="default",
+                   help="face model for geometry outputs: 'default' or 'flame:/path/generic_model.pkl'")
+    p.add_argument("--backend", choices=("auto", "model", "text", "phones"), default="auto",
+                   help="auto: text alignment when a transcript is given, else the network; "
+                        "phones: phone recognition baseline")
+    p.add_argument("--language", default="en", help="language of the speech (default en)")
+    p.add_argument("--preview", nargs="?", const="", metavar="MP4",
+                   help="also render a preview video (default: next to the first output)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..export import export, format_for
+    from ..pipeline import animate
+
+    for out in args.output:
+        format_for(out)  # unknown extensions fail before any work is done
+    text = args.text
+    if args.text_file:
+        path = Path(args.text_file)
+        if not path.is_file():
+            raise InputError(f"transcript file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+    anim = animate(args.audio, text=text, fps=args.fps, backend=args.backend, language=args.language)
+    for out in args.output:
+        export(anim, out, face=args.face)
+        print(f"wrote {out}")
+    if args.preview is not None:
+        from ..render import render_video
+
+        video = args.preview or str(Path(args.output[0]).with_suffix("")) + ".mp4"
+        render_video(anim, video, face=args.face)
+        print(f"wrote {video}")
+    return 0

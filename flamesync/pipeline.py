@@ -1,0 +1,84 @@
+"""The whole pipeline as one library call: audio (+ optional transcript) to an Animation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .animation import Animation
+from .errors import InputError
+
+BACKENDS = ("auto", "model", "text", "phones")
+
+
+def animate(
+    audio: "str | Path | np.ndarray",
+    *,
+    text: str | None = None,
+    sample_rate: int | None = None,
+    fps: float = 30.0,
+    backend: str = "auto",
+    language: str = "en",
+    model=None,
+) -> Animation:
+    """Animate speech.
+
+    Parameters
+    ----------
+    audio : str, Path or np.ndarray
+        An audio file (any rate, mono or stereo, WAV/FLAC/OGG/MP3...) or samples ``(N,)`` at
+        ``sample_rate``.
+    text : str or None
+        The transcript. With a transcript the default backend aligns it to the audio and animates
+        the phones with the coarticulation teacher; without one it runs the audio-to-face network.
+    sample_rate : int or None
+        Rate of an array ``audio``.
+    fps : float
+        Frame rate of the result.
+    backend : {"auto", "model", "text", "phones"}
+        ``"model"``: the network (audio only). ``"text"``: forced alignment of ``text`` plus the
+        teacher. ``"phones"``: phone recognition without a transcript plus the teacher (a baseline).
+        ``"auto"``: ``"text"`` when ``text`` is given, else ``"model"``.
+    language : str
+        Language of the speech (alignment and phone recognition).
+    model : object or None
+        A loaded network (see :mod:`flamesync.net.infer`); the shipped default when None.
+
+    Returns
+    -------
+    Animation
+        ARKit-named expression channels plus the implied jaw rotation, at ``fps``, with
+        ``audio_path`` set when ``audio`` is a file.
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        backend = "text" if text is not None else "model"
+    if backend == "text" and (text is None or not text.strip()):
+        raise InputError("the text backend needs the transcript (text=...)")
+
+    from .audio.io import SAMPLE_RATE, load_audio
+
+    wave = load_audio(audio, source_rate=sample_rate)
+    audio_path = None if isinstance(audio, np.ndarray) else str(Path(audio).resolve())
+
+    if backend == "model":
+        from .net.infer import load_default_model, predict
+
+        net = model if model is not None else load_default_model()
+        anim = predict(net, wave, sample_rate=SAMPLE_RATE)
+    elif backend == "text":
+        from .phonetics.textanimate import animate_with_text
+
+        anim = animate_with_text(wave, text, sample_rate=SAMPLE_RATE, language=language, fps=fps)
+    else:
+        from .phonetics.align import recognize_phones
+        from .phonetics.teacher import phones_to_animation
+
+        phones = recognize_phones(wave, SAMPLE_RATE)
+        anim = phones_to_animation(phones, fps=fps, duration=len(wave) / SAMPLE_RATE)
+    anim = anim.resample(fps) if abs(anim.fps - fps) > 1e-9 else anim
+    meta = dict(anim.meta)
+    meta.setdefault("backend", backend)
+    return anim.replace(audio_path=audio_path, meta=meta)
