@@ -1,0 +1,60 @@
+"""``flamesync eval``: lip-sync metrics on real speech with transcripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HELP = "score the audio-to-face network against a phone-recognition baseline on real speech"
+
+EPILOG = """\
+Real clips come from ../shared/realspeech (MANIFEST.tsv) and Debian's pocketsphinx-testdata
+(LibriVox read speech). Each transcript is force-aligned with pocketsphinx to find the /p b m/
+closures, open vowels and silences the metrics look at; the systems themselves hear audio only.
+
+Metrics per clip: share of /p b m/ with the lips closed, lip gap on open vowels (mm), share of
+long silences at rest, audio-to-motion lag (ms, positive = motion late) and the correlation with a
+phone-derived openness curve at that lag, jitter (mean |second derivative| of the lip gap).
+"""
+
+
+def register(sub) -> None:
+    import argparse
+
+    p = sub.add_parser("eval", help=HELP, description=HELP, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--realspeech", default=None, metavar="DIR",
+                   help="folder with MANIFEST.tsv (default: ../shared/realspeech beside the checkout)")
+    p.add_argument("--no-librivox", action="store_true", help="skip the pocketsphinx-testdata LibriVox clips")
+    p.add_argument("--systems", default="model,phones,text",
+                   help="comma-separated: model (network), phones (recognition baseline), text (teacher on the alignment)")
+    p.add_argument("--checkpoint", default=None, help="network checkpoint (default: the shipped model)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import InputError
+    from ..eval import runner
+    from ..fileio import atomic_write_text
+
+    repo = Path(__file__).resolve().parents[2]
+    real_dir = Path(args.realspeech) if args.realspeech else repo.parent / "shared" / "realspeech"
+    clips = runner.realspeech_clips(real_dir) if (real_dir / "MANIFEST.tsv").is_file() else []
+    if not args.no_librivox:
+        clips += runner.librivox_clips()
+    if not clips:
+        raise InputError(f"no evaluation clips found (looked in {real_dir} and {runner.LIBRIVOX_DIR})")
+    available = runner.default_systems(args.checkpoint)
+    names = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise InputError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(available)}")
+    scores = runner.evaluate_real(clips, {n: available[n] for n in names})
+    summary = runner.summarize(scores)
+    print(runner.format_table(scores, summary))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(
+            {"clips": [s.__dict__ for s in scores], "overall": summary}, indent=1, default=float))
+        print(f"wrote {args.json}")
+    return 0

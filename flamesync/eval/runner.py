@@ -1,0 +1,217 @@
+"""Score lip-sync systems on real speech (with transcripts) and on held-out synthetic speech.
+
+Real speech: each clip's transcript is force-aligned with pocketsphinx (cached); the alignment
+gives the /p b m/, open-vowel and silence intervals and a phone-derived openness curve; each
+system animates the audio alone (the ``text`` system, the teacher on the alignment, is shown as a
+reference, not a competitor); the default head turns every animation into a lip gap per frame.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..animation import Animation
+from ..errors import InputError
+from . import metrics
+
+EVAL_FPS = 100.0  # fine enough to resolve lag to a few ms
+LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data")
+
+
+@dataclass
+class Clip:
+    name: str
+    path: Path
+    transcript: str
+    language: str = "en"
+    group: str = ""
+
+
+@dataclass
+class ClipScore:
+    clip: str
+    system: str
+    closure: float
+    n_bilabial: int
+    open_vowel_mm: float
+    rest: float
+    n_silence: int
+    lag_ms: float
+    corr: float
+    jitter: float
+    extra: dict = field(default_factory=dict)
+
+
+def realspeech_clips(directory: str | Path, *, languages=("en",)) -> list[Clip]:
+    """Clips listed in ``MANIFEST.tsv`` of the shared real-speech folder."""
+    directory = Path(directory)
+    manifest = directory / "MANIFEST.tsv"
+    if not manifest.is_file():
+        raise InputError(f"no MANIFEST.tsv in {directory}")
+    clips = []
+    with open(manifest, encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if languages and row["language"] not in languages:
+                continue
+            clips.append(Clip(row["file"], directory / row["file"], row["transcript"], row["language"], "realspeech"))
+    return clips
+
+
+def librivox_clips(root: Path = LIBRIVOX_DIR) -> list[Clip]:
+    """Debian pocketsphinx-testdata's LibriVox read speech with its transcription (empty if absent)."""
+    clips = []
+    trans = root / "librivox" / "transcription"
+    if trans.is_file():
+        for line in trans.read_text().splitlines():
+            if "(" not in line:
+                continue
+            words, _, fid = line.rpartition("(")
+            text = words.replace("<s>", "").replace("</s>", "").strip()
+            fid = fid.strip(") ")
+            wav = root / "librivox" / f"{fid}.wav"
+            if wav.is_file():
+                clips.append(Clip(fid, wav, text, "en", "librivox"))
+    return clips
+
+
+def _aligned_phones(clip: Clip, wave: np.ndarray, sample_rate: int):
+    """pocketsphinx alignment of a clip's transcript, cached by audio and text hash."""
+    from ..cache import cache_dir
+    from ..phonetics.align import align
+    from ..phonetics.types import PhoneSegment
+
+    key = hashlib.sha1(wave.tobytes() + clip.transcript.encode()).hexdigest()[:16]
+    path = cache_dir("eval", "align") / f"{key}.json"
+    if path.is_file():
+        rows = json.loads(path.read_text())
+        return [PhoneSegment(*r) for r in rows]
+    result = align(wave, sample_rate, clip.transcript, language=clip.language)
+    phones = list(result.phones)
+    path.write_text(json.dumps([[p.start, p.end, p.phone, p.label] for p in phones]))
+    return phones
+
+
+def score_animation(anim: Animation, phones, duration: float, face, *, system: str, clip: str) -> ClipScore:
+    """All real-speech metrics of one animation against one alignment."""
+    anim = anim.resample(EVAL_FPS) if anim.fps != EVAL_FPS else anim
+    n = int(round(duration * EVAL_FPS))
+    verts = face.animate(anim)
+    opening = np.asarray(face.mouth_opening(verts), np.float64)
+    if len(opening) < n:
+        opening = np.pad(opening, (0, n - len(opening)), mode="edge")
+    opening = opening[:n]
+    weights = anim.weights(face.channels)[:n]
+    if len(weights) < n:
+        weights = np.pad(weights, ((0, n - len(weights)), (0, 0)), mode="edge")
+    closure, n_b = metrics.closure_rate(opening, EVAL_FPS, phones)
+    rest, n_s = metrics.silence_at_rest(opening, weights, EVAL_FPS, phones)
+    ref = metrics.openness_curve(phones, EVAL_FPS, n)
+    lag, corr = metrics.av_lag(opening, ref, EVAL_FPS)
+    return ClipScore(
+        clip=clip, system=system, closure=closure, n_bilabial=n_b,
+        open_vowel_mm=1000 * metrics.open_vowel_opening(opening, EVAL_FPS, phones),
+        rest=rest, n_silence=n_s, lag_ms=1000 * lag, corr=corr,
+        jitter=metrics.jitter(opening, EVAL_FPS),
+    )
+
+
+def default_systems(checkpoint: str | None = None) -> dict[str, Callable]:
+    """The systems compared by ``flamesync eval``: the network and the phone-recognition baseline."""
+    from ..audio.io import SAMPLE_RATE
+
+    systems: dict[str, Callable] = {}
+
+    def model_system(wave, phones):
+        from ..net.infer import load_default_model, load_model, predict
+
+        net = load_model(checkpoint) if checkpoint else load_default_model()
+        return predict(net, wave, sample_rate=SAMPLE_RATE)
+
+    def baseline_system(wave, phones):
+        from ..phonetics.align import recognize_phones
+        from ..phonetics.teacher import phones_to_animation
+
+        rec = recognize_phones(wave, SAMPLE_RATE)
+        return phones_to_animation(rec, fps=EVAL_FPS, duration=len(wave) / SAMPLE_RATE)
+
+    def text_system(wave, phones):
+        from ..phonetics.teacher import phones_to_animation
+
+        return phones_to_animation(phones, fps=EVAL_FPS, duration=len(wave) / SAMPLE_RATE)
+
+    systems["model"] = model_system
+    systems["phones"] = baseline_system
+    systems["text"] = text_system
+    return systems
+
+
+def evaluate_real(clips: list[Clip], systems: dict[str, Callable], *, face=None) -> list[ClipScore]:
+    """Score every system on every clip."""
+    from ..audio.io import SAMPLE_RATE, load_audio
+    from ..face import load_face
+    from ..progress import track
+
+    face = load_face(face)
+    scores = []
+    for clip in track(clips, desc="eval clips"):
+        wave = load_audio(clip.path)
+        phones = _aligned_phones(clip, wave, SAMPLE_RATE)
+        for name, system in systems.items():
+            anim = system(wave, phones)
+            scores.append(score_animation(anim, phones, len(wave) / SAMPLE_RATE, face, system=name, clip=clip.name))
+    return scores
+
+
+def summarize(scores: list[ClipScore]) -> dict[str, dict[str, float]]:
+    """Pooled figures per system: closure over all /p b m/, rest over all long silences, lag median."""
+    out = {}
+    for system in dict.fromkeys(s.system for s in scores):
+        rows = [s for s in scores if s.system == system]
+
+        def pooled(rate_attr, count_attr):
+            num = sum(getattr(r, rate_attr) * getattr(r, count_attr) for r in rows if getattr(r, count_attr))
+            den = sum(getattr(r, count_attr) for r in rows)
+            return num / den if den else float("nan")
+
+        out[system] = {
+            "closure": pooled("closure", "n_bilabial"),
+            "n_bilabial": sum(r.n_bilabial for r in rows),
+            "open_vowel_mm": float(np.nanmean([r.open_vowel_mm for r in rows])),
+            "rest": pooled("rest", "n_silence"),
+            "n_silence": sum(r.n_silence for r in rows),
+            "lag_ms": float(np.nanmedian([r.lag_ms for r in rows])),
+            "abs_lag_ms": float(np.nanmedian([abs(r.lag_ms) for r in rows])),
+            "corr": float(np.nanmean([r.corr for r in rows])),
+            "jitter": float(np.nanmean([r.jitter for r in rows])),
+        }
+    return out
+
+
+def format_table(scores: list[ClipScore], summary: dict[str, dict[str, float]]) -> str:
+    def f(x, fmt):
+        return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+    head = f"{'clip':42s} {'system':7s} {'pbm closed':>11s} {'open vowel':>10s} {'rest':>9s} {'lag':>7s} {'corr':>5s} {'jitter':>7s}"
+    lines = [head, f"{'':42s} {'':7s} {'':>11s} {'mm':>10s} {'':>9s} {'ms':>7s} {'':>5s} {'m/s2':>7s}", "-" * len(head)]
+    for s in scores:
+        lines.append(
+            f"{s.clip[:42]:42s} {s.system:7s} {f(s.closure, '.0%'):>6s} ({s.n_bilabial:2d}) "
+            f"{f(s.open_vowel_mm, '10.1f')} {f(s.rest, '.0%'):>5s} ({s.n_silence}) {f(s.lag_ms, '7.0f')} "
+            f"{f(s.corr, '5.2f')} {f(s.jitter, '7.2f')}"
+        )
+    lines.append("-" * len(head))
+    for system, m in summary.items():
+        lines.append(
+            f"{'OVERALL':42s} {system:7s} {f(m['closure'], '.0%'):>6s} ({m['n_bilabial']:2d}) "
+            f"{f(m['open_vowel_mm'], '10.1f')} {f(m['rest'], '.0%'):>5s} ({m['n_silence']}) "
+            f"{f(m['lag_ms'], '7.0f')} {f(m['corr'], '5.2f')} {f(m['jitter'], '7.2f')}"
+        )
+    return "\n".join(lines)
