@@ -24,7 +24,9 @@ done
 # OpenGL for previews; pocketsphinx-testdata: real read speech for evaluation.
 SYSTEM_PACKAGES=(python3-venv espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox-us-slt-hts
                  libosmesa6 libegl1 libgl1 libsndfile1 pocketsphinx-testdata)
-if [ "$DEV" = 1 ]; then
+# Node.js runs the Khronos glTF validator in the tests; a machine that has node and npm from
+# elsewhere (e.g. NodeSource, whose nodejs bundles npm) needs no Debian npm.
+if [ "$DEV" = 1 ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
   SYSTEM_PACKAGES+=(nodejs npm)
 fi
 
