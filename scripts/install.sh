@@ -56,7 +56,8 @@ extras=all
 [ "$DEV" = 1 ] && extras=dev
 echo "[install] pip install -e .[$extras]"
 # torch==2.13.0 (pinned in pyproject) resolves to the local CPU wheel on these machines.
-.venv/bin/python -m pip install -q -e ".[$extras]"
+# The local package mirrors answer "Location ... is ignored" for every package they lack: noise.
+.venv/bin/python -m pip install -q -e ".[$extras]" 2> >(grep -v "is ignored: it is neither" >&2)
 
 if [ "$DEV" = 1 ]; then
   if [ -f tools/package.json ]; then
@@ -68,7 +69,7 @@ if [ "$DEV" = 1 ]; then
       echo "[install] creating .venv-blender (Blender as a Python module)"
       "$PY" -m venv .venv-blender
     fi
-    .venv-blender/bin/python -m pip install -q -r tools/requirements-blender.txt
+    .venv-blender/bin/python -m pip install -q -r tools/requirements-blender.txt 2> >(grep -v "is ignored: it is neither" >&2)
   fi
 fi
 echo "[install] done"
