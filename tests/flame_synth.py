@@ -156,16 +156,20 @@ class _Pickler(pickle._Pickler):  # the pure-Python pickler lets us name the sta
         super().save_global(obj, name)
 
 
-def _with_ch(model: dict) -> dict:
+def _with_ch(model):
+    """FLAME keeps ``v_template`` and ``shapedirs`` as chumpy arrays; other data passes as is."""
+    if not isinstance(model, dict):
+        return model
     out = dict(model)
     for key in ("v_template", "shapedirs"):
-        out[key] = _Ch(model[key])
+        if isinstance(out.get(key), np.ndarray):
+            out[key] = _Ch(model[key])
     return out
 
 
-def dumps_py3(model: dict) -> bytes:
+def dumps_py3(model: dict, *, protocol: int = 2) -> bytes:
     buf = io.BytesIO()
-    _Pickler(buf, protocol=2).dump(_with_ch(model))
+    _Pickler(buf, protocol=protocol).dump(_with_ch(model))
     return buf.getvalue()
 
 
@@ -267,7 +271,7 @@ def dumps_py2(model: dict) -> bytes:
     return bytes(writer.out)
 
 
-def write_flame_pkl(path, model: dict, *, style: str = "py3"):
+def write_flame_pkl(path, model, *, style: str = "py3"):
     """Pickle ``model`` (from :func:`make_synthetic_flame`) to ``path`` like FLAME's own files."""
     data = dumps_py3(model) if style == "py3" else dumps_py2(model)
     with open(path, "wb") as fh:

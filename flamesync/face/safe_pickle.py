@@ -16,7 +16,7 @@ files without ever calling anything the file chooses:
 Supported: numpy arrays of numeric dtypes (both ``numpy.core`` and ``numpy._core`` spellings,
 protocol 2 ``_reconstruct`` and protocol 5 ``_frombuffer`` reductions), plain ``chumpy.ch.Ch``
 arrays, ``scipy.sparse`` CSC/CSR matrices, ``set``/``frozenset``, Python 3's ``_codecs.encode``
-bytes trick and ``copy_reg._reconstructor`` (old protocols).
+and ``bytes()`` spellings of byte strings and ``copy_reg._reconstructor`` (old protocols).
 """
 
 from __future__ import annotations
@@ -146,6 +146,13 @@ def _codecs_encode(text, encoding="utf-8", errors="strict"):
     return text.encode("latin-1")
 
 
+def _empty_bytes(*args):
+    # Python 3 pickles b"" as bytes() under protocols 0-2; nothing else may reach bytes().
+    if args:
+        raise _Refused("builtins.bytes with arguments")
+    return b""
+
+
 def _copyreg_reconstructor(cls, base, state):
     if not (isinstance(cls, type) and issubclass(cls, _Proxy)) or base is not _OBJECT or state is not None:
         raise _Refused("copy_reg._reconstructor with a class outside the allowed set")
@@ -178,6 +185,7 @@ for _m in ("builtins", "__builtin__"):
     _ALLOWED[(_m, "set")] = set
     _ALLOWED[(_m, "frozenset")] = frozenset
     _ALLOWED[(_m, "object")] = _OBJECT
+    _ALLOWED[(_m, "bytes")] = _empty_bytes
 _ALLOWED[("_codecs", "encode")] = _codecs_encode
 for _m in ("copyreg", "copy_reg"):
     _ALLOWED[(_m, "_reconstructor")] = _copyreg_reconstructor
@@ -306,7 +314,7 @@ class _Resolver:
             raise _Refused(f"array data has {len(raw)} bytes, shape {shape} needs {count * dtype.itemsize}")
         flat = np.frombuffer(raw, dtype=dtype, count=count)
         arr = flat.reshape(shape, order="F" if fortran else "C")
-        return np.ascontiguousarray(arr.astype(dtype.newbyteorder("="), copy=True))
+        return arr.astype(dtype.newbyteorder("="), order="C", copy=True)
 
     def _ch(self, proxy: _ChProxy) -> np.ndarray:
         state = proxy.state
