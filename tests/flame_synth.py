@@ -55,18 +55,20 @@ def _sphere(center, radii, n_rings, n_segments, *, max_polar=np.pi, closed=True)
     return verts, np.array(faces, np.int64), len(polar)
 
 
-def make_synthetic_flame(*, n_shape: int = 30, n_expr: int = 10, seed: int = 0) -> dict:
+def make_synthetic_flame(
+    *, n_shape: int = 30, n_expr: int = 10, seed: int = 0, rings: int = 14, segments: int = 24
+) -> dict:
     """Arrays of a small FLAME-like model under FLAME's keys and dtypes.
 
     Returns a dict with ``v_template`` (V, 3) f8, ``shapedirs`` (V, 3, n_shape + n_expr) f8,
     ``posedirs`` (V, 3, 36) f8, ``J_regressor`` scipy CSC (5, V) f8, ``weights`` (V, 5) f8,
     ``kintree_table`` (2, 5) i8, ``f`` (F, 3) u4, ``J`` (5, 3) f8 and the ``bs_style`` /
-    ``bs_type`` strings; V is about 420. ``"_jaw_weight"`` etc. are not added: tests read
-    ``weights`` like any loader would.
+    ``bs_type`` strings. The head has ``rings * segments + 1`` vertices plus 84 for the eyes:
+    about 420 by default; ``rings=70, segments=70`` comes close to FLAME's 5023.
     """
     rng = np.random.default_rng(seed)
     # Head: an ellipsoid cap open at the neck, metres, y up, face towards +z (FLAME's frame).
-    head, head_f, n_rings = _sphere(np.array([0.0, 0.02, 0.0]), np.array([0.075, 0.1, 0.09]), 14, 24,
+    head, head_f, n_rings = _sphere(np.array([0.0, 0.02, 0.0]), np.array([0.075, 0.1, 0.09]), rings, segments,
                                     max_polar=0.85 * np.pi, closed=False)
     eye_l, eye_l_f, _ = _sphere(np.array([0.032, 0.035, 0.07]), 0.012, 5, 8)
     eye_r, eye_r_f, _ = _sphere(np.array([-0.032, 0.035, 0.07]), 0.012, 5, 8)
@@ -88,9 +90,9 @@ def make_synthetic_flame(*, n_shape: int = 30, n_expr: int = 10, seed: int = 0) 
 
     # Joint regressor: ring centres for the chain, eyeball centres for the eyes; rows sum to 1.
     def ring(r):
-        return 1 + r * 24 + np.arange(24)
+        return 1 + r * segments + np.arange(segments)
 
-    rows = [ring(n_rings - 1), ring(n_rings - 3), ring(n_rings - 6),
+    rows = [ring(n_rings - 1), ring(n_rings - 1 - rings // 7), ring(n_rings - 1 - 5 * rings // 14),
             np.flatnonzero(is_eye_l), np.flatnonzero(is_eye_r)]
     reg = np.zeros((5, n_v))
     for j, r in enumerate(rows):

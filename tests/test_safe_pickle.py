@@ -48,11 +48,13 @@ def test_numpy_arrays_across_protocols(protocol):
         "bool": np.array([True, False]),
         "empty": np.zeros((0, 3)),
         "scalar": np.array(2.5),
+        "numpy_scalar": np.float32(1.25),
+        "numpy_int": np.int64(-7),
     }
     out = loads_pickle(pickle.dumps(arrays, protocol=protocol))
     for key, a in arrays.items():
         np.testing.assert_array_equal(out[key], a)
-        assert out[key].shape == a.shape
+        assert out[key].shape == a.shape and type(out[key]) is type(a), key
         assert out[key].dtype == a.dtype.newbyteorder("="), key
 
 

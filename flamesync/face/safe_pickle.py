@@ -13,7 +13,7 @@ files without ever calling anything the file chooses:
 - Afterwards the recorded state is validated and turned into plain numpy arrays
   (:class:`CompressedSparse` for sparse matrices), by code that treats it as data.
 
-Supported: numpy arrays of numeric dtypes (both ``numpy.core`` and ``numpy._core`` spellings,
+Supported: numpy arrays and scalars of numeric dtypes (both ``numpy.core`` and ``numpy._core`` spellings,
 protocol 2 ``_reconstruct`` and protocol 5 ``_frombuffer`` reductions), plain ``chumpy.ch.Ch``
 arrays, ``scipy.sparse`` CSC/CSR matrices, ``set``/``frozenset``, Python 3's ``_codecs.encode``
 and ``bytes()`` spellings of byte strings and ``copy_reg._reconstructor`` (old protocols).
@@ -22,6 +22,7 @@ and ``bytes()`` spellings of byte strings and ``copy_reg._reconstructor`` (old p
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 from dataclasses import dataclass
@@ -93,11 +94,12 @@ class _NDArrayTag(_Proxy):
 class _ArrayProxy(_Proxy):
     """A numpy array in waiting: ``(version, shape, dtype, fortran, raw)`` once built."""
 
-    __slots__ = ("direct",)
+    __slots__ = ("direct", "scalar")
 
     def __init__(self) -> None:
         super().__init__()
-        self.direct = None  # (raw, dtype, shape, order) for the protocol-5 path
+        self.direct = None  # (raw, dtype, shape, order) for the protocol-5 and scalar paths
+        self.scalar = False
 
 
 class _DTypeProxy(_Proxy):
@@ -139,6 +141,13 @@ def _np_frombuffer(buf, dtype, shape, order):
     return proxy
 
 
+def _np_scalar(dtype, raw=None):
+    proxy = _ArrayProxy()
+    proxy.direct = (raw, dtype, (), "C")
+    proxy.scalar = True
+    return proxy
+
+
 def _codecs_encode(text, encoding="utf-8", errors="strict"):
     # Python 3 writes bytes as _codecs.encode(str, 'latin1') under protocols 0-2.
     if not isinstance(text, str) or str(encoding).lower().replace("-", "") != "latin1":
@@ -169,6 +178,7 @@ _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 _ALLOWED: dict[tuple[str, str], Any] = {}
 for _m in _NUMPY_MODULES:
     _ALLOWED[(_m, "_reconstruct")] = _np_reconstruct
+    _ALLOWED[(_m, "scalar")] = _np_scalar
 for _m in ("numpy.core.numeric", "numpy._core.numeric"):
     _ALLOWED[(_m, "_frombuffer")] = _np_frombuffer
 _ALLOWED[("numpy", "ndarray")] = _NDArrayTag
@@ -309,12 +319,13 @@ class _Resolver:
             raw = bytes(raw.raw())
         if not isinstance(raw, (bytes, bytearray)):
             raise _Refused("array data is not raw bytes")
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         if len(raw) != count * dtype.itemsize:
             raise _Refused(f"array data has {len(raw)} bytes, shape {shape} needs {count * dtype.itemsize}")
         flat = np.frombuffer(raw, dtype=dtype, count=count)
         arr = flat.reshape(shape, order="F" if fortran else "C")
-        return arr.astype(dtype.newbyteorder("="), order="C", copy=True)
+        arr = arr.astype(dtype.newbyteorder("="), order="C", copy=True)
+        return arr[()] if proxy.scalar else arr
 
     def _ch(self, proxy: _ChProxy) -> np.ndarray:
         state = proxy.state
