@@ -315,3 +315,14 @@ def test_rigid_chain_against_hand_computed_pose():
     torch.testing.assert_close(rel[0, 2] @ point, torch.tensor([1.0, 1, 0, 1], dtype=torch.float64))
     feats = lbs.pose_features(rot)
     assert feats.shape == (1, 18) and torch.all(feats[:, 9:] == 0)
+
+
+def test_cli_convert_keeps_masks(pkl_path, tmp_path, capsys):
+    masks = tmp_path / "masks.pkl"
+    masks.write_bytes(flame_synth.dumps_py2({"lips": np.array([1, 2, 3], np.uint32)}))
+    out = tmp_path / "flame.npz"
+    assert main(["flame", "convert", str(pkl_path), "-o", str(out), "--masks", str(masks)]) == 0
+    np.testing.assert_array_equal(load_flame(out).lip_vertices, [1, 2, 3])
+    assert main(["flame", "info", str(out)]) == 0
+    assert "vertex masks: lips" in capsys.readouterr().out
+    assert "FlameModel(" in repr(load_flame(out))

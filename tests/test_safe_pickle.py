@@ -161,3 +161,13 @@ def test_corrupt_bytes_give_one_line_error(data):
 def test_missing_file(tmp_path):
     with pytest.raises(ModelFileError, match="not found"):
         load_pickle(tmp_path / "nope.pkl")
+
+
+def test_self_reference_and_deep_nesting_fail_cleanly():
+    loop = []
+    loop.append(loop)
+    with pytest.raises(ModelFileError, match="self-referencing"):
+        loads_pickle(pickle.dumps(loop, protocol=2))
+    deep = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."  # lists nested 100000 deep
+    with pytest.raises(ModelFileError, match="nested too deeply"):
+        loads_pickle(deep)

@@ -9,8 +9,8 @@ HELP = """\
 FLAME cannot be bundled: register at https://flame.is.tue.mpg.de, download FLAME 2020 or 2023,
 and point flamesync at generic_model.pkl / flame2023.pkl. The .pkl is read with a restricted
 unpickler that refuses anything but arrays (no code in the file can run). 'convert' writes an
-.npz that loads faster and without pickle; use it anywhere a FLAME model is asked for
-(e.g. --face flame:flame.npz).
+.npz that loads faster and without pickle; use it anywhere a face model is asked for, as
+'flame:flame.npz'. A FLAME_masks.pkl next to the model adds its vertex regions (lips, ...).
 
 examples:
   flamesync flame info ~/flame/generic_model.pkl

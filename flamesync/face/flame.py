@@ -99,6 +99,10 @@ class FlameModel(FaceModel):
             "weights": _tensor(self.lbs_weights),
         }
 
+    def __repr__(self) -> str:
+        return (f"FlameModel({self.n_vertices} vertices, {self.n_shape} identity + {self.n_expr} "
+                f"expression components, source={self.source!r})")
+
     @property
     def n_joints(self) -> int:
         return int(self.kintree_table.shape[1])

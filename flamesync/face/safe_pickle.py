@@ -208,7 +208,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
             hint = ""
             if module.split(".")[0] == "chumpy":
                 hint = " (only plain chumpy.ch.Ch arrays are supported, not chumpy expressions)"
-            raise _Refused(f"refused to load global '{module}.{name}'{hint}")
+            raise _Refused(
+                f"refused to load global '{module}.{name}'{hint}: model pickles may only hold arrays, "
+                "nothing they name is imported or run"
+            )
         if isinstance(target, type) and issubclass(target, _Proxy):
             # NEWOBJ calls cls.__new__(cls, *args); hand it a subclass whose __new__ ignores args.
             return _NEWOBJ_SAFE[target]
@@ -399,9 +402,9 @@ def loads_pickle(data: bytes, *, source: str = "pickle") -> Any:
         raw = unpickler.load()
         return _Resolver()(raw)
     except _Refused as exc:
-        raise ModelFileError(f"{source}: {exc}; not loading it") from None
+        raise ModelFileError(f"{source}: {exc}") from None
     except RecursionError:
-        raise ModelFileError(f"{source}: structure nested too deeply; not loading it") from None
+        raise ModelFileError(f"{source}: structure nested too deeply to be a model file") from None
     except ModelFileError:
         raise
     except Exception as exc:  # any other failure means the bytes are not a well-formed pickle
