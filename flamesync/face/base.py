@@ -101,7 +101,7 @@ class FaceModel:
             if t is not None and not torch.isfinite(t).all():
                 raise InputError("rotation contains NaN or infinity")
         with torch.no_grad():
-            out = self.forward(torch.from_numpy(w), jaw=tj, head=th).numpy()
+            out = self.forward(torch.from_numpy(w), jaw=tj, head=th).detach().cpu().numpy()
         return out[0] if single else out
 
     def weights_from_dict(self, values: dict[str, float]) -> np.ndarray:
