@@ -62,5 +62,5 @@ def parse_assignments(text: str) -> dict[str, float]:
 # for skeletal rigs and FLAME, and mark the animation with meta["jaw_rotation"] = "implied": a
 # consumer applies either the weights or the rotation, never both. The default head measures this
 # angle from its own jawOpen shape (see flamesync.face.makehuman).
-JAW_OPEN_RAD: float = 0.30
+JAW_OPEN_RAD: float = 0.34
 JAW_ROTATION_IMPLIED = "implied"

