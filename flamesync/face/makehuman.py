@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 #: Bump when the build changes its output; it is part of the cache key.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 # MakeHuman stores decimetres.
 _DM_TO_M = 0.1
@@ -91,8 +91,8 @@ _MOUTH_STRIP_HALF_WIDTH = 0.006
 _CONTACT_RINGS = 2
 # Lower-lip vertices closer than this in x (decimetres: 1 mm) form one column.
 _COLUMN_MERGE_DM = 0.01
-# Joint weights fade to zero over this many edge rings above the neck boundary, so that jaw and
-# head rotations leave the boundary where a body would attach.
+# Joint weights and blendshapes fade to zero over this many edge rings above the neck boundary,
+# so that nothing moves the boundary where a body would attach.
 _NECK_FADE_RINGS = 3
 # How many rings away from the contact line count as lip (for lip vertex error).
 _LIP_RINGS = 6
@@ -566,6 +566,9 @@ def build_default_head(
     fade = np.array([fade_d[v] for v in fade_old], np.float64) / _NECK_FADE_RINGS
     jaw_weights[remap[fade_old]] *= fade
     head_weights[remap[fade_old]] *= fade
+    # A few targets (jawOpen) nudge the throat by a tenth of a millimetre; fade them out too so the
+    # boundary stays exactly where a body would attach.
+    deltas[:, remap[fade_old]] *= fade[None, :, None].astype(np.float32)
     jaw_weights[parts["lower_teeth"]] = 1.0
     jaw_weights[parts["upper_teeth"]] = 0.0
     for p in ("upper_teeth", "lower_teeth", "tongue", "eye_left", "eye_right"):
