@@ -26,6 +26,10 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None):
     suffix = path.suffix if suffix is None else suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part" + suffix, dir=parent)
     os.close(fd)
+    # mkstemp makes the file private; outputs and caches get the permissions any new file gets.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     tmp = Path(tmp)
     try:
         yield tmp

@@ -83,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"flamesync: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into e.g. `head` that closed early: not an error worth reporting.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("flamesync: interrupted", file=sys.stderr)
         return 130

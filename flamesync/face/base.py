@@ -177,6 +177,10 @@ class BlendshapeFace(FaceModel):
             "jaw_pivot": torch.from_numpy(np.asarray(self.jaw_pivot, np.float32)),
             "jaw_weights": torch.from_numpy(np.asarray(self.jaw_weights, np.float32)),
         }
+        # Only jaw-weighted vertices move with the jaw: rotating just those is several times faster.
+        jaw_idx = np.flatnonzero(np.asarray(self.jaw_weights) > 0)
+        self._t["jaw_idx"] = torch.from_numpy(jaw_idx)
+        self._t["jaw_w_sub"] = self._t["jaw_weights"][self._t["jaw_idx"]]
         if self.head_pivot is not None:
             self._t["head_pivot"] = torch.from_numpy(np.asarray(self.head_pivot, np.float32))
             self._t["head_weights"] = torch.from_numpy(np.asarray(self.head_weights, np.float32))
@@ -185,7 +189,9 @@ class BlendshapeFace(FaceModel):
         t = self._t
         v = lbs.blend_shapes(weights.to(t["deltas"].dtype), t["template"], t["deltas"])
         if jaw is not None:
-            v = lbs.rotate_about_pivot(v, jaw, t["jaw_pivot"], t["jaw_weights"])
+            idx = t["jaw_idx"]
+            moved = lbs.rotate_about_pivot(v[:, idx], jaw.to(v.dtype), t["jaw_pivot"], t["jaw_w_sub"])
+            v = v.index_copy(1, idx, moved)
         if head is not None:
             if "head_pivot" not in t:
                 raise InputError(f"{self.name} has no head joint; drop the head rotation channels")
