@@ -68,7 +68,7 @@ def synthetic_face(*, radius: float = 0.1, empty: bool = False) -> BlendshapeFac
 
 
 def synthetic_animation(n_frames: int = 24, *, fps: float = 30.0, jaw: str = "explicit",
-                        audio_path: str | None = None) -> Animation:
+                        audio_path: str | None = None, head: bool = False) -> Animation:
     """Smooth, distinct curves on the shaped channels, plus a jaw rotation."""
     t = np.arange(n_frames) / fps
     data = {}
@@ -80,7 +80,10 @@ def synthetic_animation(n_frames: int = 24, *, fps: float = 30.0, jaw: str = "ex
     meta = {"source": "test"}
     if jaw == "implied":
         meta["jaw_rotation"] = JAW_ROTATION_IMPLIED
-    return Animation.from_channels(fps=fps, data=data, jaw=rot, audio_path=audio_path, meta=meta)
+    head_rot = None
+    if head:
+        head_rot = np.stack([0.1 * np.sin(2 * np.pi * t), 0.2 * np.sin(2 * np.pi * 0.5 * t), 0.05 * t], 1)
+    return Animation.from_channels(fps=fps, data=data, jaw=rot, head=head_rot, audio_path=audio_path, meta=meta)
 
 
 def write_tone(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:

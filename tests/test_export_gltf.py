@@ -50,10 +50,26 @@ def test_validator_clean_synthetic(tmp_path, face, suffix, jaw):
 @needs_validator
 def test_validator_clean_default_head(tmp_path):
     head = _default_head()
-    anim = synthetic_animation(12)
+    anim = synthetic_animation(12, head=True)
     path = export(anim, tmp_path / "head.glb", face=head)
-    issues = validate_gltf(path)["issues"]
+    report = validate_gltf(path)
+    issues = report["issues"]
     assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"][:5]
+    assert report["info"]["totalVertexCount"] == head.n_vertices
+
+
+def test_default_head_geometry_with_jaw_and_head(tmp_path):
+    """The default head's jaw and head joints (four-joint skin) reproduce flamesync's vertices."""
+    import pygltflib
+
+    head = _default_head()
+    anim = synthetic_animation(6, head=True)
+    path = export(anim, tmp_path / "head.glb", face=head)
+    gltf = pygltflib.GLTF2.load(str(path))
+    blob = _blob_of(gltf, path)
+    expected = head.animate(anim)
+    for i in (0, 5):
+        np.testing.assert_allclose(_mesh_at_frame(gltf, blob, i), expected[i], atol=1e-5)
 
 
 def test_round_trip_weights(tmp_path, face):
