@@ -62,6 +62,22 @@ def test_alembic_vertex_cache(exported):
 
 
 @needs_blender
+def test_default_head_jaw_and_head_bones(tmp_path):
+    """The default head with explicit jaw and head rotations: bones reproduce flamesync's vertices."""
+    try:
+        from flamesync.face import default_head
+
+        head = default_head()
+    except Exception as exc:
+        pytest.skip(f"default head not available: {exc}")
+    anim = synthetic_animation(8, jaw="explicit", head=True)
+    path = export(anim, tmp_path / "head.fbx", face=head)
+    got = sample_in_blender(path, tmp_path / "s.npz", fps=anim.fps, n=anim.n_frames)
+    np.testing.assert_allclose(got["values"], anim.weights(ARKIT_52), atol=1e-5)
+    np.testing.assert_allclose(got["vertices"], to_blender(head.animate(anim)), atol=1e-5)
+
+
+@needs_blender
 def test_audio_beside_each_file(exported):
     d, _, _, files = exported
     wav = (d / "speech.wav").read_bytes()

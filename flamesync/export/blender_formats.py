@@ -5,9 +5,11 @@ Blender's own exporters write the file, so the result opens in Blender, Maya, Un
 USD tools the way files from Blender do:
 
 - FBX and USD: the mesh with one shape key per face channel (all names, empty ones included),
-  keyed once per frame; an explicit jaw rotation becomes a jaw bone; scene frame rate = the
-  animation's. Frame ``i`` is scene frame ``1 + i``.
+  keyed once per frame; an explicit jaw rotation (and a head rotation, on faces with a head joint)
+  becomes bones of an armature; scene frame rate = the animation's. Frame ``i`` is scene frame
+  ``1 + i``.
 - Alembic: the evaluated mesh on every frame (a vertex cache), i.e. flamesync's vertices.
+- ``.blend``: the Blender scene itself, with the audio as a sound strip.
 
 The audio is copied beside the output as ``<stem>.wav`` (these formats have no audio track); the
 Blender scene also holds it as a sound strip.
@@ -48,6 +50,10 @@ def scene_arrays(animation: Animation, face, *, audio: Path | None, name: str) -
         data["jaw_rotation"] = to_blender(take.jaw)
         data["jaw_pivot"] = to_blender(rig.jaw_pivot)
         data["jaw_weights"] = rig.jaw_weights.astype(np.float32)
+    if take.head is not None:
+        data["head_rotation"] = to_blender(take.head)
+        data["head_pivot"] = to_blender(rig.head_pivot)
+        data["head_weights"] = rig.head_weights.astype(np.float32)
     header = {
         "name": name,
         "names": list(rig.names),

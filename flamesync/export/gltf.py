@@ -34,20 +34,21 @@ def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, d
     rig = rig_from_face(face)
     take = take_for(animation, rig)
     dest = Path(dest or path)
-    audio = carry_audio(audio_path, dest)
     extras = {
         "flamesync": {
             "fps": take.fps,
             "n_frames": take.n_frames,
-            "audio": None if audio is None else audio.name,
+            "audio": None,
             "audio_offset": take.audio_offset,
             "jaw": "animated" if take.jaw is not None else "in_weights",
             "source": animation.meta.get("source"),
         }
     }
     gltf = build_gltf(rig, take, extras=extras)
-    binary = Path(str(dest)).suffix.lower() == ".glb"
-    save(gltf, path, binary=binary)
+    # The audio is copied only once the asset is built, so a failed export leaves nothing behind.
+    audio = carry_audio(audio_path, dest)
+    extras["flamesync"]["audio"] = None if audio is None else audio.name
+    save(gltf, path, binary=dest.suffix.lower() == ".glb")
 
 
 def save(gltf, path, *, binary: bool) -> None:

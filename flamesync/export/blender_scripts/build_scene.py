@@ -2,12 +2,14 @@
 
 Reads the intermediate written by :mod:`flamesync.export.blender_bridge` (geometry already in
 Blender's z-up frame), builds the mesh with one shape key per channel keyed once per frame in a new
-action, an armature with a jaw bone when the animation carries an explicit jaw rotation, the audio
+action, an armature with jaw (and head) bones when the animation carries an explicit jaw rotation
+(or a head rotation), the audio
 as a sound strip, sets the scene frame rate and exports by the output's extension:
 
 - ``.fbx``: shape keys + keyframes (+ jaw bone), y-up, baked once per frame.
 - ``.usd/.usda/.usdc``: shape keys + keyframes (USD blend shapes) (+ skeleton).
 - ``.abc``: the evaluated mesh per frame (a vertex cache).
+- ``.blend``: the scene itself, sound strip included.
 
 Frame ``i`` of the animation sits on scene frame ``FRAME_START + i``. Only numpy and bpy are
 used, so this works in any Blender >= 4.2 and in the ``bpy`` module.
@@ -96,65 +98,80 @@ def build(data, header):
     for k, name in enumerate(names):
         key_curve(fcurves, f'key_blocks["{name}"].value', frames, weights[:, k])
 
-    if "jaw_rotation" in data and len(data["jaw_rotation"]):
-        add_jaw(scene, obj, data, frames)
+    if "jaw_rotation" in data or "head_rotation" in data:
+        add_rig(scene, obj, data, frames)
     if header.get("audio"):
         add_sound(scene, header["audio"], float(header.get("audio_offset", 0.0)))
     scene.frame_set(FRAME_START)
     return obj
 
 
-def add_jaw(scene, obj, data, frames):
-    """Armature with a static root and a jaw bone at the pivot; vertex groups from the jaw weights."""
+def add_rig(scene, obj, data, frames):
+    """Armature reproducing flamesync's jaw-then-head skinning; vertex groups from the face's weights.
+
+    With both joints, a vertex moves by the product of the two blends, which four bones reproduce
+    exactly: ``root`` (static), ``jaw``, ``head`` and ``head_jaw`` (child of ``head``).
+    """
     from mathutils import Matrix, Vector
 
-    pivot = Vector(data["jaw_pivot"].tolist())
-    w = np.clip(np.asarray(data["jaw_weights"], np.float64), 0, 1)
+    V = len(obj.data.vertices)
+    has_jaw = "jaw_rotation" in data
+    has_head = "head_rotation" in data
+    j = np.clip(np.asarray(data["jaw_weights"], np.float64), 0, 1) if has_jaw else np.zeros(V)
+    h = np.clip(np.asarray(data["head_weights"], np.float64), 0, 1) if has_head else np.zeros(V)
+    jp = Vector(data["jaw_pivot"].tolist()) if has_jaw else Vector((0, 0, 0))
+    hp = Vector(data["head_pivot"].tolist()) if has_head else Vector((0, 0, 0))
+    # bone -> (parent, head position, vertex weights, rotation key array or None)
+    bones = {"root": (None, Vector((0, 0, 0)), (1 - h) * (1 - j), None)}
+    if has_jaw:
+        bones["jaw"] = ("root", jp, (1 - h) * j, data["jaw_rotation"])
+    if has_head:
+        bones["head"] = ("root", hp, h * (1 - j), data["head_rotation"])
+    if has_jaw and has_head:
+        bones["head_jaw"] = ("head", jp, h * j, data["jaw_rotation"])
+
     arm_data = bpy.data.armatures.new("rig")
     arm = bpy.data.objects.new("rig", arm_data)
     scene.collection.objects.link(arm)
     bpy.context.view_layer.objects.active = arm
     bpy.ops.object.mode_set(mode="EDIT")
-    root = arm_data.edit_bones.new("root")
-    root.head, root.tail = (0, 0, 0), (0, 0, 0.05)
-    jaw = arm_data.edit_bones.new("jaw")
-    # Bone along +z (up): its local frame equals the world frame up to the bone roll, kept at 0.
-    jaw.head, jaw.tail = pivot, pivot + Vector((0, 0, 0.05))
-    jaw.parent = root
+    for name, (parent, pos, _, _) in bones.items():
+        eb = arm_data.edit_bones.new(name)
+        # Bones point up (+z) with zero roll, so their rest frames are the world's axes.
+        eb.head, eb.tail = pos, pos + Vector((0, 0, 0.05))
+        if parent:
+            eb.parent = arm_data.edit_bones[parent]
     bpy.ops.object.mode_set(mode="OBJECT")
 
-    g_root = obj.vertex_groups.new(name="root")
-    g_jaw = obj.vertex_groups.new(name="jaw")
-    for i, wi in enumerate(w):
-        if wi < 1:
-            g_root.add([i], float(1 - wi), "REPLACE")
-        if wi > 0:
-            g_jaw.add([i], float(wi), "REPLACE")
+    for name, (_, _, w, _) in bones.items():
+        group = obj.vertex_groups.new(name=name)
+        for i in np.nonzero(w > 0)[0]:
+            group.add([int(i)], float(w[i]), "REPLACE")
     obj.parent = arm
     mod = obj.modifiers.new("rig", "ARMATURE")
     mod.object = arm
     mod.use_vertex_groups = True
 
-    pb = arm.pose.bones["jaw"]
-    pb.rotation_mode = "QUATERNION"
-    rest = arm_data.bones["jaw"].matrix_local.to_3x3()
-    rot = np.asarray(data["jaw_rotation"], np.float64)
-    quats = []
-    prev = None
-    for rv in rot:
-        angle = float(np.linalg.norm(rv))
-        axis = Vector((rv / angle).tolist()) if angle > 1e-12 else Vector((1, 0, 0))
-        world = Matrix.Rotation(angle, 3, axis)
-        q = (rest.inverted() @ world @ rest).to_quaternion()
-        if prev is not None and prev.dot(q) < 0:
-            q.negate()
-        quats.append(q)
-        prev = q
-    q = np.array([[x.w, x.x, x.y, x.z] for x in quats], np.float32)
-    action = bpy.data.actions.new("flamesync_jaw")
+    action = bpy.data.actions.new("flamesync_rig")
     fcurves = channelbag_fcurves(arm, action)
-    for c in range(4):
-        key_curve(fcurves, 'pose.bones["jaw"].rotation_quaternion', frames, q[:, c], index=c)
+    for name, (_, _, _, rot) in bones.items():
+        if rot is None:
+            continue
+        pb = arm.pose.bones[name]
+        pb.rotation_mode = "QUATERNION"
+        rest = arm_data.bones[name].matrix_local.to_3x3()
+        q = np.empty((len(rot), 4), np.float32)
+        prev = None
+        for i, rv in enumerate(np.asarray(rot, np.float64)):
+            angle = float(np.linalg.norm(rv))
+            axis = Vector((rv / angle).tolist()) if angle > 1e-12 else Vector((1, 0, 0))
+            qi = (rest.inverted() @ Matrix.Rotation(angle, 3, axis) @ rest).to_quaternion()
+            if prev is not None and prev.dot(qi) < 0:
+                qi.negate()
+            q[i] = (qi.w, qi.x, qi.y, qi.z)
+            prev = qi
+        for c in range(4):
+            key_curve(fcurves, f'pose.bones["{name}"].rotation_quaternion', frames, q[:, c], index=c)
 
 
 def add_sound(scene, path, offset):
