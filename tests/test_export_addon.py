@@ -91,12 +91,24 @@ def test_addon_in_headless_blender(tmp_path):
     exe = tmp_path / "flamesync"
     exe.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m flamesync \"$@\"\n")
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    # A stand-in for "flamesync animate": JSON progress on stderr, then the take as its output.
+    fake = tmp_path / "fake-flamesync"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, shutil, sys\n"
+        "a = sys.argv[1:]\n"
+        "assert a[:3] == ['--progress', 'json', 'animate'], a\n"
+        "for i in range(3):\n"
+        "    print(json.dumps({'event': 'progress', 'task': 'animate', 'done': i + 1, 'total': 3}), file=sys.stderr)\n"
+        f"shutil.copyfile({str(tmp_path / 'take.npz')!r}, a[a.index('-o') + 1])\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     out = tmp_path / "session.json"
     (tmp_path / "session.json.n").write_text(str(anim.n_frames))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["BLENDER_USER_RESOURCES"] = str(tmp_path / "blender-user")  # never touch the real user config
     proc = subprocess.run([BLENDER.executable, str(REPO / "tests" / "blender_scripts" / "addon_session.py"), "--",
-                           zip_path, str(tmp_path / "take.npz"), str(exe), str(out)],
+                           zip_path, str(tmp_path / "take.npz"), str(exe), str(out), str(fake), str(wav)],
                           capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     r = json.loads(out.read_text())
@@ -118,6 +130,10 @@ def test_addon_in_headless_blender(tmp_path):
     assert r["second_ask"][0] == "CANCELLED" and r["after_ask_action"] == r["renamed"]["action"]
     st = r["after_stash"]
     assert st["action"] != st["first_action"] and st["nla"] == [[st["first_action"]]] and st["nla_muted"] == [True]
+
+    # "Animate Audio" ran the command, keyed its take and reported the channels it could not place
+    assert r["animate"] == ["FINISHED"] and r["animate_action"] == "flamesync_speech"
+    assert "keyed 2 shape keys on Icosphere.002" in proc.stdout
 
     # the audio as sound strips starting on each take's first frame
     starts = sorted((s["frame_start"], s["type"]) for s in r["strips"])

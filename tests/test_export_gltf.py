@@ -169,3 +169,69 @@ def test_only_nonempty_targets_carry_data(tmp_path, face):
     assert len(targets) == 52
     with_data = {ARKIT_52[k] for k, t in enumerate(targets) if gltf.accessors[t["POSITION"]].sparse is not None}
     assert with_data == set(SHAPED)
+
+
+class _FlameLike:
+    """A FLAME-layout model (expression channels, 5-joint skeleton, no jaw_pivot attribute) that
+    is not a BlendshapeFace, so the exporter has to probe its shapes and read its skeleton."""
+
+    def __new__(cls):
+        import torch
+
+        from flamesync.face import lbs
+        from flamesync.face.base import FaceModel
+
+        sphere = synthetic_face()
+        V = sphere.n_vertices
+
+        class FlameLike(FaceModel):
+            name = "flame-like"
+            channels = tuple(f"exp{i:03d}" for i in range(4))
+            template = sphere.template
+            faces = sphere.faces
+            parts = {}
+            n_expr, n_shape = 4, 0
+            J_regressor = np.zeros((5, V), np.float32)
+            lbs_weights = np.zeros((V, 5), np.float32)
+            basis = sphere.deltas[[ARKIT_52.index(n) for n in SHAPED[:4]]]
+
+            def forward(self, weights, *, jaw=None, head=None):
+                t = torch.from_numpy
+                v = lbs.blend_shapes(weights, t(self.template), t(self.basis))
+                joints = t(self.J_regressor) @ t(self.template)
+                if jaw is not None:
+                    v = lbs.rotate_about_pivot(v, jaw, joints[2], t(self.lbs_weights[:, 2]))
+                if head is not None:
+                    v = lbs.rotate_about_pivot(v, head, joints[0], torch.ones(V))
+                return v
+
+        m = FlameLike()
+        m.J_regressor[0, :3] = 1 / 3  # root: mean of three vertices
+        m.J_regressor[2, 10:14] = 1 / 4
+        m.lbs_weights[:, 2] = sphere.jaw_weights
+        m.lbs_weights[:, 0] = 1 - sphere.jaw_weights
+        return m
+
+
+def test_probed_face_with_skeleton(tmp_path):
+    """A non-blendshape model: shapes probed from forward(), jaw/head joints from its skeleton."""
+    import pygltflib
+
+    from flamesync.animation import Animation
+
+    model = _FlameLike()
+    rng = np.random.default_rng(3)
+    T = 6
+    anim = Animation.from_channels(
+        fps=30, data={c: rng.uniform(0, 1, T) for c in model.channels},
+        jaw=rng.normal(scale=0.2, size=(T, 3)), head=rng.normal(scale=0.2, size=(T, 3)))
+    path = export(anim, tmp_path / "flame.glb", face=model)
+    gltf = pygltflib.GLTF2.load(str(path))
+    assert gltf.meshes[0].extras["targetNames"] == list(model.channels)
+    blob = _blob_of(gltf, path)
+    expected = model.animate(anim)
+    for i in range(T):
+        np.testing.assert_allclose(_mesh_at_frame(gltf, blob, i), expected[i], atol=2e-6)
+    if gltf_validator() is not None:
+        issues = validate_gltf(path)["issues"]
+        assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"][:5]

@@ -105,16 +105,17 @@ def rig_from_face(face) -> Rig:
         eye = np.eye(len(names), dtype=np.float32)
         rest = model.vertices(np.zeros(len(names), np.float32))
         deltas = np.stack([model.vertices(eye[k]) - rest for k in range(len(names))]).astype(np.float32)
+    joints = _skeleton_joints(model)
     rig = Rig(
         name=str(getattr(model, "name", "face")),
         template=np.ascontiguousarray(model.template, np.float32),
         faces=np.ascontiguousarray(model.faces, np.int32),
         names=names,
         deltas=np.ascontiguousarray(deltas, np.float32),
-        jaw_pivot=_opt(getattr(model, "jaw_pivot", None)),
-        jaw_weights=_opt(getattr(model, "jaw_weights", None)),
-        head_pivot=_opt(getattr(model, "head_pivot", None)),
-        head_weights=_opt(getattr(model, "head_weights", None)),
+        jaw_pivot=_opt(getattr(model, "jaw_pivot", joints.get("jaw_pivot"))),
+        jaw_weights=_opt(getattr(model, "jaw_weights", joints.get("jaw_weights"))),
+        head_pivot=_opt(getattr(model, "head_pivot", joints.get("head_pivot"))),
+        head_weights=_opt(getattr(model, "head_weights", joints.get("head_weights"))),
     )
     if rig.deltas.shape != (len(names), rig.n_vertices, 3):
         raise InputError(f"face model {rig.name!r} has shape deltas of shape {rig.deltas.shape}, "
@@ -122,6 +123,26 @@ def rig_from_face(face) -> Rig:
     if not rig.nonempty().any():
         raise InputError(f"face model {rig.name!r} has no usable shapes (every shape key is empty)")
     return rig
+
+
+def _skeleton_joints(model) -> dict:
+    """Jaw and head joints of a FLAME-style skeleton (joints 0 global, 1 neck, 2 jaw, 3-4 eyes).
+
+    With only the jaw and global poses set, FLAME's skinning is "jaw about joint 2 with the jaw
+    skin weights, then everything about joint 0", which is the rig's jaw-then-head model; FLAME's
+    pose correctives are not carried (DCC rigs have no equivalent), so exported jaw motion differs
+    from flamesync's FLAME vertices by those small corrective offsets.
+    """
+    reg = getattr(model, "J_regressor", None)
+    w = getattr(model, "lbs_weights", None)
+    if reg is None or w is None or getattr(model, "jaw_pivot", None) is not None:
+        return {}
+    w = np.asarray(w, np.float64)
+    if w.ndim != 2 or w.shape[1] < 3:
+        return {}
+    joints = np.asarray(reg @ np.asarray(model.template, np.float64))
+    return {"jaw_pivot": joints[2], "jaw_weights": w[:, 2], "head_pivot": joints[0],
+            "head_weights": np.ones(len(w))}
 
 
 def _opt(a):

@@ -1,6 +1,6 @@
 """Runs in Blender: install + enable the add-on zip and drive its operators headless.
 
-    python addon_session.py -- ADDON.zip ANIM.npz FLAMESYNC_EXE OUT.json
+    python addon_session.py -- ADDON.zip ANIM.npz FLAMESYNC_EXE OUT.json FAKE_ANIMATE_EXE AUDIO
 
 Scenario 1 creates the default head by asking flamesync and imports the take onto it. Scenario 2
 imports the take onto a sphere whose shape keys use other naming schemes (and lack some). Then the
@@ -14,7 +14,7 @@ import sys
 import bpy
 
 args = sys.argv[sys.argv.index("--") + 1:]
-zip_path, anim_path, exe, out_path = args
+zip_path, anim_path, exe, out_path, fake_exe, audio_path = args
 result = {"reports": []}
 
 bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -89,6 +89,22 @@ result["after_stash"] = {
     "action": ad.action.name, "first_action": first_action,
     "nla": [[s.action.name for s in t.strips] for t in ad.nla_tracks], "nla_muted": [t.mute for t in ad.nla_tracks],
 }
+
+# 4: animate audio through the (stand-in) flamesync command onto a fresh ARKit-named mesh
+bpy.ops.mesh.primitive_ico_sphere_add(subdivisions=1)
+plain = bpy.context.active_object
+plain.shape_key_add(name="Basis")
+for name in ("jawOpen", "mouthFunnel"):
+    plain.shape_key_add(name=name, from_mix=False).data[0].co.x += 0.1
+prefs.flamesync_path = fake_exe
+settings.audio_path = audio_path
+settings.frame_start = 1
+try:
+    result["animate"] = list(bpy.ops.flamesync.animate_audio())
+except RuntimeError as exc:
+    result["animate"] = ["CANCELLED", str(exc)]
+ad = plain.data.shape_keys.animation_data
+result["animate_action"] = ad.action.name if ad and ad.action else None
 
 # samples (after everything, so stashing cannot have disturbed the default head)
 n = int(json.loads(open(out_path + ".n").read()))
