@@ -36,7 +36,7 @@ def exported(tmp_path_factory):
     wav = write_tone(d / "speech.wav")
     face = synthetic_face()
     anim = synthetic_animation(20, fps=25.0, jaw="explicit", audio_path=str(wav))
-    files = {sfx: export(anim, d / f"take{sfx}", face=face) for sfx in (".fbx", ".usda", ".abc")}
+    files = {sfx: export(anim, d / f"take{sfx}", face=face) for sfx in (".fbx", ".usda", ".abc", ".blend")}
     return d, face, anim, files
 
 
@@ -58,6 +58,15 @@ def test_alembic_vertex_cache(exported):
     d, face, anim, files = exported
     got = sample_in_blender(files[".abc"], d / "s.abc.npz", fps=anim.fps, n=anim.n_frames)
     assert int(got["frame_start"]) == 1 and int(got["frame_end"]) == anim.n_frames
+    np.testing.assert_allclose(got["vertices"], to_blender(face.animate(anim)), atol=1e-5)
+
+
+@needs_blender
+def test_blend_scene_with_sound_strip(exported):
+    d, face, anim, files = exported
+    got = sample_in_blender(files[".blend"], d / "s.blend.npz", fps=anim.fps, n=anim.n_frames)
+    assert list(got["sound_starts"]) == [1.0]  # audio offset 0: the strip starts with frame 1
+    np.testing.assert_allclose(got["values"], anim.weights(ARKIT_52), atol=1e-6)
     np.testing.assert_allclose(got["vertices"], to_blender(face.animate(anim)), atol=1e-5)
 
 

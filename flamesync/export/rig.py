@@ -102,9 +102,9 @@ def rig_from_face(face) -> Rig:
     if isinstance(model, BlendshapeFace):
         deltas = np.asarray(model.deltas, np.float32)
     else:
-        eye = np.eye(len(names), dtype=np.float32)
-        rest = model.vertices(np.zeros(len(names), np.float32))
-        deltas = np.stack([model.vertices(eye[k]) - rest for k in range(len(names))]).astype(np.float32)
+        probe = np.vstack([np.zeros((1, len(names)), np.float32), np.eye(len(names), dtype=np.float32)])
+        verts = model.vertices(probe)  # one batch: neutral, then each channel at 1
+        deltas = (verts[1:] - verts[:1]).astype(np.float32)
     joints = _skeleton_joints(model)
     rig = Rig(
         name=str(getattr(model, "name", "face")),

@@ -25,11 +25,16 @@ elif ext in ("usd", "usda", "usdc"):
     bpy.ops.wm.usd_import(filepath=src, set_frame_range=True)
 elif ext == "abc":
     bpy.ops.wm.alembic_import(filepath=src, set_frame_range=True)
+elif ext == "blend":
+    bpy.ops.wm.open_mainfile(filepath=src)
+    scene = bpy.context.scene
 elif ext in ("glb", "gltf"):
     bpy.ops.import_scene.gltf(filepath=src)
 else:
     raise SystemExit(f"unknown {ext}")
 
+ed = scene.sequence_editor
+strips = [] if ed is None else [(s.type, float(s.frame_start)) for s in ed.strips_all]
 meshes = [o for o in scene.objects if o.type == "MESH"]
 assert len(meshes) == 1, [o.name for o in scene.objects]
 obj = meshes[0]
@@ -55,5 +60,5 @@ for i in range(n):
     verts[i] = co
 np.savez(out, names=np.array(names), values=values, vertices=verts, frames=np.arange(first, first + n),
          fps=np.float32(scene.render.fps / scene.render.fps_base), frame_start=scene.frame_start,
-         frame_end=scene.frame_end)
+         frame_end=scene.frame_end, sound_starts=np.array([f for t, f in strips if t == "SOUND"], np.float32))
 print("sampled", obj.name, len(names), "keys")
