@@ -201,7 +201,10 @@ def export(path, suffix):
     elif suffix == ".abc":
         scene = bpy.context.scene
         bpy.ops.wm.alembic_export(filepath=path, start=scene.frame_start, end=scene.frame_end,
-                                  selected=False, flatten=False, export_hair=False, export_particles=False)
+                                  selected=False, flatten=False, export_hair=False, export_particles=False,
+                                  # Per-corner normals every frame would be ~6x the positions; readers
+                                  # recompute them from the positions.
+                                  normals=False, orcos=False, uvs=False, vcolors=False)
     elif suffix == ".blend":
         bpy.ops.wm.save_as_mainfile(filepath=path)
     else:
