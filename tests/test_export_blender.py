@@ -62,6 +62,22 @@ def test_alembic_vertex_cache(exported):
 
 
 @needs_blender
+@pytest.mark.parametrize("jaw", ["explicit", "implied"])
+def test_glb_into_blender(tmp_path, jaw):
+    """Blender's glTF importer (scene fps set first) plays the .glb as flamesync computed it.
+
+    glTF time 0 lands on scene frame 0 there, so frame ``i`` is sampled at ``i``.
+    """
+    face = synthetic_face()
+    anim = synthetic_animation(20, fps=25.0, jaw=jaw)
+    path = export(anim, tmp_path / "take.glb", face=face)
+    got = sample_in_blender(path, tmp_path / "s.npz", fps=anim.fps, n=anim.n_frames, first=0)
+    assert [str(n) for n in got["names"]] == list(ARKIT_52)
+    np.testing.assert_allclose(got["values"], anim.weights(ARKIT_52), atol=1e-6)
+    np.testing.assert_allclose(got["vertices"], to_blender(face.animate(anim)), atol=1e-5)
+
+
+@needs_blender
 def test_blend_scene_with_sound_strip(exported):
     d, face, anim, files = exported
     got = sample_in_blender(files[".blend"], d / "s.blend.npz", fps=anim.fps, n=anim.n_frames)

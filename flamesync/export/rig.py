@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..animation import Animation
-from ..channels import ARKIT_52, JAW_ROTATION_IMPLIED
+from ..channels import JAW_ROTATION_IMPLIED
 from ..errors import InputError
 
 # Offsets below this (metres) are numerical noise, not a shape.
@@ -174,9 +174,6 @@ def take_for(animation: Animation, rig: Rig) -> Take:
     )
 
 
-def arkit_order(names) -> bool:
-    """True when ``names`` are exactly the ARKit-52 channels in flamesync's order."""
-    return tuple(names) == ARKIT_52
 
 
 # ---------------------------------------------------------------------------------------- audio

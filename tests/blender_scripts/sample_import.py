@@ -36,6 +36,8 @@ else:
 ed = scene.sequence_editor
 strips = [] if ed is None else [(s.type, float(s.frame_start)) for s in ed.strips_all]
 meshes = [o for o in scene.objects if o.type == "MESH"]
+# The glTF importer adds display shapes for bones; the face is the mesh with shape keys if any.
+meshes = [o for o in meshes if o.data.shape_keys] or meshes
 assert len(meshes) == 1, [o.name for o in scene.objects]
 obj = meshes[0]
 keys = obj.data.shape_keys
