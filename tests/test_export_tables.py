@@ -138,3 +138,35 @@ def test_cli_export_glb_with_audio(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out.glb"
     assert main(["export", str(src), "-o", str(out)]) == 0
     assert out.is_file() and (tmp_path / "out.wav").read_bytes() == wav.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def flame_pkl(tmp_path_factory):
+    import flame_synth
+
+    synth = flame_synth.make_synthetic_flame(n_shape=30, n_expr=10, seed=0)
+    return flame_synth.write_flame_pkl(tmp_path_factory.mktemp("flame") / "generic_model.pkl", synth)
+
+
+def test_flame_params_real_model_via_cli(tmp_path, flame_pkl, capsys):
+    rng = np.random.default_rng(2)
+    exp = rng.normal(size=(6, 10)).astype(np.float32)
+    jaw = np.zeros((6, 3), np.float32)
+    jaw[:, 0] = np.linspace(0, 0.3, 6)
+    anim = Animation.from_channels(fps=25, data={f"exp{i:03d}": exp[:, i] for i in range(10)}, jaw=jaw)
+    anim.save(tmp_path / "a.npz")
+    out = tmp_path / "a.flame.npz"
+    assert main(["export", str(tmp_path / "a.npz"), "-o", str(out), "--face", f"flame:{flame_pkl}"]) == 0
+    with np.load(out, allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["expression"], exp)
+        np.testing.assert_array_equal(z["jaw_pose"], jaw)
+        assert z["shape"].shape == (30,)
+        # the parameters reproduce the model's own vertices for the take
+        from flamesync.face.flame import load_flame
+        import torch
+
+        model = load_flame(flame_pkl)
+        with torch.no_grad():
+            v = model.forward_full(expression=torch.from_numpy(z["expression"]), jaw_pose=torch.from_numpy(z["jaw_pose"]),
+                                   global_pose=torch.from_numpy(z["global_pose"])).numpy()
+        np.testing.assert_allclose(v, model.animate(anim), atol=1e-6)
