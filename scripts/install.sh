@@ -67,7 +67,9 @@ if [ "$DEV" = 1 ]; then
   if [ -f tools/requirements-blender.txt ]; then
     if [ ! -x .venv-blender/bin/python ]; then
       echo "[install] creating .venv-blender (Blender as a Python module)"
-      "$PY" -m venv .venv-blender
+      # bpy 5.0 wheels exist for CPython 3.11 only.
+      BPY_PY=${BLENDER_VENV_PYTHON:-$(command -v python3.11 || echo "$PY")}
+      "$BPY_PY" -m venv .venv-blender
     fi
     .venv-blender/bin/python -m pip install -q -r tools/requirements-blender.txt 2> >(grep -v "is ignored: it is neither" >&2)
   fi

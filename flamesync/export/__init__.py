@@ -5,7 +5,7 @@ suffix wins, so ``take.meshes.npz`` is a vertex sequence while ``take.npz`` is a
 Each format module provides ``write(animation, path, *, face, audio_path=None, **options)`` and is
 imported only when used, so an optional dependency is needed only by the format that uses it.
 Writers are handed a temporary path that becomes ``path`` only when they return: a failed export
-leaves nothing behind.
+leaves nothing behind. ``dest`` tells them the final name (for files written beside it, e.g. audio).
 """
 
 from __future__ import annotations
@@ -38,6 +38,18 @@ register(".npz", "animation_npz", "flamesync animation (channels per frame, JSON
 register(".meshes.npz", "meshseq", "vertex sequence: vertices (T,V,3), faces, fps")
 register(".obj", "meshseq", "OBJ sequence: a folder with one OBJ per frame (one file if one frame)")
 register(".ply", "meshseq", "PLY sequence: a folder with one binary PLY per frame (one file if one frame)")
+register(".glb", "gltf", "glTF 2.0 binary: head mesh, ARKit morph targets, jaw joint, animation")
+register(".gltf", "gltf", "glTF 2.0 JSON with embedded buffer: head mesh, ARKit morph targets, jaw joint, animation")
+register(".fbx", "blender_formats", "FBX via Blender: mesh with shape-key animation")
+register(".abc", "blender_formats", "Alembic via Blender: baked vertex cache")
+register(".usd", "blender_formats", "USD via Blender: mesh with shape-key animation")
+register(".usda", "blender_formats", "USD (ASCII) via Blender: mesh with shape-key animation")
+register(".usdc", "blender_formats", "USD (binary) via Blender: mesh with shape-key animation")
+register(".blend", "blender_formats", "Blender scene: mesh, shape-key action, jaw/head bones, audio strip")
+register(".csv", "tables", "Live Link Face CSV: ARKit weights per frame (Unreal / MetaHuman)")
+register(".channels.csv", "tables", "plain CSV: frame, time and every named channel per frame")
+register(".json", "tables", "plain JSON: fps, times and every named channel per frame")
+register(".flame.npz", "flame_params", "FLAME parameters per frame (expression, jaw/neck/eye pose, shape)")
 
 
 def format_for(path: str | Path) -> Format:
@@ -81,7 +93,7 @@ def export(
     with atomic_path(path) as tmp:
         tmp.unlink()  # writers create their own file or folder at this name
         try:
-            module.write(animation, tmp, face=face, audio_path=audio_path, fmt=fmt, **options)
+            module.write(animation, tmp, face=face, audio_path=audio_path, fmt=fmt, dest=path, **options)
         except BaseException:
             if tmp.is_dir():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,228 @@
+"""Runs inside Blender (``python build_scene.py -- SCENE.npz OUTPUT``): build and export a scene.
+
+Reads the intermediate written by :mod:`flamesync.export.blender_bridge` (geometry already in
+Blender's z-up frame), builds the mesh with one shape key per channel keyed once per frame in a new
+action, an armature with jaw (and head) bones when the animation carries an explicit jaw rotation
+(or a head rotation), the audio
+as a sound strip, sets the scene frame rate and exports by the output's extension:
+
+- ``.fbx``: shape keys + keyframes (+ jaw bone), y-up, baked once per frame.
+- ``.usd/.usda/.usdc``: shape keys + keyframes (USD blend shapes) (+ skeleton).
+- ``.abc``: the evaluated mesh per frame (a vertex cache).
+- ``.blend``: the scene itself, sound strip included.
+
+Frame ``i`` of the animation sits on scene frame ``FRAME_START + i``. Only numpy and bpy are
+used, so this works in any Blender >= 4.2 and in the ``bpy`` module.
+"""
+
+import json
+import math
+import sys
+
+import bpy
+import numpy as np
+
+FRAME_START = 1
+
+
+def scene_fps(fps):
+    """Blender's (fps, fps_base) for a frame rate: integer rates exact, NTSC-like ones via fps_base."""
+    if abs(fps - round(fps)) < 1e-6:
+        return int(round(fps)), 1.0
+    whole = int(math.ceil(fps))
+    return whole, whole / fps
+
+
+def channelbag_fcurves(id_data, action):
+    """The F-curve collection that keys of ``id_data`` go into, on Blender 4.2 to 5.x."""
+    ad = id_data.animation_data or id_data.animation_data_create()
+    ad.action = action
+    try:
+        from bpy_extras import anim_utils
+
+        ensure = anim_utils.action_ensure_channelbag_for_slot
+    except (ImportError, AttributeError):
+        return action.fcurves  # Blender < 4.4: legacy actions
+    if ad.action_slot is None:
+        slot = action.slots.new(id_type=id_data.id_type, name=id_data.name)
+        ad.action_slot = slot
+    return ensure(action, ad.action_slot).fcurves
+
+
+def key_curve(fcurves, data_path, frames, values, index=0, group=None):
+    """One F-curve with a linear key per frame (bulk insert)."""
+    fc = fcurves.new(data_path, index=index)
+    n = len(frames)
+    fc.keyframe_points.add(n)
+    co = np.empty(2 * n, np.float32)
+    co[0::2] = frames
+    co[1::2] = values
+    fc.keyframe_points.foreach_set("co", co)
+    fc.keyframe_points.foreach_set("interpolation", np.ones(n, np.int32))  # LINEAR
+    fc.update()
+    return fc
+
+
+def build(data, header):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    T = int(header["n_frames"])
+    scene.render.fps, scene.render.fps_base = scene_fps(float(header["fps"]))
+    scene.frame_start = FRAME_START
+    scene.frame_end = FRAME_START + T - 1
+
+    verts = np.asarray(data["vertices"], np.float64)
+    faces = np.asarray(data["faces"], np.int64)
+    mesh = bpy.data.meshes.new(header["name"])
+    mesh.from_pydata(verts.tolist(), [], faces.tolist())
+    mesh.update()
+    obj = bpy.data.objects.new(header["name"], mesh)
+    scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+
+    names = header["names"]
+    deltas = np.asarray(data["deltas"], np.float32)
+    weights = np.asarray(data["weights"], np.float32)
+    frames = FRAME_START + np.arange(T, dtype=np.float32)
+    obj.shape_key_add(name="Basis", from_mix=False)
+    for k, name in enumerate(names):
+        kb = obj.shape_key_add(name=name, from_mix=False)
+        kb.data.foreach_set("co", (verts + deltas[k]).astype(np.float32).ravel())
+        lo, hi = float(weights[:, k].min()), float(weights[:, k].max())
+        kb.slider_min = max(-10.0, min(0.0, math.floor(lo)))
+        kb.slider_max = min(10.0, max(1.0, math.ceil(hi)))
+    key = mesh.shape_keys
+    key.use_relative = True
+    action = bpy.data.actions.new(header.get("action") or "flamesync")
+    fcurves = channelbag_fcurves(key, action)
+    for k, name in enumerate(names):
+        key_curve(fcurves, f'key_blocks["{name}"].value', frames, weights[:, k])
+
+    if "jaw_rotation" in data or "head_rotation" in data:
+        add_rig(scene, obj, data, frames)
+    if header.get("audio"):
+        add_sound(scene, header["audio"], float(header.get("audio_offset", 0.0)))
+    scene.frame_set(FRAME_START)
+    return obj
+
+
+def add_rig(scene, obj, data, frames):
+    """Armature reproducing flamesync's jaw-then-head skinning; vertex groups from the face's weights.
+
+    With both joints, a vertex moves by the product of the two blends, which four bones reproduce
+    exactly: ``root`` (static), ``jaw``, ``head`` and ``head_jaw`` (child of ``head``).
+    """
+    from mathutils import Matrix, Vector
+
+    V = len(obj.data.vertices)
+    has_jaw = "jaw_rotation" in data
+    has_head = "head_rotation" in data
+    j = np.clip(np.asarray(data["jaw_weights"], np.float64), 0, 1) if has_jaw else np.zeros(V)
+    h = np.clip(np.asarray(data["head_weights"], np.float64), 0, 1) if has_head else np.zeros(V)
+    jp = Vector(data["jaw_pivot"].tolist()) if has_jaw else Vector((0, 0, 0))
+    hp = Vector(data["head_pivot"].tolist()) if has_head else Vector((0, 0, 0))
+    # bone -> (parent, head position, vertex weights, rotation key array or None)
+    bones = {"root": (None, Vector((0, 0, 0)), (1 - h) * (1 - j), None)}
+    if has_jaw:
+        bones["jaw"] = ("root", jp, (1 - h) * j, data["jaw_rotation"])
+    if has_head:
+        bones["head"] = ("root", hp, h * (1 - j), data["head_rotation"])
+    if has_jaw and has_head:
+        bones["head_jaw"] = ("head", jp, h * j, data["jaw_rotation"])
+
+    arm_data = bpy.data.armatures.new("rig")
+    arm = bpy.data.objects.new("rig", arm_data)
+    scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    for name, (parent, pos, _, _) in bones.items():
+        eb = arm_data.edit_bones.new(name)
+        # Bones point up (+z) with zero roll, so their rest frames are the world's axes.
+        eb.head, eb.tail = pos, pos + Vector((0, 0, 0.05))
+        if parent:
+            eb.parent = arm_data.edit_bones[parent]
+    bpy.ops.object.mode_set(mode="OBJECT")
+
+    for name, (_, _, w, _) in bones.items():
+        group = obj.vertex_groups.new(name=name)
+        for i in np.nonzero(w > 0)[0]:
+            group.add([int(i)], float(w[i]), "REPLACE")
+    obj.parent = arm
+    mod = obj.modifiers.new("rig", "ARMATURE")
+    mod.object = arm
+    mod.use_vertex_groups = True
+
+    action = bpy.data.actions.new("flamesync_rig")
+    fcurves = channelbag_fcurves(arm, action)
+    for name, (_, _, _, rot) in bones.items():
+        if rot is None:
+            continue
+        pb = arm.pose.bones[name]
+        pb.rotation_mode = "QUATERNION"
+        rest = arm_data.bones[name].matrix_local.to_3x3()
+        q = np.empty((len(rot), 4), np.float32)
+        prev = None
+        for i, rv in enumerate(np.asarray(rot, np.float64)):
+            angle = float(np.linalg.norm(rv))
+            axis = Vector((rv / angle).tolist()) if angle > 1e-12 else Vector((1, 0, 0))
+            qi = (rest.inverted() @ Matrix.Rotation(angle, 3, axis) @ rest).to_quaternion()
+            if prev is not None and prev.dot(qi) < 0:
+                qi.negate()
+            q[i] = (qi.w, qi.x, qi.y, qi.z)
+            prev = qi
+        for c in range(4):
+            key_curve(fcurves, f'pose.bones["{name}"].rotation_quaternion', frames, q[:, c], index=c)
+
+
+def add_sound(scene, path, offset):
+    """The audio as a sound strip placed so that ``offset`` seconds into it plays on FRAME_START."""
+    try:
+        ed = scene.sequence_editor or scene.sequence_editor_create()
+        strips = ed.strips if hasattr(ed, "strips") else ed.sequences
+        fps = scene.render.fps / scene.render.fps_base
+        start = FRAME_START - int(round(offset * fps))
+        strip = strips.new_sound("audio", path, 1, start)
+        strip["flamesync_audio_offset"] = offset
+    except Exception as exc:  # a build without audio support still exports the animation
+        print(f"flamesync: could not add the sound strip ({exc})", file=sys.stderr)
+
+
+def export(path, suffix):
+    if suffix == ".fbx":
+        bpy.ops.export_scene.fbx(
+            filepath=path, use_selection=False, object_types={"MESH", "ARMATURE"}, add_leaf_bones=False,
+            bake_anim=True, bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
+            bake_anim_step=1.0, bake_anim_simplify_factor=0.0, use_armature_deform_only=False,
+            axis_forward="-Z", axis_up="Y", apply_unit_scale=True, apply_scale_options="FBX_SCALE_ALL",
+        )
+    elif suffix in (".usd", ".usda", ".usdc"):
+        bpy.ops.wm.usd_export(filepath=path, export_animation=True, export_shapekeys=True,
+                              export_armatures=True, selected_objects_only=False)
+    elif suffix == ".abc":
+        scene = bpy.context.scene
+        bpy.ops.wm.alembic_export(filepath=path, start=scene.frame_start, end=scene.frame_end,
+                                  selected=False, flatten=False, export_hair=False, export_particles=False,
+                                  # Per-corner normals every frame would be ~6x the positions; readers
+                                  # recompute them from the positions.
+                                  normals=False, orcos=False, uvs=False, vcolors=False)
+    elif suffix == ".blend":
+        bpy.ops.wm.save_as_mainfile(filepath=path)
+    else:
+        raise SystemExit(f"build_scene: cannot export {suffix}")
+
+
+def main(argv):
+    args = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+    if len(args) != 3:
+        raise SystemExit("usage: build_scene.py -- SCENE.npz OUTPUT SUFFIX")
+    src, out, suffix = args
+    with np.load(src, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    header = json.loads(str(data.pop("header")))
+    build(data, header)
+    export(out, suffix)
+    print("flamesync: exported", out)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
