@@ -107,7 +107,9 @@ class FliteEngine(SpeechEngine):
             )
         phones = fill_gaps(phones, duration)
         words = self._words(text, phones)
-        refined = refine_closures(audio, sample_rate=sr, phones=phones)
+        # Stops are labelled with their closure already; only a stray quiet stretch is moved,
+        # and a pause before a stop stays a pause.
+        refined = refine_closures(audio, sample_rate=sr, phones=phones, max_closure_after_pause=0.0)
         words = remap_words(words, phones, refined)
         utt = Utterance(audio=audio, sample_rate=sr, phones=refined, words=words, text=text,
                         language="en-us", voice=voice, engine=self.name)
