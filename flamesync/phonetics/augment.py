@@ -51,6 +51,7 @@ def change_gender(
     duration_factor: float = 1.0,
     floor: float = 75.0,
     ceiling: float = 600.0,
+    seed: int = 0,
 ) -> np.ndarray:
     """Praat "Change gender" on raw samples.
 
@@ -66,6 +67,9 @@ def change_gender(
         Factor on the pitch excursions around the median.
     duration_factor : float
         Output duration / input duration.
+    seed : int
+        Seed for Praat's random numbers (PSOLA places pulses in unvoiced stretches at random), so
+        the result is reproducible.
 
     Returns
     -------
@@ -80,8 +84,12 @@ def change_gender(
         raise InputError(f"pitch_median must be >= 0 Hz, got {pitch_median!r}")
     pm = _parselmouth()
     snd = pm.Sound(np.asarray(audio, dtype=np.float64), sampling_frequency=float(sample_rate))
-    out = pm.praat.call(snd, "Change gender", floor, ceiling, formant_ratio, pitch_median,
-                        pitch_range, duration_factor)
+    pm.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({int(seed)})")
+    try:
+        out = pm.praat.call(snd, "Change gender", floor, ceiling, formant_ratio, pitch_median,
+                            pitch_range, duration_factor)
+    finally:
+        pm.praat.run("random_initializeSafelyAndUnpredictably ()")
     return np.ascontiguousarray(out.values[0], dtype=np.float32)
 
 
@@ -102,6 +110,7 @@ def change_voice(
     formant_ratio: float = 1.0,
     duration_factor: float = 1.0,
     pitch_range: float = 1.0,
+    seed: int = 0,
 ) -> Utterance:
     """Another voice from an utterance: pitch, formants and tempo via Praat, timings scaled.
 
@@ -117,6 +126,8 @@ def change_voice(
         of output to input length.
     pitch_range : float
         Factor on pitch excursions.
+    seed : int
+        Seed for Praat's resynthesis (see :func:`change_gender`).
     """
     if not (math.isfinite(pitch_factor) and pitch_factor > 0):
         raise InputError(f"pitch_factor must be a positive number, got {pitch_factor!r}")
@@ -128,7 +139,7 @@ def change_voice(
         median *= pitch_factor
     audio = change_gender(utt.audio, sample_rate=utt.sample_rate, formant_ratio=formant_ratio,
                           pitch_median=median, pitch_range=pitch_range,
-                          duration_factor=duration_factor)
+                          duration_factor=duration_factor, seed=seed)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0.999:
         audio = audio * (0.999 / peak)  # PSOLA can overshoot a full-scale input
@@ -143,9 +154,9 @@ def change_voice(
     return replace(out, meta=meta)
 
 
-def shift_pitch(utt: Utterance, *, factor: float) -> Utterance:
+def shift_pitch(utt: Utterance, *, factor: float, seed: int = 0) -> Utterance:
     """Utterance with its median pitch multiplied by ``factor`` (timing unchanged)."""
-    return change_voice(utt, pitch_factor=factor)
+    return change_voice(utt, pitch_factor=factor, seed=seed)
 
 
 def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
@@ -345,7 +356,8 @@ def random_augment(
 
     if rng.random() < p_voice:
         pf, fr, dur = logu(*pitch), logu(*formant), 1.0 / logu(*tempo)
-        out = change_voice(out, pitch_factor=pf, formant_ratio=fr, duration_factor=dur)
+        out = change_voice(out, pitch_factor=pf, formant_ratio=fr, duration_factor=dur,
+                           seed=int(rng.integers(2**31)))
         steps.append({"op": "change_voice", "pitch_factor": pf, "formant_ratio": fr,
                       "duration_factor": dur})
     audio = out.audio

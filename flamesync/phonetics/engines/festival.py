@@ -90,7 +90,7 @@ class FestivalEngine(SpeechEngine):
         return "en-us"
 
     def _synthesize(self, text, *, voice, rate, pitch, seed) -> Utterance:
-        return self._batch([text], voice=voice, rate=rate, pitch=pitch)[0]
+        return self._batch([text], voice=voice, rate=rate, pitch=pitch, seed=seed)[0]
 
     def synthesize_many(self, texts, *, voice=None, rate=1.0, pitch=None, seed=0) -> list[Utterance]:
         """Speak several texts in one festival process (saves ~0.3 s of start-up per text)."""
@@ -104,9 +104,10 @@ class FestivalEngine(SpeechEngine):
             raise InputError(f"pitch factor must be a positive number, got {pitch!r}")
         if not rate > 0:
             raise InputError(f"speaking rate must be a positive number, got {rate!r}")
-        return self._batch(texts, voice=voice or self.default_voice, rate=float(rate), pitch=pitch)
+        return self._batch(texts, voice=voice or self.default_voice, rate=float(rate), pitch=pitch,
+                           seed=int(seed))
 
-    def _batch(self, texts, *, voice, rate, pitch) -> list[Utterance]:
+    def _batch(self, texts, *, voice, rate, pitch, seed=0) -> list[Utterance]:
         if voice not in self.voices():
             raise InputError(
                 f"festival has no voice {voice!r}; installed: {', '.join(self.voices()) or 'none'}"
@@ -129,10 +130,10 @@ class FestivalEngine(SpeechEngine):
                 if i not in dumps:
                     raise FlamesyncError(f"festival gave no result for text {i} ({t[:40]!r})")
                 audio, sr = read_wav(w, engine="festival")
-                results.append(self._utterance(t, voice, audio, sr, *dumps[i], pitch=pitch))
+                results.append(self._utterance(t, voice, audio, sr, *dumps[i], pitch=pitch, seed=seed))
         return results
 
-    def _utterance(self, text, voice, audio, sr, segs, words, *, pitch) -> Utterance:
+    def _utterance(self, text, voice, audio, sr, segs, words, *, pitch, seed=0) -> Utterance:
         phones, t = [], 0.0
         for name, end in segs:
             phones.append(PhoneSegment(t, end, map_phone("radio", name), name))
@@ -158,7 +159,7 @@ class FestivalEngine(SpeechEngine):
         if pitch is not None and pitch != 1.0:
             from ..augment import shift_pitch
 
-            utt = shift_pitch(utt, factor=pitch)
+            utt = shift_pitch(utt, factor=pitch, seed=seed)
         return utt
 
 

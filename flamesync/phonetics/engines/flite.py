@@ -116,7 +116,7 @@ class FliteEngine(SpeechEngine):
         if pitch is not None and pitch != 1.0:
             from ..augment import shift_pitch
 
-            utt = shift_pitch(utt, factor=pitch)
+            utt = shift_pitch(utt, factor=pitch, seed=seed)
         return utt
 
     def _words(self, text: str, phones: list[PhoneSegment]) -> list[WordSegment]:
