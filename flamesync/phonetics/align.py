@@ -32,7 +32,7 @@ import numpy as np
 
 from ..audio import load_audio
 from ..errors import InputError, require
-from .closure import refine_closures
+from .closure import refine_closures, remap_words
 from .g2p import cmudict_lookup, letter_to_sound, words_of
 from .phoneset import map_phone
 from .types import SILENCE, PhoneSegment, Utterance, WordSegment, fill_gaps
@@ -265,12 +265,6 @@ def align(
         raise InputError(f"alignment lost words {missing[:5]}; check that the text matches the speech")
     duration = len(x) / SAMPLE_RATE
     phones = fill_gaps(phones, duration)
-    # The optional inter-word silence swallows the closure of a stop that follows a pause; give
-    # it back to the stop, with the same convention as the synthetic engines.
-    refined = refine_closures(x, sample_rate=SAMPLE_RATE, phones=phones)
-    starts = {p.start: q.start for p, q in zip(phones, refined)}
-    spans = {k: [starts.get(v[0], v[0]), v[1]] for k, v in spans.items()}
-    phones = refined
     words = []
     k = 0
     for token, ws in tokens:
@@ -278,6 +272,11 @@ def align(
         k += len(ws)
         label = token.strip(".,;:!?\"()[]“”«»") or token
         words.append(WordSegment(first[0], min(last[1], duration), label))
+    # The optional inter-word silence swallows the closure of a stop that follows a pause; give
+    # it back to the stop, with the same convention as the synthetic engines.
+    refined = refine_closures(x, sample_rate=SAMPLE_RATE, phones=phones)
+    words = remap_words(words, phones, refined)
+    phones = refined
     extra = {w: {"phones": p[0], "source": s} for w, (p, s) in sources.items() if s != "model"}
     return Utterance(audio=x, sample_rate=SAMPLE_RATE, phones=phones, words=words, text=text,
                      language="en-us", voice="", engine="pocketsphinx",
