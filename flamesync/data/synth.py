@@ -38,10 +38,10 @@ SPLITS = ("train", "val", "test_lang")
 ESPEAK_ENGLISH = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc",
                   "en-gb-x-gbclan", "en-gb-x-gbcwmd")
 TRAIN_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f5", "klatt", "klatt3",
-                  "klatt4", "Andy", "Annie", "Denis", "Michael", "Steph", "Alicia", "Lee", "Linda",
-                  "Paul", "Rob", "Storm", "Zac", "male2", "male3", "female2", "female3", "john",
-                  "max", "edward", "iven", "quincy")
-VAL_VARIANTS = ("f4", "m6", "klatt2", "travis", "Jacky", "female5", "male5")
+                  "klatt4", "Andy", "Annie", "Denis", "Michael", "steph", "Alicia", "Lee", "linda",
+                  "paul", "rob", "Storm", "zac", "adam", "belinda", "benjamin", "caleb", "david",
+                  "john", "max", "edward", "iven", "quincy", "Gene", "Hugo", "anika", "aunty")
+VAL_VARIANTS = ("f4", "m6", "klatt2", "travis", "Jacky", "shelby", "victor", "grandma")
 VAL_VOICES = {"flite": ("rms",), "festival": ("ked", "ked_diphone")}
 DEFAULT_LANGUAGES = ("de", "fr", "es", "pt", "pl", "ru", "sv", "cs", "fi", "hu", "tr", "ro", "id",
                      "sw", "hr", "da", "it", "nl")
@@ -139,10 +139,9 @@ def _choose_spec(cfg: SynthConfig, split: str, rng: np.random.Generator, availab
 # ------------------------------------------------------------------------------------ one shard
 def _to_16k_int16(audio: np.ndarray, rate: int) -> np.ndarray:
     if rate != SAMPLE_RATE:
-        import librosa
+        import soxr  # librosa's resampler, without librosa's import time
 
-        audio = librosa.resample(np.asarray(audio, np.float32), orig_sr=rate, target_sr=SAMPLE_RATE,
-                                 res_type="soxr_hq")
+        audio = soxr.resample(np.asarray(audio, np.float32), rate, SAMPLE_RATE, quality="HQ")
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0.99:  # only to avoid clipping; levels otherwise stay as the engine made them
         audio = audio * (0.99 / peak)
@@ -316,6 +315,7 @@ def synthesize_corpus(
     test_languages: tuple[str, ...] | None = None,
     shard_seconds: float | None = None,
     engines: tuple[str, ...] | None = None,
+    gender_share: float = 0.35,
 ) -> dict:
     """Make (or finish) a corpus in ``out_dir``; return its manifest.
 
@@ -339,6 +339,8 @@ def synthesize_corpus(
         A re-run reuses the folder's value.
     engines : tuple of str or None
         Engines for English (default espeak, flite, festival).
+    gender_share : float
+        Share of utterances given a Praat "change gender" voice transformation.
     """
     from ..fileio import atomic_write_text
     from ..progress import track
@@ -369,7 +371,8 @@ def synthesize_corpus(
         shard_seconds = (old or {}).get("config", {}).get("shard_seconds") or min(180.0, hours * 3600.0 / 20)
     cfg = SynthConfig(hours=float(hours), seed=int(seed), languages=languages,
                       test_languages=tuple(test_languages), shard_seconds=float(shard_seconds),
-                      engines=tuple(engines) if engines else ("espeak", "flite", "festival"))
+                      engines=tuple(engines) if engines else ("espeak", "flite", "festival"),
+                      gender_share=float(gender_share))
     if old and old.get("key") not in (None, cfg.key()):
         raise InputError(
             f"{out_dir} holds a corpus made with other settings (seed, languages or shard size); "
@@ -395,7 +398,7 @@ def synthesize_corpus(
     else:
         import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(workers) as pool:
+        with mp.get_context("fork").Pool(workers, maxtasksperchild=20) as pool:
             for index, stats, _ in track(pool.imap_unordered(_worker, jobs), total=len(jobs), desc="synth shards"):
                 results[index] = stats
     wall = time.perf_counter() - t0
