@@ -52,17 +52,19 @@ def refine_closures(
     *,
     sample_rate: int,
     phones: Sequence[PhoneSegment],
-    threshold_db: float = -30.0,
+    threshold_db: float = -25.0,
+    relative_drop_db: float = 20.0,
     max_closure: float = 0.15,
     max_closure_after_pause: float = 0.08,
     min_closure: float = 0.01,
     keep_previous: float = 0.02,
     hop: float = 0.0025,
 ) -> list[PhoneSegment]:
-    """Give each stop or affricate the quiet closure that precedes its reported start.
+    """Give each stop, affricate or nasal the quiet closure that precedes its reported start.
 
     Starting at the stop's reported onset (its release, for most synthesisers), walk back through
-    frames quieter than ``threshold_db``; if that quiet stretch lasts at least ``min_closure``, the
+    frames quieter than ``threshold_db`` (and ``relative_drop_db`` below the previous phone's
+    loudest frame); if that quiet stretch lasts at least ``min_closure``, the
     stop starts where it began (at most ``max_closure`` earlier, and leaving the previous phone at
     least ``keep_previous`` seconds). After a pause the closure cannot be told from the silence, so
     it is taken as ``max_closure_after_pause``.
@@ -84,12 +86,16 @@ def refine_closures(
     inv = inventory()
     out = list(phones)
     level = frame_level_db(audio, sample_rate=sample_rate, hop=hop)
-    quiet = level < threshold_db
     for i in range(1, len(out)):
         info = inv.get(out[i].phone)
-        if info is None or not info.has_closure:
+        if info is None or not (info.has_closure or info.manner == "nasal"):
             continue
         prev = out[i - 1]
+        # Quiet relative to the phone before too, so a soft fricative (/f/ in "after") is not
+        # mistaken for the closure of the stop after it.
+        a, b = int(prev.start / hop), max(int(prev.start / hop) + 1, int(prev.end / hop))
+        prev_peak = float(level[a:b].max()) if b <= len(level) and b > a else 0.0
+        quiet_level = min(threshold_db, prev_peak - relative_drop_db)
         onset = out[i].start
         longest = max_closure_after_pause if prev.phone == SILENCE else max_closure
         earliest = max(prev.start + keep_previous, onset - longest)
@@ -102,12 +108,15 @@ def refine_closures(
         f = int(np.floor(onset / hop + 1e-9)) - 1  # last frame wholly before the reported onset
         # Allow the reported onset to sit a frame or two inside the burst or before silence ends.
         first = f
-        while first > 0 and first >= f - 2 and not quiet[min(first, len(quiet) - 1)]:
+        def quiet(k: int) -> bool:
+            return bool(level[min(k, len(level) - 1)] < quiet_level)
+
+        while first > 0 and first >= f - 2 and not quiet(first):
             first -= 1
-        if first < 0 or not quiet[min(first, len(quiet) - 1)]:
+        if first < 0 or not quiet(first):
             continue
         g = first
-        while g - 1 >= 0 and quiet[g - 1] and (g - 1) * hop >= earliest:
+        while g - 1 >= 0 and quiet(g - 1) and (g - 1) * hop >= earliest:
             g -= 1
         new_start = max(g * hop, earliest)
         if onset - new_start < min_closure:

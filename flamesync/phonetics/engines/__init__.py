@@ -4,3 +4,4 @@ from .base import SpeechEngine, engine_names, get_engine, register_engine
 from . import espeak  # noqa: F401  (registers "espeak")
 
 __all__ = ["SpeechEngine", "engine_names", "get_engine", "register_engine"]
+from . import festival, flite  # noqa: F401,E402  (register "festival", "flite")

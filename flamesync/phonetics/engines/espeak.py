@@ -25,6 +25,7 @@ from ...errors import InputError, MissingDependencyError
 from ..closure import refine_closures, remap_words
 from ..phoneset import normalize_ipa
 from ..types import SILENCE, PhoneSegment, Utterance, WordSegment, fill_gaps
+from ._proc import clean_word, token_spans
 from .base import SpeechEngine, register_engine
 
 # speak_lib.h constants
@@ -275,13 +276,22 @@ def events_to_segments(
                 continue
         phones.append(PhoneSegment(sample / sample_rate, end / sample_rate, phone, name))
         owner.append(w if phone != SILENCE else None)
+    # espeak reports each word by its character position; several events can fall in one text
+    # token ("25" -> twenty, five) and positions of expanded tokens can land on a neighbouring
+    # punctuation token, so words are the text's tokens, found by position.
+    spans = token_spans(text)
+    token_of = [_token_at(spans, pos - 1) for pos, _ in words_meta]
     words: list[WordSegment] = []
-    for wi, (pos, length) in enumerate(words_meta):
-        spans = [p for p, o in zip(phones, owner) if o == wi]
-        if not spans:
+    last_token = None
+    for wi, tok in enumerate(token_of):
+        mine = [p for p, o in zip(phones, owner) if o == wi]
+        if not mine or tok is None:
             continue
-        token = text[max(pos - 1, 0): max(pos - 1, 0) + length].strip()
-        words.append(WordSegment(spans[0].start, spans[-1].end, token))
+        if words and tok == last_token:
+            words[-1] = WordSegment(words[-1].start, mine[-1].end, words[-1].word)
+        else:
+            words.append(WordSegment(mine[0].start, mine[-1].end, clean_word(spans[tok][2])))
+        last_token = tok
     return phones, words, switches
 
 
@@ -300,6 +310,14 @@ def _is_consonant(phone: str) -> bool:
 
     info = inventory().get(phone)
     return info is not None and info.is_consonant
+
+
+def _token_at(spans: list[tuple[int, int, str]], index: int) -> int | None:
+    """The token containing character ``index``, or else the next token."""
+    for k, (a, b, _) in enumerate(spans):
+        if index < b:
+            return k
+    return len(spans) - 1 if spans else None
 
 
 class EspeakEngine(SpeechEngine):
