@@ -148,15 +148,16 @@ def _to_16k_int16(audio: np.ndarray, rate: int) -> np.ndarray:
     return np.round(np.asarray(audio) * 32767.0).astype(np.int16)
 
 
-def _change_gender(utt, params: dict):
-    from ..phonetics import augment
+def _change_gender(utt, params: dict, seed: int):
+    from ..phonetics.augment import change_voice
 
-    return augment.change_gender(
+    return change_voice(
         utt,
-        formant_shift=params["formant_shift"],
+        formant_ratio=params["formant_shift"],
         pitch_factor=params["pitch_factor"],
         pitch_range=params["pitch_range"],
         duration_factor=params["duration_factor"],
+        seed=seed,
     )
 
 
@@ -193,7 +194,7 @@ def synth_shard(cfg: SynthConfig, index: int, out_dir: Path, available: dict[str
             utt = get_engine(spec["engine"]).synthesize(
                 text, voice=spec["voice"], rate=spec["rate"], pitch=spec["pitch"], seed=index)
             if spec["gender"] is not None:
-                utt = _change_gender(utt, spec["gender"])
+                utt = _change_gender(utt, spec["gender"], seed=int(rng.integers(2**31)))
         except FlamesyncError as exc:  # unspeakable text or a voice this machine lacks: skip it
             warnings.warn(f"corpus shard {index}: skipped {text[:40]!r} ({exc})")
             continue

@@ -455,10 +455,15 @@ def _constrain(
     upper_up = cols("mouthUpperUpLeft", "mouthUpperUpRight")
     lower_down = cols("mouthLowerDownLeft", "mouthLowerDownRight")
     ramp = style["constraint_ramp"]
-    for s, e, entry in zip(starts, ends, entries):
+    # Bilabial closures go last so that a neighbouring constraint's ramp never unseals them.
+    priority = {"sibilant": 0, "labiodental": 1, "bilabial": 2}
+    order = sorted(
+        (k for k, en in enumerate(entries) if en.constraint in priority and en.kind != "silence"),
+        key=lambda k: priority[entries[k].constraint],
+    )
+    for k in order:
+        s, e, entry = starts[k], ends[k], entries[k]
         kind = entry.constraint
-        if kind == "-" or entry.kind == "silence":
-            continue
         lo, hi = np.searchsorted(frame_t, [s - ramp - 1.0, e + ramp + 1.0])
         sl = slice(lo, hi)
         w = _frame_weights(frame_t[sl], s, e, ramp)[:, None]
@@ -467,8 +472,10 @@ def _constrain(
         if kind == "bilabial":
             want[:, jaw] = np.minimum(cur[:, jaw], style["bilabial_jaw"])
             want[:, close] = style["seal"] * want[:, jaw]
+            # Everything that parts the lips goes: funnel (rounding during /m/ before /u/ stays in
+            # mouthPucker, which keeps them together), upper-lip shrug, lip raisers/lowerers, jaw thrust.
             want[:, openers] = 0.0
-            want[:, col["mouthFunnel"]] = np.minimum(cur[:, col["mouthFunnel"]], 0.15)
+            want[:, cols("mouthFunnel", "mouthShrugUpper", "jawForward")] = 0.0
             want[:, press] = np.maximum(cur[:, press], 0.15 if entry.phone == "m" else 0.25)
         elif kind == "labiodental":
             want[:, jaw] = np.minimum(cur[:, jaw], style["labiodental_jaw"])
