@@ -10,7 +10,7 @@ from flamesync.data.synth import (
 from flamesync.errors import InputError
 from flamesync.phonetics.types import PhoneSegment
 
-TINY = dict(hours=0.004, seed=7, languages=("de", "it"), test_languages=("it",),
+TINY = dict(hours=0.004, shard_seconds=4.0, seed=7, languages=("de", "it"), test_languages=("it",),
             engines=("espeak",), gender_share=0.5)
 
 
@@ -95,11 +95,11 @@ def test_deterministic_for_a_seed_and_resumable(tiny, tmp_path):
             assert np.array_equal(x.targets, y.targets)
     # resume: remove one shard, leave a stale temporary file; only that shard is made again
     shards = sorted(other.glob("*/shard-*.npz"))
-    victim = shards[3]
+    victim = shards[1]
     before = {p: p.stat().st_mtime_ns for p in shards if p != victim}
     original = victim.read_bytes()
     victim.unlink()
-    (victim.parent / ".shard-00003.junk.part.npz").write_bytes(b"partial")
+    (victim.parent / ".shard-00001.junk.part.npz").write_bytes(b"partial")
     synthesize_corpus(other, workers=1, **TINY)
     assert victim.is_file() and victim.read_bytes() == original
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
@@ -124,7 +124,7 @@ def test_cli_synth_and_stats(tmp_path, capsys):
 
     out = tmp_path / "c"
     assert main(["--progress", "none", "data", "synth", "--hours", "0.002", "--out", str(out), "--workers", "1",
-                 "--languages", "de", "it", "--engines", "espeak"]) == 0
+                 "--languages", "de", "it", "--engines", "espeak", "--shard-seconds", "3"]) == 0
     printed = capsys.readouterr().out
     assert "hours per language" in printed and "phone coverage" in printed
     assert main(["data", "stats", str(out)]) == 0
@@ -153,3 +153,4 @@ def test_errors(tmp_path):
 def test_split_schedule():
     splits = [split_of_shard(i) for i in range(20)]
     assert splits.count("val") == 2 and splits.count("test_lang") == 1
+    assert set(splits[:3]) == set(SPLITS)
