@@ -136,6 +136,8 @@ def test_errors(tmp_path):
         synthesize_corpus(tmp_path / "x", hours=0)
     with pytest.raises(InputError, match="klingon"):
         synthesize_corpus(tmp_path / "x", hours=0.01, languages=("klingon",))
+    with pytest.raises(InputError, match="xx"):
+        synthesize_corpus(tmp_path / "x", hours=0.01, languages=("de",), test_languages=("xx",))
     with pytest.raises(InputError, match="not a flamesync corpus"):
         Corpus(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))

@@ -382,6 +382,9 @@ def synthesize_corpus(
         test_languages = tuple(l for l in DEFAULT_TEST_LANGUAGES if l in languages) or languages[-1:]
     if not test_languages:
         raise InputError("the test_lang split needs at least one language besides English (--languages)")
+    bad = [l for l in test_languages if l not in known]
+    if bad:
+        raise InputError(f"no corpus text material for test language(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
     if shard_seconds is None:
         shard_seconds = (old or {}).get("config", {}).get("shard_seconds") or min(180.0, hours * 3600.0 / 20)
     cfg = SynthConfig(hours=float(hours), seed=int(seed), languages=languages,
