@@ -132,3 +132,19 @@ def test_animate_with_text_errors(tmp_path, realspeech_dir):
     corrupt.write_bytes(b"RIFF....WAVEfmt nonsense")
     with pytest.raises(InputError):
         animate_with_text(corrupt, "hello")
+
+
+@pytest.mark.slow
+def test_animate_with_text_every_real_clip_closes_every_bilabial(realspeech_dir, head):
+    import csv
+
+    rows = list(csv.DictReader(open(realspeech_dir / "MANIFEST.tsv", encoding="utf-8"), delimiter="\t"))
+    total = 0
+    for row in rows:
+        anim = animate_with_text(realspeech_dir / row["file"], row["transcript"], fps=30)
+        assert anim.duration == pytest.approx(float(row["duration_s"]), abs=1 / 30 + 0.01)
+        closures = [(s, e, p) for s, e, p in anim.meta["phones"] if p in ("p", "b", "m")]
+        if closures:
+            assert_lips_close(anim, closures, head)
+        total += len(closures)
+    assert total > 50
