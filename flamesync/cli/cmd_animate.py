@@ -49,8 +49,11 @@ def run(args) -> int:
     from ..export import export, format_for
     from ..pipeline import animate
 
-    for out in args.output:
-        format_for(out)  # unknown extensions fail before any work is done
+    for out in args.output:  # bad outputs fail before any work is done
+        format_for(out)
+        parent = Path(out).parent
+        if not parent.is_dir():
+            raise InputError(f"cannot write {out}: directory {parent} does not exist")
     text = args.text
     if args.text_file:
         path = Path(args.text_file)
