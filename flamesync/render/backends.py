@@ -147,16 +147,15 @@ class PyrenderRenderer(Renderer):
         try:
             self.renderer = pyrender.OffscreenRenderer(self.width, self.height)
         except Exception as exc:  # no usable GL context: a setup problem, not a bug
+            hint = ("set PYOPENGL_PLATFORM=egl (or osmesa) before anything imports pyrender or OpenGL"
+                    if os.environ.get("PYOPENGL_PLATFORM") is None else
+                    "install Mesa's EGL or OSMesa (apt-get install libegl1 libosmesa6)")
             raise MissingDependencyError(
-                f"cannot open a headless OpenGL context ({exc.__class__.__name__}: {exc}); "
-                "set PYOPENGL_PLATFORM=egl or osmesa, or install libegl1 / libosmesa6"
+                f"cannot open a headless OpenGL context ({exc.__class__.__name__}: {exc}); {hint}"
             ) from None
-        self._fresh = True
 
     def render(self, posed):
-        if not self._fresh:
-            self._upload(posed)
-        self._fresh = False
+        self._upload(posed)
         color, _ = self.renderer.render(self.scene)
         return np.ascontiguousarray(color[..., :3])
 

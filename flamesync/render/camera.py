@@ -109,3 +109,21 @@ def light_poses(cam_pose: np.ndarray) -> list[tuple[dict, np.ndarray]]:
                        up=(0, 1, 0) if abs(world[1]) < 0.95 else (0, 0, 1))
         out.append((light, pose))
     return out
+
+
+def project(points: np.ndarray, pose: np.ndarray, yfov: float, width: int, height: int) -> np.ndarray:
+    """Pixel coordinates (column, row) of world points seen by a camera, shape (N, 2).
+
+    Parameters
+    ----------
+    points : (N, 3)
+    pose : (4, 4) camera-to-world (OpenGL convention)
+    yfov : float, radians
+    width, height : int
+    """
+    p = np.asarray(points, np.float64).reshape(-1, 3)
+    local = (p - pose[:3, 3]) @ pose[:3, :3]  # world to camera axes
+    f = 0.5 * height / np.tan(0.5 * yfov)
+    col = 0.5 * width + f * local[:, 0] / -local[:, 2]
+    row = 0.5 * height - f * local[:, 1] / -local[:, 2]
+    return np.stack([col, row], -1)

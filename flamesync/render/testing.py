@@ -72,6 +72,16 @@ def synthetic_head(*, n_lat: int = 48, n_lon: int = 64) -> BlendshapeFace:
             faces += [(a, c, d), (a, d, b)]
     faces = np.asarray(faces)
     faces = faces[[len(set(f)) == 3 for f in faces]]  # drop degenerate pole triangles
+    # a neck: an open cylinder under the skull, so the head has a head's proportions in frame
+    ang = np.linspace(-np.pi, np.pi, 32, endpoint=False)
+    ring = np.stack([0.048 * np.sin(ang), np.zeros_like(ang), -0.095 + 0.048 * np.cos(ang)], -1)
+    neck = np.concatenate([ring + [0, -0.09, 0], ring + [0, -0.2, 0]])
+    nf = []
+    for j in range(32):
+        k = (j + 1) % 32
+        nf += [(j, 32 + j, 32 + k), (j, 32 + k, k)]
+    faces = np.concatenate([faces, np.asarray(nf) + len(verts)])
+    verts = np.concatenate([verts, neck])
     skin_n = len(verts)
     upper_lip = np.concatenate([idx[mouth_ring, slit], idx[mouth_ring - 1, slit]])
     lower_lip = np.concatenate([dup, idx[mouth_ring + 1, slit]])
