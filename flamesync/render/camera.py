@@ -38,7 +38,7 @@ class CameraPreset:
 
 PRESETS = {
     "front": CameraPreset(0.0, 4.0, "face_centre", 1.0, "the whole face, straight on"),
-    "three_quarter": CameraPreset(35.0, 6.0, "face_centre", 1.05, "turned 35 degrees, the usual portrait view"),
+    "three_quarter": CameraPreset(35.0, 6.0, "face_centre", 1.12, "turned 35 degrees, the usual portrait view"),
     "mouth": CameraPreset(0.0, 3.0, "mouth", 1.45, "a close-up of the lips, teeth and tongue"),
     "profile": CameraPreset(90.0, 2.0, "face_centre", 1.15, "from the side, for jaw and lip protrusion"),
 }
@@ -80,7 +80,7 @@ def camera_pose(rig, name: str, *, aspect: float = 1.0) -> tuple[np.ndarray, flo
         target[1] -= 0.05 * rig.head_size  # eyes-to-chin, so the chin stays in frame
         # turned views aim deeper into the head, so the skull rather than the nose is centred
         depth = float(rig.landmarks["front"] - rig.landmarks["head_centre"][2])
-        target[2] -= 0.55 * depth * abs(np.sin(np.deg2rad(p.yaw)))
+        target[2] -= 0.3 * depth * abs(np.sin(np.deg2rad(p.yaw)))
     dist = 0.5 * extent / np.tan(0.5 * YFOV) / min(1.0, aspect)
     yaw, pitch = np.deg2rad(p.yaw), np.deg2rad(p.pitch)
     direction = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
@@ -94,7 +94,7 @@ LIGHTS = (
     {"name": "fill", "direction": (0.7, 0.05, 0.7), "color": (0.85, 0.9, 1.0), "intensity": 1.4},
     {"name": "rim", "direction": (0.35, 0.6, -0.72), "color": (1.0, 1.0, 1.0), "intensity": 2.2},
 )
-AMBIENT = 0.22
+AMBIENT = 0.16
 BACKGROUND = (0.16, 0.17, 0.19)
 
 
