@@ -44,7 +44,7 @@ def foreground(img):
 
 
 def dark(img):
-    return img.astype(np.float32).mean(-1) < 45
+    return img.astype(np.float32).mean(-1) < 40  # the mouth cavity; the backdrop is ~44
 
 
 def mouth_box(rig, size=SIZE, camera="front", half=0.12):
@@ -266,3 +266,36 @@ def test_cli_render(face, tmp_path, monkeypatch):
     assert info["video_frames"] == 6 and not info["audio"]
     assert main(["render", str(tmp_path / "take.npz"), "--camera", "nope"]) == 2
     assert main(["render", str(tmp_path / "missing.npz")]) == 2
+
+
+# ---------------------------------------------------------------------------- the default head
+@pytest.fixture(scope="module")
+def default_face():
+    from flamesync.face import default_head
+
+    return default_head()
+
+
+@pytest.mark.slow
+def test_default_head_on_camera(default_face):
+    """The default head: centred, generated mouth parts dark/bright as they should be."""
+    rig = HeadRig.from_face(default_face)
+    names = {p.name for p in rig.parts}
+    assert {"upper_teeth", "lower_teeth", "tongue", "mouth_cavity", "eye_left", "eye_right"} <= names
+    frames = render_frames(anim([0.0, 0.8]), face=default_face, size=SIZE, workers=1)
+    fg = foreground(frames[0])
+    rows, cols = np.nonzero(fg)
+    assert 0.25 < fg.mean() < 0.9
+    assert abs(cols.mean() - SIZE / 2) < 0.06 * SIZE
+    assert abs(rows.mean() - SIZE / 2) < 0.15 * SIZE
+    rs, cs = mouth_box(rig)
+    assert dark(frames[0][rs, cs]).mean() < 0.005
+    assert dark(frames[1][rs, cs]).mean() > 0.02
+    # eyes: a dark pupil at each projected eye centre, white sclera beside it
+    pose, yfov = cam.camera_pose(rig, "front")
+    big = render_frames(anim([0.0]), face=default_face, size=256, workers=1)[0].astype(np.float32)
+    for side in ("eye_left", "eye_right"):
+        centre = default_face.template[default_face.parts[side]].mean(0)
+        (c, r), = cam.project(centre[None] + [0, 0, 0.012], pose, yfov, 256, 256)
+        patch = big[int(r) - 6:int(r) + 7, int(c) - 10:int(c) + 11].mean(-1)
+        assert patch.min() < 60 and patch.max() > 170

@@ -36,7 +36,7 @@ class Renderer:
 
     name = "base"
 
-    def __init__(self, rig, *, width: int, height: int, camera: str = "front", antialias: int = 2):
+    def __init__(self, rig, *, width: int, height: int, camera: str = "front", antialias: int | None = None):
         self.rig = rig
         self.width, self.height = int(width), int(height)
         self.camera = camera
@@ -97,7 +97,8 @@ _MSAA = {"samples": 4}
 def _patch_msaa(samples: int) -> None:
     """Make pyrender use ``samples`` MSAA samples instead of its fixed 4.
 
-    On llvmpipe 4x multisampling costs about 3x the frame time; 2x is nearly as smooth at 512 px.
+    On llvmpipe 4x multisampling (which it also uses when asked for 2x) doubles the frame time,
+    so previews on a CPU default to none.
     """
     import pyrender.renderer as prr
 
@@ -137,11 +138,10 @@ class PyrenderRenderer(Renderer):
 
     name = "pyrender"
 
-    def __init__(self, rig, *, width, height, camera="front", antialias=2, shader="fast"):
+    def __init__(self, rig, *, width, height, camera="front", antialias=None, shader="fast"):
         super().__init__(rig, width=width, height=height, camera=camera)
         choose_gl_platform()
         pyrender = require("pyrender", feature="preview rendering", install=INSTALL_RENDER)
-        _patch_msaa(antialias)
         self._pr = pyrender
         self.scene = pyrender.Scene(bg_color=[*cam.BACKGROUND, 1.0], ambient_light=[cam.AMBIENT] * 3)
         self.meshes = []
@@ -175,6 +175,14 @@ class PyrenderRenderer(Renderer):
             raise MissingDependencyError(
                 f"cannot open a headless OpenGL context ({exc.__class__.__name__}: {exc}); {hint}"
             ) from None
+        from OpenGL.GL import GL_RENDERER, glGetString
+
+        self.gl_renderer = (glGetString(GL_RENDERER) or b"").decode(errors="replace")
+        self.software = any(k in self.gl_renderer.lower() for k in ("llvmpipe", "softpipe", "swrast"))
+        if antialias is None:  # MSAA doubles a software rasteriser's frame time; on a GPU it is free
+            antialias = 0 if self.software else 4
+        _patch_msaa(antialias)  # before the first render, which creates the framebuffers
+        self.antialias = int(antialias)
         if shader == "fast":
             self.renderer._renderer._program_cache = _fast_program_cache()
         elif shader != "pbr":
@@ -214,7 +222,7 @@ class PyTorch3DRenderer(Renderer):
 
     name = "pytorch3d"
 
-    def __init__(self, rig, *, width, height, camera="front", antialias=2):
+    def __init__(self, rig, *, width, height, camera="front", antialias=None):
         super().__init__(rig, width=width, height=height, camera=camera)
         hint = "PyTorch3D is not on PyPI; see https://github.com/facebookresearch/pytorch3d/blob/main/INSTALL.md"
         r = require("pytorch3d.renderer", feature="the pytorch3d render backend", install=hint)
@@ -258,13 +266,14 @@ class PyTorch3DRenderer(Renderer):
         return (img * 255 + 0.5).byte().cpu().numpy()
 
 
-def make_renderer(backend: str, rig, *, width: int, height: int, camera: str = "front", antialias: int = 2) -> Renderer:
-    """Instantiate a backend by name (``"pyrender"`` or ``"pytorch3d"``)."""
+def make_renderer(backend: str, rig, *, width: int, height: int, camera: str = "front", antialias: int | None = None,
+                  **options) -> Renderer:
+    """Instantiate a backend by name (``"pyrender"`` or ``"pytorch3d"``); ``options`` go to its class."""
     classes = {"pyrender": PyrenderRenderer, "pytorch3d": PyTorch3DRenderer}
     if backend not in classes:
         raise InputError(f"unknown render backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     cam.preset(camera)  # fail early on a bad camera name
-    return classes[backend](rig, width=width, height=height, camera=camera, antialias=antialias)
+    return classes[backend](rig, width=width, height=height, camera=camera, antialias=antialias, **options)
 
 
 def available_backends() -> dict[str, str]:

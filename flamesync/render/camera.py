@@ -37,7 +37,7 @@ class CameraPreset:
 
 
 PRESETS = {
-    "front": CameraPreset(0.0, 4.0, "face_centre", 1.0, "the whole face, straight on"),
+    "front": CameraPreset(0.0, 2.0, "face_centre", 1.0, "the whole face, straight on"),
     "three_quarter": CameraPreset(35.0, 6.0, "face_centre", 1.12, "turned 35 degrees, the usual portrait view"),
     "mouth": CameraPreset(0.0, 3.0, "mouth", 1.45, "a close-up of the lips, teeth and tongue"),
     "profile": CameraPreset(90.0, 2.0, "face_centre", 1.15, "from the side, for jaw and lip protrusion"),

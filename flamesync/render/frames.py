@@ -79,7 +79,7 @@ def iter_views(
     size=512,
     backend: str = "pyrender",
     workers: int | None = None,
-    antialias: int = 2,
+    antialias: int | None = None,
     rig: HeadRig | None = None,
 ) -> Iterator[list[np.ndarray]]:
     """Render several animations frame by frame on the same head and camera.

@@ -377,7 +377,8 @@ def tongue(
     top = v[:, 1] > 0
     y = v[:, 1] * 0.5 * thickness * np.where(top, 1.0, 0.6)
     groove = np.exp(-(x / (0.12 * width)) ** 2) * 0.12 * thickness * top * (0.3 + 0.7 * along)
-    y = y - groove
+    # the back of the tongue curves down towards the throat, leaving the dark of the mouth above it
+    y = y - groove - 0.9 * thickness * np.clip(along - 0.35, 0, None) ** 2 / 0.65 ** 2 * 0.8
     z = -along * length
     verts = np.stack([x, y, z], -1) + np.asarray(tip, np.float64) - np.array([0.0, 0.0, 0.0])
     shade = np.clip(0.5 + v[:, 1] * 0.8, 0.0, 1.0)

@@ -49,9 +49,9 @@ void main()
 #endif
     vec3 v = normalize(cam_pos - frag_position);
     float rough = clamp(material.roughness_factor, 0.04, 1.0);
-    float shininess = 2.0 / (rough * rough) - 2.0;
+    float shininess = max(2.0 / (rough * rough) - 2.0, 1.0);
     float spec_strength = 0.04 + 0.5 * (1.0 - rough) * (1.0 - rough);
-    float fresnel = pow(1.0 - max(dot(n, v), 0.0), 5.0);
+    float fresnel = pow(1.0 - max(dot(n, v), 0.0), 5.0) * (1.0 - rough);  // rough surfaces: no sheen
 
     vec3 color = ambient_light * albedo.rgb;
     for (int i = 0; i < n_directional_lights; i++) {
