@@ -289,8 +289,8 @@ def test_default_head_on_camera(default_face):
     assert abs(cols.mean() - SIZE / 2) < 0.06 * SIZE
     assert abs(rows.mean() - SIZE / 2) < 0.15 * SIZE
     rs, cs = mouth_box(rig)
-    assert dark(frames[0][rs, cs]).mean() < 0.005
-    assert dark(frames[1][rs, cs]).mean() > 0.02
+    assert dark(frames[0][rs, cs]).mean() < 0.002
+    assert dark(frames[1][rs, cs]).mean() > 0.01  # at 128 px the opening is ~25x5 px, half teeth
     # eyes: a dark pupil at each projected eye centre, white sclera beside it
     pose, yfov = cam.camera_pose(rig, "front")
     big = render_frames(anim([0.0]), face=default_face, size=256, workers=1)[0].astype(np.float32)

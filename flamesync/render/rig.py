@@ -21,7 +21,7 @@ BROW_RGB = (70, 50, 38)
 TEETH_RGB = (238, 232, 214)
 GUM_RGB = (196, 96, 102)
 TONGUE_RGB = (196, 92, 96)
-CAVITY_RGB = (34, 9, 11)
+CAVITY_RGB = (22, 6, 7)
 
 # pyrender metallic-roughness parameters per material kind
 MATERIALS = {
