@@ -299,3 +299,18 @@ def test_default_head_on_camera(default_face):
         (c, r), = cam.project(centre[None] + [0, 0, 0.012], pose, yfov, 256, 256)
         patch = big[int(r) - 6:int(r) + 7, int(c) - 10:int(c) + 11].mean(-1)
         assert patch.min() < 60 and patch.max() > 170
+
+
+def test_face_without_mouth_helpers_gets_a_cavity(face):
+    """FLAME-like heads have no teeth or tongue: they still render, with a dark mouth."""
+    import dataclasses
+
+    bare = dataclasses.replace(face, parts={k: v for k, v in face.parts.items()
+                                            if k not in ("upper_teeth", "lower_teeth", "tongue")})
+    rig = HeadRig.from_face(bare)
+    names = [p.name for p in rig.parts]
+    assert "mouth_cavity" in names and "upper_teeth" not in names and "tongue" not in names
+    assert rig.pose(bare.vertices({"jawOpen": 1.0}))[0][0].shape == (len(rig.parts[0].colors), 3)
+    frames = render_frames(anim([0.0, 1.0]), face=bare, size=SIZE, workers=1)
+    rs, cs = mouth_box(rig)
+    assert dark(frames[1][rs, cs]).mean() > dark(frames[0][rs, cs]).mean() + 0.01
