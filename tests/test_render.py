@@ -314,3 +314,16 @@ def test_face_without_mouth_helpers_gets_a_cavity(face):
     frames = render_frames(anim([0.0, 1.0]), face=bare, size=SIZE, workers=1)
     rs, cs = mouth_box(rig)
     assert dark(frames[1][rs, cs]).mean() > dark(frames[0][rs, cs]).mean() + 0.01
+
+
+def test_missing_pyrender_is_a_clear_error(face, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyrender" else real(name, *a))
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyrender", None)  # makes "import pyrender" fail
+    with pytest.raises(MissingDependencyError, match=r"pyrender.*flamesync\[render\]"):
+        render_frames(anim([0.0]), face=face, size=32, workers=1)

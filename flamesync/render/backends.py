@@ -68,6 +68,10 @@ def choose_gl_platform() -> str:
     (PyOpenGL fixes its platform at import, so a failed try would poison this one). The choice
     goes into the environment, so worker processes inherit it.
     """
+    import importlib.util
+
+    if importlib.util.find_spec("pyrender") is None:  # not imported here: that would fix the platform
+        require("pyrender", feature="preview rendering", install=INSTALL_RENDER)
     chosen = os.environ.get("PYOPENGL_PLATFORM")
     if chosen:
         return chosen

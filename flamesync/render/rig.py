@@ -233,7 +233,7 @@ def _skin_colors(pos, template, lips, eyes, head_size) -> np.ndarray:
         arch_y = centre[1] + (0.019 - 0.006 * dx ** 2) * scale
         dy = (pos[:, 1] - arch_y) / (0.0042 * scale)
         front = pos[:, 2] > centre[2]
-        w = (0.55 * _smoothstep(1.2 - np.abs(dx)) * _smoothstep(1.4 - np.abs(dy)) * front)[:, None]
+        w = (0.72 * _smoothstep(1.2 - np.abs(dx)) * _smoothstep(1.4 - np.abs(dy)) * front)[:, None]
         col = col * (1 - w) + geo.srgb_to_linear(BROW_RGB) * w
     return col.astype(np.float32)
 
