@@ -24,8 +24,8 @@ from .compose import StripPlot, draw_label, even
 from .frames import iter_views, parse_size
 from .rig import HeadRig
 
-__all__ = ["render_frames", "render_video", "iter_frames", "HeadRig", "make_renderer", "available_backends",
-           "BACKENDS", "CAMERAS"]
+__all__ = ["render_frames", "render_video", "iter_frames", "resolve_audio", "HeadRig", "make_renderer",
+           "available_backends", "BACKENDS", "CAMERAS"]
 
 CAMERAS = tuple(PRESETS)
 
@@ -78,7 +78,20 @@ def iter_frames(
         yield even(np.concatenate(columns, 1) if len(columns) > 1 else columns[0])
 
 
-def render_frames(animation: Animation, **kwargs) -> np.ndarray:
+def render_frames(
+    animation: Animation,
+    *,
+    face=None,
+    camera: str = "front",
+    size=512,
+    fps: float | None = None,
+    other: Animation | None = None,
+    labels: Sequence[str] | None = None,
+    plot: bool = False,
+    backend: str = "pyrender",
+    workers: int | None = None,
+    antialias: int | None = None,
+) -> np.ndarray:
     """Render every frame of ``animation`` into memory.
 
     Parameters
@@ -112,18 +125,28 @@ def render_frames(animation: Animation, **kwargs) -> np.ndarray:
     """
     from ..progress import track
 
-    anims = _prepare(animation, kwargs.get("other"), kwargs.get("fps"))
-    total = max(a.n_frames for a in anims)
-    return np.stack(list(track(iter_frames(animation, **kwargs), total=total, desc="render")))
+    total = max(a.n_frames for a in _prepare(animation, other, fps))
+    frames = iter_frames(animation, face=face, camera=camera, size=size, fps=fps, other=other, labels=labels, plot=plot,
+                      backend=backend, workers=workers, antialias=antialias)
+    return np.stack(list(track(frames, total=total, desc="render")))
 
 
 def render_video(
     animation: Animation,
     path,
     *,
+    face=None,
+    camera: str = "front",
+    size=512,
+    fps: float | None = None,
+    other: Animation | None = None,
+    labels: Sequence[str] | None = None,
+    plot: bool = False,
+    backend: str = "pyrender",
+    workers: int | None = None,
+    antialias: int | None = None,
     audio="auto",
     crf: int = 20,
-    **kwargs,
 ) -> Path:
     """Render ``animation`` to an MP4 (H.264) with its audio, written atomically.
 
@@ -137,9 +160,8 @@ def render_video(
         The sound starts at ``animation.audio_offset`` and lasts exactly as long as the video.
     crf : int
         x264 quality (lower is better).
-    **kwargs
-        As for :func:`render_frames` (face, camera, size, fps, other, labels, plot, backend,
-        workers, antialias).
+    face, camera, size, fps, other, labels, plot, backend, workers, antialias
+        As for :func:`render_frames`.
 
     Returns
     -------
@@ -153,12 +175,14 @@ def render_video(
     if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise InputError(f"previews are MP4 files; give a path ending in .mp4, got {path.name}")
     audio_path = resolve_audio(animation, audio)
-    anims = _prepare(animation, kwargs.get("other"), kwargs.get("fps"))
+    anims = _prepare(animation, other, fps)
     total = max(a.n_frames for a in anims)
+    frames = iter_frames(animation, face=face, camera=camera, size=size, fps=fps, other=other, labels=labels, plot=plot,
+                      backend=backend, workers=workers, antialias=antialias)
     with atomic_path(path) as tmp:
         writer = None
         try:
-            for frame in track(iter_frames(animation, **kwargs), total=total, desc="render"):
+            for frame in track(frames, total=total, desc="render"):
                 if writer is None:  # the frame size is known once the first frame is composed
                     writer = VideoWriter(tmp, width=frame.shape[1], height=frame.shape[0], fps=anims[0].fps,
                                          n_frames=total, audio=audio_path, audio_offset=anims[0].audio_offset,
