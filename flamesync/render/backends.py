@@ -148,18 +148,25 @@ class PyrenderRenderer(Renderer):
         pyrender = require("pyrender", feature="preview rendering", install=INSTALL_RENDER)
         self._pr = pyrender
         self.scene = pyrender.Scene(bg_color=[*cam.BACKGROUND, 1.0], ambient_light=[cam.AMBIENT] * 3)
+        # one draw call per material, not per part: pyrender's per-primitive overhead (uniforms,
+        # lights) is a sizeable share of a frame on a CPU
+        self.groups: dict[str, list[int]] = {}
+        for i, part in enumerate(rig.parts):
+            self.groups.setdefault(part.material, []).append(i)
         self.meshes = []
-        posed = rig.pose(rig.template)
-        for part, (pos, nrm) in zip(rig.parts, posed):
-            m = MATERIALS[part.material]
+        posed = self._grouped(rig.pose(rig.template))
+        for (name, idx), (pos, nrm) in zip(self.groups.items(), posed):
+            m = MATERIALS[name]
             material = pyrender.MetallicRoughnessMaterial(
                 baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=m["metallic"], roughnessFactor=m["roughness"],
             )
-            rgba = np.concatenate([part.colors, np.ones((len(part.colors), 1), np.float32)], 1)
-            prim = pyrender.Primitive(positions=pos, normals=nrm, color_0=rgba, indices=part.faces,
+            colors = np.concatenate([rig.parts[i].colors for i in idx])
+            offsets = np.cumsum([0] + [len(rig.parts[i].colors) for i in idx])
+            faces = np.concatenate([rig.parts[i].faces + o for i, o in zip(idx, offsets)])
+            rgba = np.concatenate([colors, np.ones((len(colors), 1), np.float32)], 1)
+            prim = pyrender.Primitive(positions=pos, normals=nrm, color_0=rgba, indices=faces,
                                       material=material, mode=pyrender.constants.GLTF.TRIANGLES)
-            mesh = pyrender.Mesh([prim])
-            self.scene.add(mesh)
+            self.scene.add(pyrender.Mesh([prim]))
             self.meshes.append((prim, rgba))
         span = rig.head_size
         dist = float(np.linalg.norm(self.pose[:3, 3] - rig.landmarks["head_centre"]))
@@ -197,11 +204,15 @@ class PyrenderRenderer(Renderer):
         color, _ = self.renderer.render(self.scene)
         return np.ascontiguousarray(color[..., :3])
 
+    def _grouped(self, posed):
+        return [(np.concatenate([posed[i][0] for i in idx]), np.concatenate([posed[i][1] for i in idx]))
+                for idx in self.groups.values()]
+
     def _upload(self, posed):
         from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
 
         self.renderer._platform.make_current()
-        for (prim, rgba), (pos, nrm) in zip(self.meshes, posed):
+        for (prim, rgba), (pos, nrm) in zip(self.meshes, self._grouped(posed)):
             if prim._vaid is None:  # not yet on the GPU: the next render uploads these
                 prim.positions, prim.normals = pos, nrm
                 continue
