@@ -380,7 +380,7 @@ def tongue(
     # the back of the tongue curves down towards the throat, leaving the dark of the mouth above it
     y = y - groove - 0.9 * thickness * np.clip(along - 0.35, 0, None) ** 2 / 0.65 ** 2 * 0.8
     z = -along * length
-    verts = np.stack([x, y, z], -1) + np.asarray(tip, np.float64) - np.array([0.0, 0.0, 0.0])
+    verts = np.stack([x, y, z], -1) + np.asarray(tip, np.float64)
     shade = np.clip(0.5 + v[:, 1] * 0.8, 0.0, 1.0)
     verts = verts.astype(np.float32)
     if not _is_outward(verts - verts.mean(0), f):
