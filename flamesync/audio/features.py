@@ -94,7 +94,7 @@ def frame_log_mel(frames: np.ndarray, *, basis: np.ndarray, config: FeatureConfi
     ----------
     frames : np.ndarray, shape (K, win)
         Raw sample frames.
-    basis : np.ndarray, shape (n_mels, n_fft // 2 + 1)
+    basis : np.ndarray or scipy.sparse matrix, shape (n_mels, n_fft // 2 + 1)
 
     Returns
     -------
@@ -103,7 +103,10 @@ def frame_log_mel(frames: np.ndarray, *, basis: np.ndarray, config: FeatureConfi
     window = _hann(config.win)
     spec = np.fft.rfft(frames.astype(np.float64) * window, n=config.n_fft, axis=1)
     power = spec.real ** 2 + spec.imag ** 2
-    return np.log(np.maximum(power @ basis.T, config.log_floor))
+    # basis @ power.T with a sparse basis: single-threaded (no BLAS thread contention on small
+    # matrices) and row-independent, so a frame's value does not depend on how frames are batched.
+    mel = np.asarray((basis @ power.T).T)
+    return np.log(np.maximum(mel, config.log_floor))
 
 
 def _hann(n: int) -> np.ndarray:
@@ -175,7 +178,9 @@ class LogMelStream:
         self.config = config
         self.out_fps = out_fps
         self.block_frames = int(block_frames)
-        self._basis = mel_basis(config)
+        from scipy.sparse import csr_matrix
+
+        self._basis = csr_matrix(mel_basis(config))
         # Buffer starts with the zeros that precede the audio (frame 0 is centred on sample 0).
         self._buf = np.zeros(config.win // 2, np.float64)
         self._buf_start = -(config.win // 2)  # absolute sample index of _buf[0]

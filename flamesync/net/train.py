@@ -202,8 +202,8 @@ def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[tor
     ce = F.cross_entropy(vis_logit.reshape(-1, vis_logit.shape[-1]), batch["visemes"].reshape(-1), reduction="none")
     l_a = (ce * valid.reshape(-1)).sum() / valid.sum().clamp_min(1.0)
     total = lw["weights"] * l_w + lw["velocity"] * l_v + lw["closure"] * l_c + lw["visemes"] * l_a
-    parts = {"loss": float(total), "l_weights": float(l_w), "l_velocity": float(l_v),
-             "l_closure": float(l_c), "l_visemes": float(l_a)}
+    parts = {"loss": float(total.detach()), "l_weights": float(l_w.detach()), "l_velocity": float(l_v.detach()),
+             "l_closure": float(l_c.detach()), "l_visemes": float(l_a.detach())}
     return total, parts
 
 
