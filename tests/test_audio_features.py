@@ -59,9 +59,10 @@ def test_gain_invariance():
     audio = _speechy(4.0)
     a = log_mel(audio)
     b = log_mel(audio * 0.05)
-    # Exact up to float32 input rounding, which matters only in deep spectral nulls (single cells).
+    # Exact up to float32 input rounding, which matters only in deep spectral nulls (single cells, then
+    # slightly, that band's running mean).
     d = np.abs(a - b)
-    assert np.quantile(d, 0.999) < 1e-4 and np.median(d) < 1e-5
+    assert np.quantile(d, 0.99) < 1e-5 and d.mean() < 1e-4
 
 
 def test_fixed_equalisation_is_removed_after_warm_up():
