@@ -64,7 +64,7 @@ CLOSURE_BASES = frozenset("pbm")
 def base_symbol(phone: str) -> str:
     """First base letter of an IPA phone, with diacritics, length and stress marks removed."""
     for ch in unicodedata.normalize("NFD", phone or ""):
-        if unicodedata.category(ch).startswith("L"):
+        if unicodedata.category(ch) in ("Lu", "Ll", "Lo"):  # not Lm: stress, length, aspiration marks
             return ch
     return ""
 
