@@ -1,0 +1,65 @@
+"""``flamesync data``: make and inspect the synthetic training corpus."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="make or inspect the synthetic training corpus",
+                       description="Make or inspect the synthetic speech corpus the model trains on.")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    s = dsub.add_parser(
+        "synth", help="synthesize a corpus (sharded, resumable, parallel)",
+        description="Synthesize speech with espeak-ng, flite and festival (plus Praat voice changes), "
+        "animate it with the coarticulation teacher and store audio + targets + phones in shards. "
+        "Re-running with the same settings skips finished shards; more --hours adds shards.",
+    )
+    s.add_argument("--hours", type=float, required=True, help="hours of speech to make")
+    s.add_argument("--out", default=None,
+                   help="corpus folder (default: <flamesync cache>/corpus/synth-seed<SEED>)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
+    s.add_argument("--languages", nargs="+", default=None, metavar="LANG",
+                   help="espeak-ng languages besides English (default: a set of 18)")
+    s.add_argument("--test-languages", nargs="+", default=None, metavar="LANG",
+                   help="languages kept for the test_lang split only (default: it nl)")
+    s.add_argument("--engines", nargs="+", default=None, choices=("espeak", "flite", "festival"),
+                   help="engines for English (default: all three)")
+    s.add_argument("--shard-seconds", type=float, default=None, help=argparse.SUPPRESS)
+    s.set_defaults(func=_synth)
+    st = dsub.add_parser("stats", help="print a corpus's statistics")
+    st.add_argument("dir", help="corpus folder")
+    st.set_defaults(func=_stats)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _synth(args) -> int:
+    from ..cache import cache_dir
+    from ..data.synth import format_stats, synthesize_corpus
+
+    out = args.out or cache_dir("corpus", f"synth-seed{args.seed}")
+    manifest = synthesize_corpus(
+        out, hours=args.hours, seed=args.seed, workers=args.workers, languages=args.languages,
+        test_languages=args.test_languages, shard_seconds=args.shard_seconds, engines=args.engines,
+    )
+    st = manifest["stats"]
+    print(f"corpus: {out}")
+    print(format_stats(st))
+    wall = st.get("wall_seconds_last_run", 0.0)
+    if wall > 0:
+        print(f"this run: {wall:.1f} s wall")
+    return 0
+
+
+def _stats(args) -> int:
+    from ..data.corpus import Corpus
+    from ..data.synth import format_stats, merge_stats, read_shard_stats, SPLITS
+
+    corpus = Corpus(args.dir)
+    parts = [read_shard_stats(p) for s in SPLITS for p in corpus.shards(s)]
+    print(f"corpus: {corpus.path} (seed {corpus.manifest.get('seed')}, {corpus.fps:g} fps, "
+          f"{len(corpus.channels)} channels, {len(parts)} shards"
+          + ("" if corpus.manifest.get("complete") else ", incomplete") + ")")
+    print(format_stats(merge_stats(parts)))
+    return 0

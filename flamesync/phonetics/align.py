@@ -1,0 +1,312 @@
+"""Forced alignment of English speech to its transcript, and phone recognition, with pocketsphinx.
+
+:func:`align` finds where each word and phone of a known transcript lies in the audio, using the
+PyPI ``pocketsphinx`` (5.x) and the US English acoustic model it ships. Words missing from its
+dictionary get a pronunciation from cmudict or, failing that, from the rule-based
+:func:`flamesync.phonetics.g2p.letter_to_sound`, so no word is ever dropped.
+
+How: the transcript becomes a JSGF grammar in which every phone of word ``i`` is a one-phone
+dictionary entry (``fs<i>_<phone>``), alternative pronunciations are alternatives and silence is
+optional between words. One grammar search then yields phone boundaries directly (the decoder's
+word segmentation) and each phone names its word. pocketsphinx's own sub-word alignment pass
+(``set_alignment``) is not used: in pocketsphinx 5.1.1 it fails ("Alignment failed in frame N")
+on many ordinary recordings. Beams are wide because the grammar is tiny; when the search does not
+reach the end it is retried with wider beams, and then reported as an error.
+
+:func:`recognize_phones` decodes phones without a transcript (pocketsphinx's allphone search with
+its phonetic language model), a baseline for the text-free path.
+
+Both return an :class:`~flamesync.phonetics.types.Utterance` at 16 kHz whose phones use the unified
+inventory and cover the audio contiguously.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import load_audio
+from ..errors import InputError, require
+from .g2p import cmudict_lookup, letter_to_sound, words_of
+from .phoneset import map_phone
+from .types import SILENCE, PhoneSegment, Utterance, WordSegment, fill_gaps
+
+SAMPLE_RATE = 16000
+FRAME = 0.01  # pocketsphinx's en-us model runs at 100 frames per second
+_INSTALL = "pip install 'flamesync[speech]'"
+_SUPPORTED = ("en", "en-us", "en-gb", "en-uk", "english")
+_FILLERS = {"<s>", "</s>", "<sil>", "(NULL)", "[NOISE]", "[SPEECH]"}
+_SIL_WORD = "fssil"
+_SEARCH = "flamesync_align"
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Beams:
+    """Search beams (probability ratios; smaller = wider)."""
+
+    beam: float = 1e-100
+    wbeam: float = 1e-80
+    pbeam: float = 1e-100
+
+
+WIDE = Beams()
+WIDER = Beams(beam=1e-200, wbeam=1e-160, pbeam=1e-200)
+
+
+def _pocketsphinx():
+    return require("pocketsphinx", feature="forced alignment", install=_INSTALL)
+
+
+def _model_dir() -> Path:
+    return Path(_pocketsphinx().get_model_path()) / "en-us"
+
+
+def _decoder(beams: Beams, **extra):
+    model = _model_dir()
+    return _pocketsphinx().Decoder(
+        hmm=str(model / "en-us"),
+        dict=str(model / "cmudict-en-us.dict"),
+        samprate=SAMPLE_RATE,
+        beam=beams.beam,
+        wbeam=beams.wbeam,
+        pbeam=beams.pbeam,
+        loglevel="FATAL",
+        **extra,
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _align_decoder(beams: Beams):
+    # Fillers off: silence only where the grammar allows it (between words, at the ends).
+    return _decoder(beams, lm=None, fsgusefiller=False, bestpath=False)
+
+
+def check_language(language: str) -> None:
+    """InputError unless the aligner's acoustic model covers ``language``."""
+    if str(language).strip().lower() not in _SUPPORTED:
+        raise InputError(
+            f"forced alignment supports English only (pocketsphinx en-us model), not {language!r}"
+        )
+
+
+def _prepare_audio(audio, sample_rate) -> np.ndarray:
+    if isinstance(audio, (str, os.PathLike)):
+        x = load_audio(audio, sample_rate=SAMPLE_RATE)
+    else:
+        if sample_rate is None:
+            raise InputError("an audio array needs its sample rate")
+        x = load_audio(np.asarray(audio), sample_rate=SAMPLE_RATE, source_rate=int(sample_rate))
+    if len(x) < int(0.1 * SAMPLE_RATE):
+        raise InputError(f"audio is too short to align ({len(x) / SAMPLE_RATE:.3f} s)")
+    return x
+
+
+def _pcm(x: np.ndarray) -> bytes:
+    return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def pronunciations(words: list[str], decoder=None) -> dict[str, tuple[list[list[str]], str]]:
+    """Pronunciations (all variants) and their source for each distinct word.
+
+    The source is ``"model"`` (pocketsphinx's dictionary, with its alternative pronunciations),
+    ``"cmudict"`` or ``"g2p"`` (:func:`~flamesync.phonetics.g2p.letter_to_sound`).
+    """
+    out: dict[str, tuple[list[list[str]], str]] = {}
+    for w in dict.fromkeys(words):
+        if decoder is not None:
+            variants = []
+            for name in [w] + [f"{w}({i})" for i in range(2, 10)]:
+                p = decoder.lookup_word(name)
+                if not p:
+                    break
+                variants.append(p.split())
+            if variants:
+                out[w] = (variants, "model")
+                continue
+        pron = cmudict_lookup(w)
+        if pron:
+            out[w] = ([pron], "cmudict")
+            continue
+        out[w] = ([letter_to_sound(w)], "g2p")
+    return out
+
+
+def _unit(word_index: int, phone: str) -> str:
+    return f"fs{word_index}_{phone.lower()}"
+
+
+def _grammar(prons: list[list[list[str]]]) -> str:
+    """JSGF over per-word phone units with optional silence between words."""
+    parts = []
+    for i, variants in enumerate(prons):
+        alts = " | ".join(" ".join(_unit(i, p) for p in v) for v in variants)
+        parts.append(f"( {alts} )")
+    body = f" [ {_SIL_WORD} ] ".join(parts)
+    return f"#JSGF V1.0;\ngrammar flamesync;\npublic <utt> = [ {_SIL_WORD} ] {body} [ {_SIL_WORD} ];\n"
+
+
+def _add_units(decoder, prons: list[list[list[str]]]) -> None:
+    new = [] if decoder.lookup_word(_SIL_WORD) else [(_SIL_WORD, "SIL")]
+    for i, variants in enumerate(prons):
+        for v in variants:
+            for p in v:
+                if not decoder.lookup_word(_unit(i, p)):
+                    new.append((_unit(i, p), p))
+    new = list(dict.fromkeys(new))
+    for k, (name, phone) in enumerate(new):
+        # Rebuilding the search after each word is slow; only the last addition updates it.
+        decoder.add_word(name, phone, k == len(new) - 1)
+
+
+def _decode(decoder, pcm: bytes, prons) -> list[tuple[str, int, int]] | None:
+    _add_units(decoder, prons)
+    decoder.add_jsgf_string(_SEARCH, _grammar(prons))
+    decoder.activate_search(_SEARCH)
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    if decoder.hyp() is None:
+        return None
+    return [(s.word, s.start_frame, s.end_frame) for s in decoder.seg() if s.word != "(NULL)"]
+
+
+def align(
+    audio: "np.ndarray | str | os.PathLike",
+    sample_rate: int | None = None,
+    text: str = "",
+    *,
+    language: str = "en",
+) -> Utterance:
+    """Align a transcript to speech.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (N,) or (N, channels), or a path
+        The speech. Paths are read with :func:`flamesync.audio.load_audio`.
+    sample_rate : int or None
+        Rate of an array ``audio`` (ignored for paths).
+    text : str
+        What is said, in order. Numbers, hyphenated words and punctuation are handled; every token
+        that is read as a word must be in the audio.
+    language : str
+        ``"en"`` (or ``"en-us"``/``"en-gb"``): the only language the bundled model covers.
+
+    Returns
+    -------
+    Utterance
+        16 kHz audio, phones in the unified set (pauses ``"_"``, native ARPAbet in ``label``), one
+        word segment per text token (spanning all words it is read as: "25" -> twenty five),
+        ``engine="pocketsphinx"``. ``meta["pronunciations"]`` lists words whose pronunciation came
+        from cmudict or the letter-to-sound rules rather than the model's dictionary.
+
+    Raises
+    ------
+    InputError
+        Unsupported language, empty or unspeakable text, silent/corrupt/too short audio, or a
+        transcript the audio cannot be aligned to.
+    """
+    check_language(language)
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("transcript is empty")
+    tokens = words_of(text)
+    if not tokens:
+        raise InputError(f"transcript has no speakable words: {text[:60]!r}")
+    x = _prepare_audio(audio, sample_rate)
+    pcm = _pcm(x)
+    dict_words = [w for _, ws in tokens for w in ws]
+    segs = None
+    with _LOCK:
+        for beams in (WIDE, WIDER):
+            decoder = _align_decoder(beams)
+            sources = pronunciations(dict_words, decoder)
+            prons = [sources[w][0] for w in dict_words]
+            try:
+                segs = _decode(decoder, pcm, prons)
+            except (RuntimeError, ValueError) as exc:
+                raise InputError(f"pocketsphinx could not use the transcript ({exc})") from None
+            if segs is not None:
+                break
+    if segs is None:
+        raise InputError(
+            f"could not align the transcript to the audio ({len(dict_words)} words, "
+            f"{len(x) / SAMPLE_RATE:.2f} s); check that the text matches the speech"
+        )
+    phones: list[PhoneSegment] = []
+    spans: dict[int, list[float]] = {}
+    for name, a, b in segs:
+        start, end = a * FRAME, (b + 1) * FRAME
+        if name == _SIL_WORD or name in _FILLERS or not name.startswith("fs"):
+            phones.append(PhoneSegment(start, end, SILENCE, "SIL"))
+            continue
+        idx, _, arpa = name[2:].partition("_")
+        wi = int(idx)
+        phones.append(PhoneSegment(start, end, map_phone("cmu_arpabet", arpa), arpa.upper()))
+        span = spans.setdefault(wi, [start, end])
+        span[1] = end
+    missing = [dict_words[i] for i in range(len(dict_words)) if i not in spans]
+    if missing:
+        raise InputError(f"alignment lost words {missing[:5]}; check that the text matches the speech")
+    duration = len(x) / SAMPLE_RATE
+    phones = fill_gaps(phones, duration)
+    words = []
+    k = 0
+    for token, ws in tokens:
+        first, last = spans[k], spans[k + len(ws) - 1]
+        k += len(ws)
+        label = token.strip(".,;:!?\"()[]“”«»") or token
+        words.append(WordSegment(first[0], min(last[1], duration), label))
+    extra = {w: {"phones": p[0], "source": s} for w, (p, s) in sources.items() if s != "model"}
+    return Utterance(audio=x, sample_rate=SAMPLE_RATE, phones=phones, words=words, text=text,
+                     language="en-us", voice="", engine="pocketsphinx",
+                     meta={"pronunciations": extra})
+
+
+@functools.lru_cache(maxsize=1)
+def _phone_decoder():
+    model = _model_dir()
+    return _decoder(Beams(beam=1e-200, wbeam=1e-100, pbeam=1e-20), lm=None,
+                    allphone=str(model / "en-us-phone.lm.bin"), lw=2.0, pip=0.3)
+
+
+def recognize_phones(
+    audio: "np.ndarray | str | os.PathLike", sample_rate: int | None = None
+) -> Utterance:
+    """Phones recognised without a transcript (pocketsphinx allphone search).
+
+    A baseline: the phone error rate of such a decoder is high (tens of percent), but the
+    segmentation into speech and silence and many boundaries are usable.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (N,), or a path
+    sample_rate : int or None
+        Rate of an array ``audio``.
+
+    Returns
+    -------
+    Utterance
+        16 kHz audio, unified phones, no words, ``engine="pocketsphinx-allphone"``.
+    """
+    x = _prepare_audio(audio, sample_rate)
+    with _LOCK:
+        d = _phone_decoder()
+        d.start_utt()
+        d.process_raw(_pcm(x), full_utt=True)
+        d.end_utt()
+        segs = [(s.word, s.start_frame, s.end_frame) for s in d.seg()]
+    if not segs:
+        raise InputError("pocketsphinx recognised nothing in the audio")
+    phones = []
+    for name, a, b in segs:
+        filler = name in _FILLERS or name.upper() == "SIL" or name.startswith("+")
+        phone = SILENCE if filler else map_phone("cmu_arpabet", name)
+        phones.append(PhoneSegment(a * FRAME, (b + 1) * FRAME, phone, name))
+    phones = fill_gaps(phones, len(x) / SAMPLE_RATE)
+    return Utterance(audio=x, sample_rate=SAMPLE_RATE, phones=phones, words=[], text="",
+                     language="en-us", voice="", engine="pocketsphinx-allphone")

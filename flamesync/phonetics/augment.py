@@ -1,0 +1,385 @@
+"""Voice variety for synthetic speech.
+
+:func:`change_voice` runs Praat's "Change gender" (PSOLA resynthesis through praat-parselmouth):
+new pitch, formant shift (a shorter or longer vocal tract) and duration; phone and word times are
+scaled with the duration. The other augmentations keep every sample where it was, so timings stay
+exact: additive noise at a given SNR, synthetic room reverb, band-limiting, a random smooth EQ and
+gain. :func:`random_augment` draws a chain of them from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import InputError, require
+from .types import Utterance
+
+_PARSELMOUTH_HINT = "pip install 'flamesync[speech]'  (praat-parselmouth)"
+
+
+def _parselmouth():
+    return require("parselmouth", feature="voice change (Praat)", install=_PARSELMOUTH_HINT)
+
+
+def median_pitch(audio: np.ndarray, *, sample_rate: int, floor: float = 75.0, ceiling: float = 600.0) -> float:
+    """Median F0 in Hz of the voiced frames (Praat's autocorrelation pitch), NaN if unvoiced.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (N,)
+    sample_rate : int
+    floor, ceiling : float
+        Pitch search range in Hz.
+    """
+    pm = _parselmouth()
+    snd = pm.Sound(np.asarray(audio, dtype=np.float64), sampling_frequency=float(sample_rate))
+    f0 = snd.to_pitch(pitch_floor=floor, pitch_ceiling=ceiling).selected_array["frequency"]
+    f0 = f0[f0 > 0]
+    return float(np.median(f0)) if f0.size else float("nan")
+
+
+def change_gender(
+    audio: np.ndarray,
+    *,
+    sample_rate: int,
+    formant_ratio: float = 1.0,
+    pitch_median: float = 0.0,
+    pitch_range: float = 1.0,
+    duration_factor: float = 1.0,
+    floor: float = 75.0,
+    ceiling: float = 600.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Praat "Change gender" on raw samples.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (N,)
+    sample_rate : int
+    formant_ratio : float
+        Formant shift ratio (> 1 raises formants: a shorter vocal tract).
+    pitch_median : float
+        New median pitch in Hz; 0 keeps it.
+    pitch_range : float
+        Factor on the pitch excursions around the median.
+    duration_factor : float
+        Output duration / input duration.
+    seed : int
+        Seed for Praat's random numbers (PSOLA places pulses in unvoiced stretches at random), so
+        the result is reproducible.
+
+    Returns
+    -------
+    np.ndarray, shape (M,), float32
+        ``M`` is about ``N * duration_factor``.
+    """
+    for name, v in (("formant_ratio", formant_ratio), ("pitch_range", pitch_range),
+                    ("duration_factor", duration_factor)):
+        if not (math.isfinite(v) and v > 0):
+            raise InputError(f"{name} must be a positive number, got {v!r}")
+    if not (math.isfinite(pitch_median) and pitch_median >= 0):
+        raise InputError(f"pitch_median must be >= 0 Hz, got {pitch_median!r}")
+    pm = _parselmouth()
+    snd = pm.Sound(np.asarray(audio, dtype=np.float64), sampling_frequency=float(sample_rate))
+    pm.praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({int(seed)})")
+    try:
+        out = pm.praat.call(snd, "Change gender", floor, ceiling, formant_ratio, pitch_median,
+                            pitch_range, duration_factor)
+    finally:
+        pm.praat.run("random_initializeSafelyAndUnpredictably ()")
+    return np.ascontiguousarray(out.values[0], dtype=np.float32)
+
+
+def _scale_times(utt: Utterance, audio: np.ndarray) -> Utterance:
+    """The utterance with new audio, all times stretched by new/old duration."""
+    k = len(audio) / len(utt.audio)
+    phones = [replace(p, start=p.start * k, end=p.end * k) for p in utt.phones]
+    if phones:
+        phones[-1] = replace(phones[-1], end=len(audio) / utt.sample_rate)
+    words = [replace(w, start=w.start * k, end=w.end * k) for w in utt.words]
+    return replace(utt, audio=audio, phones=phones, words=words)
+
+
+def change_voice(
+    utt: Utterance,
+    *,
+    pitch_factor: float = 1.0,
+    formant_ratio: float = 1.0,
+    duration_factor: float = 1.0,
+    pitch_range: float = 1.0,
+    seed: int = 0,
+) -> Utterance:
+    """Another voice from an utterance: pitch, formants and tempo via Praat, timings scaled.
+
+    Parameters
+    ----------
+    utt : Utterance
+    pitch_factor : float
+        New median pitch / old median pitch.
+    formant_ratio : float
+        Formant shift ratio (about 1.1-1.2 turns a male voice female, 0.85-0.9 the reverse).
+    duration_factor : float
+        New duration / old duration; every phone and word time is multiplied by the exact ratio
+        of output to input length.
+    pitch_range : float
+        Factor on pitch excursions.
+    seed : int
+        Seed for Praat's resynthesis (see :func:`change_gender`).
+    """
+    if not (math.isfinite(pitch_factor) and pitch_factor > 0):
+        raise InputError(f"pitch_factor must be a positive number, got {pitch_factor!r}")
+    median = 0.0
+    if pitch_factor != 1.0:
+        median = median_pitch(utt.audio, sample_rate=utt.sample_rate)
+        if not math.isfinite(median):
+            raise InputError("cannot change the pitch of audio without voiced speech")
+        median *= pitch_factor
+    audio = change_gender(utt.audio, sample_rate=utt.sample_rate, formant_ratio=formant_ratio,
+                          pitch_median=median, pitch_range=pitch_range,
+                          duration_factor=duration_factor, seed=seed)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 0.999:
+        audio = audio * (0.999 / peak)  # PSOLA can overshoot a full-scale input
+    if duration_factor == 1.0:
+        audio = _fit_length(audio, len(utt.audio))
+        out = replace(utt, audio=audio)
+    else:
+        out = _scale_times(utt, audio)
+    meta = dict(utt.meta)
+    meta["voice_change"] = {"pitch_factor": pitch_factor, "formant_ratio": formant_ratio,
+                            "duration_factor": duration_factor, "pitch_range": pitch_range}
+    return replace(out, meta=meta)
+
+
+def shift_pitch(utt: Utterance, *, factor: float, seed: int = 0) -> Utterance:
+    """Utterance with its median pitch multiplied by ``factor`` (timing unchanged)."""
+    return change_voice(utt, pitch_factor=factor, seed=seed)
+
+
+def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if len(x) >= n:
+        return np.ascontiguousarray(x[:n])
+    return np.concatenate([x, np.zeros(n - len(x), np.float32)])
+
+
+# --- augmentations that keep timing -------------------------------------------------------------
+
+
+def add_noise(
+    audio: np.ndarray, *, snr_db: float, rng: np.random.Generator, color: str = "white"
+) -> np.ndarray:
+    """Add Gaussian noise at a signal-to-noise ratio measured on the active part of the signal.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (N,)
+    snr_db : float
+        Signal power (frames above -40 dB of the peak) over noise power, in dB.
+    rng : np.random.Generator
+    color : {"white", "pink", "brown"}
+        Noise spectrum slope (0, -3, -6 dB/octave).
+
+    Returns
+    -------
+    np.ndarray, shape (N,), float32
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    n = rng.standard_normal(len(x))
+    if color != "white":
+        slope = {"pink": 0.5, "brown": 1.0}.get(color)
+        if slope is None:
+            raise InputError(f"unknown noise colour {color!r}; use white, pink or brown")
+        spec = np.fft.rfft(n)
+        f = np.arange(len(spec), dtype=np.float64)
+        f[0] = 1.0
+        n = np.fft.irfft(spec / f**slope, len(n))
+    p_sig = _active_power(x)
+    p_noise = float(np.mean(n**2)) or 1.0
+    n *= math.sqrt(p_sig / p_noise / 10 ** (snr_db / 10))
+    return (x + n).astype(np.float32)
+
+
+def _active_power(x: np.ndarray) -> float:
+    frames = x[: len(x) // 256 * 256].reshape(-1, 256) if len(x) >= 256 else x[None, :]
+    p = np.mean(frames**2, axis=1)
+    active = p[p > p.max() * 1e-4] if p.size and p.max() > 0 else p
+    return float(np.mean(active)) if active.size else 0.0
+
+
+def room_impulse_response(
+    *, sample_rate: int, rt60: float, rng: np.random.Generator, direct_to_reverb_db: float = 3.0
+) -> np.ndarray:
+    """A synthetic room response: a direct impulse then exponentially decaying noise.
+
+    Parameters
+    ----------
+    sample_rate : int
+    rt60 : float
+        Time in seconds for the reverb tail to decay by 60 dB.
+    rng : np.random.Generator
+    direct_to_reverb_db : float
+        Energy of the direct path over the energy of the tail.
+
+    Returns
+    -------
+    np.ndarray, shape (L,), float64
+        ``L = rt60 * sample_rate``; sample 0 is the direct path, so convolving keeps timing.
+    """
+    if not (math.isfinite(rt60) and rt60 > 0):
+        raise InputError(f"rt60 must be a positive number of seconds, got {rt60!r}")
+    n = max(2, int(rt60 * sample_rate))
+    t = np.arange(n) / sample_rate
+    tail = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60)  # ln(1000): 60 dB amplitude decay
+    tail[0] = 0.0
+    # Early reflections build up over a few ms rather than starting at full level.
+    tail *= 1.0 - np.exp(-t / 0.003)
+    tail *= math.sqrt(1.0 / (np.sum(tail**2) * 10 ** (direct_to_reverb_db / 10)))
+    tail[0] = 1.0
+    return tail
+
+
+def add_reverb(
+    audio: np.ndarray, *, sample_rate: int, rt60: float, rng: np.random.Generator,
+    direct_to_reverb_db: float = 3.0,
+) -> np.ndarray:
+    """Convolve with :func:`room_impulse_response`, keep length and peak level.
+
+    Returns
+    -------
+    np.ndarray, shape (N,), float32
+    """
+    from scipy.signal import fftconvolve
+
+    x = np.asarray(audio, dtype=np.float64)
+    ir = room_impulse_response(sample_rate=sample_rate, rt60=rt60, rng=rng,
+                               direct_to_reverb_db=direct_to_reverb_db)
+    y = fftconvolve(x, ir)[: len(x)]
+    return _match_peak(y, x)
+
+
+def band_limit(
+    audio: np.ndarray, *, sample_rate: int, low_hz: float = 300.0, high_hz: float = 3400.0, order: int = 4
+) -> np.ndarray:
+    """Zero-phase Butterworth band-pass (telephone-like by default); timing is unchanged.
+
+    Returns
+    -------
+    np.ndarray, shape (N,), float32
+    """
+    from scipy.signal import butter, sosfiltfilt
+
+    nyq = sample_rate / 2
+    if not 0 <= low_hz < high_hz:
+        raise InputError(f"band limits must satisfy 0 <= low < high, got {low_hz}, {high_hz}")
+    high = min(high_hz, nyq * 0.98)
+    x = np.asarray(audio, dtype=np.float64)
+    if low_hz > 0:
+        sos = butter(order, [low_hz / nyq, high / nyq], btype="bandpass", output="sos")
+    else:
+        sos = butter(order, high / nyq, btype="lowpass", output="sos")
+    if len(x) <= 3 * (2 * len(sos) + 1):
+        return x.astype(np.float32)
+    return sosfiltfilt(sos, x).astype(np.float32)
+
+
+def random_eq(
+    audio: np.ndarray, *, sample_rate: int, rng: np.random.Generator, max_gain_db: float = 8.0,
+    n_points: int = 8,
+) -> np.ndarray:
+    """A smooth random spectral tilt/EQ applied as a zero-phase gain curve.
+
+    Gains (dB, uniform in ``±max_gain_db``) are drawn at ``n_points`` log-spaced frequencies from
+    50 Hz to Nyquist and interpolated over log frequency.
+
+    Returns
+    -------
+    np.ndarray, shape (N,), float32
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    spec = np.fft.rfft(x)
+    freqs = np.fft.rfftfreq(len(x), 1.0 / sample_rate)
+    knots = np.geomspace(50.0, sample_rate / 2, n_points)
+    gains = rng.uniform(-max_gain_db, max_gain_db, n_points)
+    g_db = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(knots), gains)
+    y = np.fft.irfft(spec * 10 ** (g_db / 20), len(x))
+    return _match_peak(y, x)
+
+
+def apply_gain(audio: np.ndarray, *, gain_db: float, limit: float = 0.999) -> np.ndarray:
+    """Scale by ``gain_db``; if that would clip, scale so the peak sits at ``limit`` instead."""
+    y = np.asarray(audio, dtype=np.float64) * 10 ** (gain_db / 20)
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak > limit:
+        y *= limit / peak
+    return y.astype(np.float32)
+
+
+def _match_peak(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    py, px = float(np.max(np.abs(y))), float(np.max(np.abs(x)))
+    if py > 0 and px > 0:
+        y = y * (px / py)
+    return y.astype(np.float32)
+
+
+def random_augment(
+    utt: Utterance,
+    *,
+    rng: np.random.Generator,
+    p_voice: float = 0.5,
+    p_reverb: float = 0.3,
+    p_band: float = 0.15,
+    p_eq: float = 0.4,
+    p_noise: float = 0.5,
+    snr_db: tuple[float, float] = (10.0, 40.0),
+    rt60: tuple[float, float] = (0.15, 0.8),
+    pitch: tuple[float, float] = (0.75, 1.35),
+    formant: tuple[float, float] = (0.88, 1.15),
+    tempo: tuple[float, float] = (0.85, 1.2),
+    gain_db: tuple[float, float] = (-12.0, 3.0),
+) -> Utterance:
+    """Draw a chain of augmentations: voice change, reverb, band limit, EQ, noise, gain.
+
+    Each is applied with its probability ``p_*`` and parameters uniform in the given ranges (pitch,
+    formant and tempo log-uniform). The chain and its parameters are recorded in
+    ``meta["augment"]``. Only the voice change moves timings, and it scales them exactly.
+    """
+    steps: list[dict] = []
+    out = utt
+    sr = utt.sample_rate
+
+    def logu(lo, hi):
+        return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+    if rng.random() < p_voice:
+        pf, fr, dur = logu(*pitch), logu(*formant), 1.0 / logu(*tempo)
+        out = change_voice(out, pitch_factor=pf, formant_ratio=fr, duration_factor=dur,
+                           seed=int(rng.integers(2**31)))
+        steps.append({"op": "change_voice", "pitch_factor": pf, "formant_ratio": fr,
+                      "duration_factor": dur})
+    audio = out.audio
+    if rng.random() < p_reverb:
+        r = float(rng.uniform(*rt60))
+        audio = add_reverb(audio, sample_rate=sr, rt60=r, rng=rng)
+        steps.append({"op": "reverb", "rt60": r})
+    if rng.random() < p_band:
+        lo, hi = float(rng.uniform(80, 400)), float(rng.uniform(3000, 7000))
+        audio = band_limit(audio, sample_rate=sr, low_hz=lo, high_hz=hi)
+        steps.append({"op": "band_limit", "low_hz": lo, "high_hz": hi})
+    if rng.random() < p_eq:
+        audio = random_eq(audio, sample_rate=sr, rng=rng)
+        steps.append({"op": "eq"})
+    if rng.random() < p_noise:
+        s = float(rng.uniform(*snr_db))
+        color = str(rng.choice(["white", "pink", "brown"]))
+        audio = add_noise(audio, snr_db=s, rng=rng, color=color)
+        steps.append({"op": "noise", "snr_db": s, "color": color})
+    g = float(rng.uniform(*gain_db))
+    audio = apply_gain(audio, gain_db=g)
+    steps.append({"op": "gain", "gain_db": g})
+    meta = dict(out.meta)
+    meta["augment"] = steps
+    return replace(out, audio=audio, meta=meta)

@@ -1,0 +1,138 @@
+"""The teacher as a complete animation backend: text-to-speech or a transcript, then phones to motion.
+
+- :func:`say`: speak text with a TTS engine (exact phone timings) and animate it.
+- :func:`animate_with_text`: force-align recorded speech to its transcript and animate the phones,
+  the text-assisted mode that phoneme-based lip-sync tools offer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..animation import Animation
+from ..errors import InputError
+from .teacher import phones_to_animation
+from .types import SILENCE, Utterance
+
+
+def _check_text(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("text is empty")
+    if not any(ch.isalnum() for ch in text):
+        raise InputError(f"text has nothing speakable: {text[:60]!r}")
+    return text.strip()
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write mono float audio as 16-bit PCM WAV, atomically."""
+    import soundfile as sf
+
+    from ..fileio import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # let soundfile create it with the usual permissions, not mkstemp's 0600
+        sf.write(str(tmp), np.clip(np.asarray(audio, np.float32), -1.0, 1.0), int(sample_rate),
+                 subtype="PCM_16", format="WAV")
+    return path
+
+
+def say(
+    text: str,
+    *,
+    voice: str = "en-us",
+    engine: str = "espeak",
+    fps: float = 30.0,
+    wav_path: str | Path | None = None,
+    seed: int = 0,
+    rate: float = 1.0,
+    pitch: float | None = None,
+    **style: float,
+) -> tuple[Animation, Utterance]:
+    """Speak ``text`` with a TTS engine and animate it with the coarticulation teacher.
+
+    Parameters
+    ----------
+    text : str
+    voice : str
+        Engine voice; espeak takes a language code with an optional variant (``"en-us+f3"``).
+    engine : str
+        ``"espeak"``, ``"flite"`` or ``"festival"``.
+    fps : float
+        Frame rate of the animation.
+    wav_path : str, Path or None
+        Where to write the speech (16-bit WAV, written atomically); the animation refers to it.
+    seed : int
+        Passed to the engine (the current engines are deterministic).
+    rate, pitch : float
+        Speaking-rate and pitch factors (1.0 = the voice's normal).
+    **style
+        Teacher style parameters (see :data:`flamesync.phonetics.teacher.DEFAULT_STYLE`).
+
+    Returns
+    -------
+    (Animation, Utterance)
+        The animation covers the whole utterance: ``round(duration * fps)`` frames.
+    """
+    from .engines import get_engine
+
+    text = _check_text(text)
+    utt = get_engine(engine).synthesize(text, voice=voice, rate=rate, pitch=pitch, seed=seed)
+    if utt.audio.size == 0 or all(p.phone == SILENCE for p in utt.phones):
+        raise InputError(f"text has nothing speakable: {text[:60]!r}")
+    if wav_path is not None:
+        write_wav(wav_path, utt.audio, utt.sample_rate)
+    anim = phones_to_animation(utt.phones, fps=fps, duration=utt.duration, **style)
+    meta = {**anim.meta, "mode": "say", "text": text, "engine": utt.engine, "voice": utt.voice,
+            "language": utt.language}
+    return anim.replace(audio_path=str(wav_path) if wav_path is not None else None, meta=meta), utt
+
+
+def animate_with_text(
+    audio: str | Path | np.ndarray,
+    text: str,
+    *,
+    fps: float = 30.0,
+    language: str = "en",
+    sample_rate: int | None = None,
+    **style: float,
+) -> Animation:
+    """Animate recorded speech from its transcript: forced alignment, then the teacher.
+
+    Parameters
+    ----------
+    audio : str, Path or np.ndarray
+        An audio file, or samples ``(N,)`` / ``(N, channels)`` at ``sample_rate``.
+    text : str
+        What is said in it.
+    fps : float
+        Frame rate of the animation.
+    language : str
+        Language of the speech (the aligner's English model: ``"en"``).
+    sample_rate : int or None
+        Rate of an array ``audio``.
+    **style
+        Teacher style parameters.
+
+    Returns
+    -------
+    Animation
+        ``round(duration * fps)`` frames covering the audio; ``audio_path`` is the file when one was
+        given; ``meta["phones"]`` lists the aligned phones as ``[start, end, phone]``.
+    """
+    from ..audio.io import SAMPLE_RATE, load_audio
+    from .align import align
+
+    text = _check_text(text)
+    if language.split("-")[0].lower() != "en":
+        raise InputError(f"text-assisted animation supports English only (the aligner's model), got {language!r}")
+    samples = load_audio(audio, sample_rate=SAMPLE_RATE, source_rate=sample_rate)
+    utt = align(samples, SAMPLE_RATE, text, language=language)
+    duration = len(samples) / SAMPLE_RATE
+    anim = phones_to_animation(utt.phones, fps=fps, duration=duration, **style)
+    path = None if isinstance(audio, np.ndarray) else str(audio)
+    meta = {**anim.meta, "mode": "text", "text": text, "aligner": utt.engine or "pocketsphinx",
+            "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in utt.phones]}
+    return anim.replace(audio_path=path, meta=meta)
