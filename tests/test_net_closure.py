@@ -54,6 +54,7 @@ def test_phone_classes():
     assert not is_closure("f") and not is_closure("") and not is_closure("ɱ")
     assert VISEME_CLASSES[viseme_of("")] == "sil"
     assert VISEME_CLASSES[viseme_of("ʃ")] == "SH" and VISEME_CLASSES[viseme_of("aɪ")] == "A"
+    assert VISEME_CLASSES[viseme_of("t͡ʃ")] == "SH" and VISEME_CLASSES[viseme_of("_")] == "sil"
     assert VISEME_CLASSES[viseme_of("uː")] == "W" and VISEME_CLASSES[viseme_of("ˈɛ")] == "E"
 
 

@@ -76,6 +76,8 @@ def viseme_of(phone: str) -> int:
     base = base_symbol(phone)
     if not base:
         return 0
+    if base in "td" and any(ch in phone for ch in "ʃʒɕʑ"):
+        return VISEME_CLASSES.index("SH")  # postalveolar affricates t͡ʃ d͡ʒ: the mouth shape is ʃ's
     return VISEME_CLASSES.index(_CLASS_OF.get(base, "U"))
 
 

@@ -208,22 +208,38 @@ def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[tor
 
 
 # ---------------------------------------------------------------------------------------- corpus
-def open_corpus(cfg: dict):
-    """The corpus named by ``cfg["corpus"]``, synthesised first if it does not exist yet."""
+def corpus_path(cfg: dict) -> Path:
     from ..cache import cache_dir
 
     c = cfg["corpus"]
-    path = Path(c["path"]) if c.get("path") else cache_dir("corpora") / str(c.get("name", "default"))
-    try:
-        from ..data import corpus as corpus_mod
-    except ImportError:
-        raise FlamesyncError("the corpus module flamesync.data.corpus is not available in this build") from None
-    if not (path / "manifest.json").is_file():
-        build = getattr(corpus_mod, "build_corpus", None)
-        if build is None:
-            raise FlamesyncError(f"no corpus at {path} and this build cannot synthesise one")
-        build(path, **(c.get("synth") or {}))
-    return corpus_mod.Corpus(path)
+    return Path(c["path"]) if c.get("path") else cache_dir("corpora") / str(c.get("name", "default"))
+
+
+def open_corpus(cfg: dict):
+    """The corpus named by ``cfg["corpus"]``; synthesised (or finished) first if incomplete.
+
+    ``cfg["corpus"]["synth"]`` holds the keyword arguments of
+    :func:`flamesync.data.synth.synthesize_corpus` (``hours``, ``seed``, ``workers``, ...).
+    """
+    from ..data.corpus import Corpus
+
+    path = corpus_path(cfg)
+    manifest = path / "manifest.json"
+    complete = False
+    if manifest.is_file():
+        try:
+            complete = bool(json.loads(manifest.read_text("utf-8")).get("complete"))
+        except ValueError:
+            complete = False
+    if not complete:
+        from ..data.synth import synthesize_corpus
+
+        synth = dict(cfg["corpus"].get("synth") or {})
+        if "hours" not in synth:
+            raise InputError(f"no complete corpus at {path} and the config gives no corpus.synth.hours to make one")
+        synth.setdefault("seed", int(cfg["seed"]))
+        synthesize_corpus(path, **synth)
+    return Corpus(path)
 
 
 # ---------------------------------------------------------------------------------------- training
