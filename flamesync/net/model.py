@@ -259,20 +259,35 @@ class FlameSyncNet(nn.Module):
         -------
         weights : (B, T, C) in [0, 1]; closure : (B, T) logits; visemes : (B, T, K) logits
         """
-        b, n2, m = feats.shape
-        n = n2 // 2
-        # Output frame j sits at feature frame 2j: pair it with the frame before it, (2j-1, 2j).
-        x = F.pad(feats, (0, 0, 1, 0))[:, : 2 * n].reshape(b, n, 2 * m).transpose(1, 2)
-        x = F.gelu(self.front1(F.pad(x, (1, 1))))
-        x = F.gelu(self.front2(F.pad(x, (2, 0)))).transpose(1, 2)
+        x = self.front(pair_frames(feats))
         for block in self.blocks:
             x = block(x)
+        return self.heads(x)
+
+    def front(self, pairs: torch.Tensor) -> torch.Tensor:
+        """Front end: (B, T, 2 n_mels) feature pairs -> (B, T, dim). Looks 1 frame ahead, 3 back."""
+        x = F.gelu(self.front1(F.pad(pairs.transpose(1, 2), (1, 1))))
+        return F.gelu(self.front2(F.pad(x, (2, 0)))).transpose(1, 2)
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-frame outputs from the last block's activations (B, T, dim)."""
         x = self.norm(x)
         return (
             torch.sigmoid(self.head_weights(x)),
             self.head_closure(x).squeeze(-1),
             self.head_visemes(x),
         )
+
+
+def pair_frames(feats: torch.Tensor) -> torch.Tensor:
+    """(B, 2T, M) features at 100 fps -> (B, T, 2M): frame j gets feature frames (2j-1, 2j).
+
+    Output frame ``j`` sits at feature frame ``2j`` (time ``j / 50``); pairing it with the frame
+    before it rather than after keeps the look-ahead down. Feature frame ``-1`` is zeros.
+    """
+    b, n2, m = feats.shape
+    n = n2 // 2
+    return F.pad(feats, (0, 0, 1, 0))[:, : 2 * n].reshape(b, n, 2 * m)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..animation import Animation
 from ..errors import InputError
-from .infer import FPS, LoadedModel, NetRunner, Postprocessor, RawOutput
+from .infer import FPS, LoadedModel, Postprocessor, RawOutput, StreamRunner
 
 
 class Streamer:
@@ -36,8 +36,7 @@ class Streamer:
 
     def __init__(self, model: LoadedModel, *, closures: bool = True):
         self.model = model
-        # Small windows: a push recomputes the past context once per chunk of new frames.
-        self._runner = NetRunner(model, chunk_frames=256)
+        self._runner = StreamRunner(model)
         self._post = Postprocessor(model) if closures else None
         self._finished = False
 
