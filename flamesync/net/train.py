@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "out_dir": None,  # default: <cache>/runs/<config name>
     "device": "auto",  # auto | cpu | cuda
     "threads": None,  # torch CPU threads (None: torch's default)
+    "data_workers": 1,  # processes preparing batches (augmentation + features) ahead of the trainer
     "corpus": {"path": None, "name": "default", "synth": {}},
     "features": {},
     "model": {},
@@ -181,6 +182,52 @@ def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size:
         "visemes": torch.from_numpy(np.stack(vis)),
         "valid": torch.from_numpy(np.stack(valid).astype(np.float32)),
     }
+
+
+class BatchSource:
+    """Batches by step number, optionally prepared ahead in worker processes.
+
+    Batch ``s`` is a pure function of ``(seed, s)``, so prefetching in other processes changes
+    nothing but speed. Workers are forked and inherit the examples without copying them.
+    """
+
+    def __init__(self, examples: list[Example], *, seed: int, tc: dict, aug: AugmentConfig, fcfg: FeatureConfig,
+                 workers: int, depth: int = 3):
+        self.args = dict(batch_size=int(tc["batch_size"]), crop_frames=int(round(tc["crop_seconds"] * FPS)),
+                         p_clean=float(tc["p_clean"]), aug=aug, fcfg=fcfg)
+        self.examples, self.seed, self.depth = examples, seed, depth
+        self.pool = None
+        self.pending: dict[int, Any] = {}
+        if workers > 0:
+            import multiprocessing as mp
+
+            global _WORKER_SOURCE
+            _WORKER_SOURCE = self
+            self.pool = mp.get_context("fork").Pool(workers)
+
+    def make(self, step: int) -> dict[str, torch.Tensor]:
+        return make_batch(self.examples, rng=np.random.default_rng([self.seed, step]), **self.args)
+
+    def get(self, step: int, end: int) -> dict[str, torch.Tensor]:
+        if self.pool is None:
+            return self.make(step)
+        for s in range(step, min(end, step + self.depth)):
+            if s not in self.pending:
+                self.pending[s] = self.pool.apply_async(_worker_batch, (s,))
+        return self.pending.pop(step).get()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
+_WORKER_SOURCE: BatchSource | None = None
+
+
+def _worker_batch(step: int) -> dict[str, torch.Tensor]:
+    return _WORKER_SOURCE.make(step)
 
 
 # ---------------------------------------------------------------------------------------- loss
@@ -352,6 +399,8 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         from tqdm.auto import tqdm
 
         bar = tqdm(total=end, initial=step, desc="train", dynamic_ncols=True, leave=False)
+    source = BatchSource(train_ex, seed=seed, tc=tc, aug=aug, fcfg=fcfg,
+                         workers=int(cfg.get("data_workers") or 0) if step < end else 0)
     csv_path = out / "log.csv"
     fields = ["step", "lr", "loss", "l_weights", "l_velocity", "l_closure", "l_visemes", "seconds"]
     new_csv = not csv_path.is_file()
@@ -362,10 +411,8 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
                 writer.writeheader()
             while step < end:
                 model.train()
-                rng = np.random.default_rng([seed, step])
                 torch.manual_seed(_step_seed(seed, step))
-                batch = make_batch(train_ex, rng=rng, batch_size=int(tc["batch_size"]), crop_frames=crop_frames,
-                                   p_clean=float(tc["p_clean"]), aug=aug, fcfg=fcfg)
+                batch = source.get(step, end)
                 batch = {k: v.to(device) for k, v in batch.items()}
                 lr = _lr_at(step, tc)
                 for g in opt.param_groups:
@@ -395,6 +442,7 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         save("last")
         raise
     finally:
+        source.close()
         if bar is not None:
             bar.close()
     summary = {"out_dir": str(out), "step": step, "seconds": time.monotonic() - t0,
