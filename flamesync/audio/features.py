@@ -76,14 +76,42 @@ def n_feature_frames(n_samples: int, *, config: FeatureConfig = FeatureConfig(),
 
 @functools.lru_cache(maxsize=8)
 def mel_basis(config: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """Mel filter bank, shape (n_mels, n_fft // 2 + 1), float64."""
-    import librosa
+    """Mel filter bank from ``librosa.filters.mel``, shape (n_mels, n_fft // 2 + 1), float64.
 
-    basis = librosa.filters.mel(
-        sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin,
-        fmax=config.fmax, htk=False, norm="slaney", dtype=np.float64,
-    )
-    basis.setflags(write=False)  # shared through the cache
+    The bank is cached as ``.npy`` in the flamesync cache: importing librosa (and numba behind it)
+    costs over a second, which would otherwise be paid by every cold start.
+    """
+    import hashlib
+    import json
+
+    from ..cache import cache_dir
+
+    key = hashlib.sha1(json.dumps(
+        [config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax, "slaney"]).encode()).hexdigest()[:16]
+    path = cache_dir("features") / f"mel-{key}.npy"
+    basis = None
+    if path.is_file():
+        try:
+            basis = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            basis = None
+    if basis is None or basis.shape != (config.n_mels, config.n_fft // 2 + 1):
+        import librosa
+
+        basis = librosa.filters.mel(
+            sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin,
+            fmax=config.fmax, htk=False, norm="slaney", dtype=np.float64,
+        )
+        try:
+            from ..fileio import atomic_path
+
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, basis, allow_pickle=False)
+        except OSError:
+            pass  # a read-only cache only costs speed
+    basis = np.ascontiguousarray(basis, dtype=np.float64)
+    basis.setflags(write=False)  # shared through the lru_cache
     return basis
 
 
@@ -94,7 +122,7 @@ def frame_log_mel(frames: np.ndarray, *, basis: np.ndarray, config: FeatureConfi
     ----------
     frames : np.ndarray, shape (K, win)
         Raw sample frames.
-    basis : np.ndarray or scipy.sparse matrix, shape (n_mels, n_fft // 2 + 1)
+    basis : np.ndarray, shape (n_mels, n_fft // 2 + 1)
 
     Returns
     -------
@@ -103,10 +131,7 @@ def frame_log_mel(frames: np.ndarray, *, basis: np.ndarray, config: FeatureConfi
     window = _hann(config.win)
     spec = np.fft.rfft(frames.astype(np.float64) * window, n=config.n_fft, axis=1)
     power = spec.real ** 2 + spec.imag ** 2
-    # basis @ power.T with a sparse basis: single-threaded (no BLAS thread contention on small
-    # matrices) and row-independent, so a frame's value does not depend on how frames are batched.
-    mel = np.asarray((basis @ power.T).T)
-    return np.log(np.maximum(mel, config.log_floor))
+    return np.log(np.maximum(power @ basis.T, config.log_floor))
 
 
 def _hann(n: int) -> np.ndarray:
@@ -148,15 +173,43 @@ def running_mean_normalise(
         out[k] = logmel[k] - mean
         k += 1
     if k < len(logmel):
-        from scipy.signal import lfilter
-
-        alpha = 1.0 / length
-        # m_n = (1 - alpha) m_{n-1} + alpha x_n, run as a first-order IIR per band with carried state.
-        ys, _ = lfilter([alpha], [1.0, -(1.0 - alpha)], logmel[k:], axis=0, zi=((1.0 - alpha) * mean)[None, :])
+        ys = _ema(logmel[k:], mean, 1.0 / length)
         out[k:] = logmel[k:] - ys
         mean = ys[-1].copy()
         count += len(logmel) - k
     return (out / config.scale).astype(np.float32), (mean, count)
+
+
+def _ema(x: np.ndarray, m0: np.ndarray, alpha: float, block: int = 32) -> np.ndarray:
+    """``m_n = (1 - alpha) m_{n-1} + alpha x_n`` from ``m_{-1} = m0``, vectorised in blocks.
+
+    Within a block of ``L`` frames, ``m_n = d^(n+1) m0 + alpha * sum_k d^(n-k) x_k`` with
+    ``d = 1 - alpha``: a triangular matrix product. Blocks stay short so the powers of ``d`` stay
+    well conditioned and the products small (large ones are slower here: BLAS threading). numpy
+    only: scipy.signal alone takes over a second to import.
+
+    Parameters
+    ----------
+    x : np.ndarray, shape (K, M)
+    m0 : np.ndarray, shape (M,)
+
+    Returns
+    -------
+    np.ndarray, shape (K, M)
+    """
+    d = 1.0 - alpha
+    n = np.arange(block)
+    lag = n[:, None] - n[None, :]
+    tri = np.where(lag >= 0, alpha * d ** np.maximum(lag, 0), 0.0)  # (L, L)
+    decay = d ** (n + 1)  # (L,)
+    out = np.empty_like(x, dtype=np.float64)
+    m = np.asarray(m0, np.float64)
+    for a in range(0, len(x), block):
+        xb = x[a:a + block]
+        L = len(xb)
+        out[a:a + L] = tri[:L, :L] @ xb + decay[:L, None] * m[None, :]
+        m = out[a + L - 1]
+    return out
 
 
 class LogMelStream:
@@ -178,9 +231,7 @@ class LogMelStream:
         self.config = config
         self.out_fps = out_fps
         self.block_frames = int(block_frames)
-        from scipy.sparse import csr_matrix
-
-        self._basis = csr_matrix(mel_basis(config))
+        self._basis = mel_basis(config)
         # Buffer starts with the zeros that precede the audio (frame 0 is centred on sample 0).
         self._buf = np.zeros(config.win // 2, np.float64)
         self._buf_start = -(config.win // 2)  # absolute sample index of _buf[0]
