@@ -116,3 +116,21 @@ class StandinCorpus:
         rng = np.random.default_rng([self._seed, offset])
         for _ in range(self._sizes[split]):
             yield make_item(rng, self._seconds)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """Run a module's network tests on one torch thread (restored after).
+
+    Tiny tensors on two threads of a busy 2-core machine are many times slower than on one (the
+    OpenMP workers spin against other processes); correctness does not depend on it.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,6 +11,9 @@ from flamesync.net.closure import ClosureDecoder
 from flamesync.net.infer import LoadedModel, load_model, predict
 from flamesync.net.model import FlameSyncNet, ModelConfig
 from flamesync.net.stream import Streamer
+from net_standin import torch_single_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 SMALL = ModelConfig(dim=48, heads=2, layers=3, attn_past=10, attn_future=(1, 1, 0), dropout=0.0)
 

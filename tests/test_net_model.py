@@ -5,6 +5,9 @@ import torch
 from flamesync.channels import SPEECH_CHANNELS
 from flamesync.net.model import FlameSyncNet, ModelConfig, count_parameters
 from flamesync.net.targets import VISEME_CLASSES
+from net_standin import torch_single_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _net(cfg=ModelConfig(), seed=0):

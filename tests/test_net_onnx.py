@@ -4,6 +4,9 @@ import torch
 
 from flamesync.net.infer import LoadedModel
 from flamesync.net.model import FlameSyncNet, ModelConfig
+from net_standin import torch_single_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

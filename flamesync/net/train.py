@@ -423,7 +423,7 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
                 torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc["grad_clip"]))
                 opt.step()
                 step += 1
-                if step % int(tc["log_every"]) == 0 or step == end:
+                if step % int(tc["log_every"]) == 0 or step == total_steps:
                     writer.writerow({"step": step, "lr": f"{lr:.6g}", **{k: f"{v:.6f}" for k, v in parts.items()},
                                      "seconds": f"{time.monotonic() - t0:.1f}"})
                     fh.flush()
