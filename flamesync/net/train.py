@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 0.01,
         "grad_clip": 1.0,
         "p_clean": 0.1,
+        "p_silence": 0.2,
+        "silence_seconds": [0.5, 3.0],
         "log_every": 25,
         "val_every": 500,
         "ckpt_every": 250,
@@ -153,27 +155,45 @@ def _audio_float(a: np.ndarray) -> np.ndarray:
 
 
 def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size: int, crop_frames: int,
-               p_clean: float, aug: AugmentConfig, fcfg: FeatureConfig) -> dict[str, torch.Tensor]:
-    """A batch of random crops, each independently augmented (a pure function of ``rng``)."""
+               p_clean: float, aug: AugmentConfig, fcfg: FeatureConfig, p_silence: float = 0.0,
+               silence_seconds: tuple[float, float] = (0.5, 3.0)) -> dict[str, torch.Tensor]:
+    """A batch of random crops, each independently augmented (a pure function of ``rng``).
+
+    With probability ``p_silence`` a crop starts with an utterance's beginning preceded by extra
+    silence (which augmentation fills with room tone and noise), targeted with the utterance's
+    first (rest) frame. Corpus utterances have short pauses only, but real recordings have long
+    ones, during which the feature normalisation settles on the noise floor; this shows the model
+    that situation and what to do in it (stay at rest).
+    """
     feats, ws, cms, cls, vis, valid = [], [], [], [], [], []
     for _ in range(batch_size):
         ex = examples[int(rng.integers(len(examples)))]
         n = ex.n_frames
-        start = int(rng.integers(0, n - crop_frames + 1)) if n > crop_frames else 0
-        stop = min(n, start + crop_frames)
+        lead = 0
+        if p_silence > 0 and rng.random() < p_silence:
+            lead = min(crop_frames - 1, int(rng.uniform(*silence_seconds) * FPS))
+            start = 0
+        else:
+            start = int(rng.integers(0, n - crop_frames + 1)) if n > crop_frames else 0
+        stop = min(n, start + crop_frames - lead)
         k = stop - start
         audio = np.zeros(crop_frames * SAMPLES_PER_FRAME, np.float32)
         seg = _audio_float(ex.audio[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME])
-        audio[: len(seg)] = seg
+        audio[lead * SAMPLES_PER_FRAME: lead * SAMPLES_PER_FRAME + len(seg)] = seg
         if rng.random() >= p_clean:
             audio = augment(audio, rng=rng, config=aug)
         feats.append(log_mel(audio, config=fcfg))
-        pad = crop_frames - k
-        ws.append(np.pad(ex.weights[start:stop], ((0, pad), (0, 0))))
+        pad = crop_frames - k - lead
+        w = ex.weights[start:stop]
+        ws.append(np.concatenate([np.repeat(ex.weights[:1], lead, axis=0), w, np.zeros((pad, w.shape[1]), np.float32)]))
         cms.append(ex.channel_mask)
-        cls.append(np.pad(ex.closure[start:stop], (0, pad)))
-        vis.append(np.pad(ex.visemes[start:stop], (0, pad)))
-        valid.append(np.arange(crop_frames) < k)
+        cls.append(np.pad(ex.closure[start:stop], (lead, pad)))
+        vis.append(np.pad(ex.visemes[start:stop], (lead, pad)))
+        # The lead-in is only a known target if the utterance itself starts in silence.
+        lead_ok = lead > 0 and not ex.speech[0]
+        v = np.zeros(crop_frames, bool)
+        v[(0 if lead_ok else lead): lead + k] = True
+        valid.append(v)
     return {
         "feats": torch.from_numpy(np.stack(feats)),
         "weights": torch.from_numpy(np.stack(ws)),
@@ -194,7 +214,8 @@ class BatchSource:
     def __init__(self, examples: list[Example], *, seed: int, tc: dict, aug: AugmentConfig, fcfg: FeatureConfig,
                  workers: int, depth: int = 3):
         self.args = dict(batch_size=int(tc["batch_size"]), crop_frames=int(round(tc["crop_seconds"] * FPS)),
-                         p_clean=float(tc["p_clean"]), aug=aug, fcfg=fcfg)
+                         p_clean=float(tc["p_clean"]), aug=aug, fcfg=fcfg, p_silence=float(tc.get("p_silence", 0.0)),
+                         silence_seconds=tuple(tc.get("silence_seconds", (0.5, 3.0))))
         self.examples, self.seed, self.depth = examples, seed, depth
         self.pool = None
         self.pending: dict[int, Any] = {}
