@@ -96,3 +96,14 @@ def test_config_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("trian: {steps: 3}\n")
     with pytest.raises(InputError, match="unknown"):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_batch_worker_process_gives_identical_training(corpus, tmp_path):
+    runs = []
+    for workers in (0, 1):
+        cfg = load_config(REPO / "configs" / "tiny.yaml",
+                          {"data_workers": workers, "train": {"steps": 6, "log_every": 1, "val_every": 100}})
+        train(cfg, corpus=corpus, out_dir=tmp_path / f"w{workers}", stop_after=6, show_progress=False)
+        runs.append(load_weights(tmp_path / f"w{workers}" / "last"))
+    for k in runs[0]:
+        assert torch.equal(runs[0][k], runs[1][k]), k
