@@ -127,6 +127,14 @@ def test_checkpoint_roundtrip_and_errors(model, audio, tmp_path):
 def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
     import flamesync.net.infer as infer
 
+    monkeypatch.delenv("FLAMESYNC_MODEL", raising=False)
     monkeypatch.setattr(infer, "DEFAULT_CHECKPOINT", tmp_path / "nothing")
     with pytest.raises(FlamesyncError, match="flamesync train"):
         predict(np.zeros(1600, np.float32) + 0.1)
+
+
+def test_default_model_from_environment(model, monkeypatch, tmp_path):
+    save_checkpoint(tmp_path / "m", model=model.net, meta={**model.meta, "model": SMALL.to_dict()})
+    monkeypatch.setenv("FLAMESYNC_MODEL", str(tmp_path / "m"))
+    a = np.sin(np.arange(8000) / 9).astype(np.float32) * 0.2
+    np.testing.assert_array_equal(predict(a).values, model.predict(a).values)

@@ -31,6 +31,7 @@ def test_onnx_cli_without_default_model_is_one_line(tmp_path, monkeypatch, capsy
     import flamesync.net.infer as infer
     from flamesync.cli import main
 
+    monkeypatch.delenv("FLAMESYNC_MODEL", raising=False)
     monkeypatch.setattr(infer, "DEFAULT_CHECKPOINT", tmp_path / "nothing")
     assert main(["export-onnx", "-o", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip()

@@ -333,7 +333,16 @@ def load_model(path: str | Path) -> LoadedModel:
 
 
 def load_default_model() -> LoadedModel:
-    """The shipped model, ``assets/model/flamesync_default.safetensors`` + ``.json``."""
+    """The shipped model, ``assets/model/flamesync_default.safetensors`` + ``.json``.
+
+    The environment variable ``FLAMESYNC_MODEL`` (a checkpoint path, with or without suffix)
+    replaces it, e.g. to try a freshly trained ``<run>/final``.
+    """
+    import os
+
+    env = os.environ.get("FLAMESYNC_MODEL")
+    if env:
+        return load_model(env)
     base = DEFAULT_CHECKPOINT
     if not base.with_name(base.name + ".safetensors").is_file() or not base.with_name(base.name + ".json").is_file():
         raise ModelFileError(
