@@ -26,7 +26,7 @@ def test_decoding_in_pieces_equals_whole():
 
 def test_strength_is_smooth_and_applies_pose():
     mask = np.array([0, 0, 1, 1, 1, 0, 0, 0], bool)
-    s, _ = closure_strength(mask, attack=0.75, release=0.5)
+    s, _ = closure_strength(mask, attack=0.85, release=0.5)
     assert s[1] == 0 and 0 < s[2] < s[3] < s[4] <= 1 and s[5] < s[4] and s[7] < s[6]
     w = np.full((8, 2), 0.5, np.float32)
     out = apply_closures(w, s, channels=("jawOpen", "mouthFunnel"), pose={"jawOpen": 0.0})

@@ -65,7 +65,7 @@ DEFAULTS: dict[str, Any] = {
         "max_val_items": 64,
         "loss": {"weights": 1.0, "velocity": 0.5, "closure": 0.5, "closure_pos_weight": 4.0, "visemes": 0.2},
     },
-    "calibration": {"max_items": 200, "min_frames": 3},
+    "calibration": {"max_items": 200, "max_false_rate": 0.03},
 }
 
 
@@ -541,8 +541,8 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
         speech.append(ex.speech[:n])
     if not probs:
         return ClosureDecoder(), {"note": "no validation items; default decoder"}
-    base = ClosureDecoder(min_frames=int(cfg["calibration"].get("min_frames", 3)))
-    decoder, report = calibrate_threshold(probs, labels, speech, base=base)
+    decoder, report = calibrate_threshold(probs, labels, speech,
+                                          max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)))
     report["n_items"] = len(probs)
     report["data"] = "val split, every item with reverb (RT60 0.1-0.9 s) and noise (5-35 dB SNR)"
     return decoder, report
