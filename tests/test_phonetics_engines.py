@@ -168,3 +168,13 @@ def test_flite_rate_changes_duration_and_numbers_are_one_word():
     fast = f.synthesize("I have 25 apples.", voice="slt", rate=1.25)
     assert slow.duration > fast.duration * 1.3
     assert [w.word for w in fast.words] == ["I", "have", "25", "apples"]
+
+
+@pytest.mark.parametrize("engine, voice", _params([("festival", "kal_diphone"),
+                                                    ("festival", "cmu_us_slt_arctic_hts")]))
+def test_festival_rate_changes_duration(engine, voice):
+    f = get_engine(engine)
+    slow = f.synthesize("We were away a year ago.", voice=voice, rate=0.8)
+    fast = f.synthesize("We were away a year ago.", voice=voice, rate=1.25)
+    check_utterance(fast)
+    assert slow.duration > fast.duration * 1.3

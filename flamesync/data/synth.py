@@ -79,8 +79,8 @@ class SynthConfig:
 
 def split_of_shard(index: int) -> str:
     """Shards cycle through splits: 10% val, 5% test_lang, the rest train."""
-    r = index % 20
-    return "val" if r in (1, 11) else "test_lang" if r == 6 else "train"
+    r = index % 20  # the first three shards cover all splits, so tiny corpora have each
+    return "val" if r in (1, 11) else "test_lang" if r == 2 else "train"
 
 
 def shard_name(index: int) -> str:
@@ -290,6 +290,20 @@ def _worker(job: tuple) -> tuple[int, dict, float]:
     return index, stats, time.perf_counter() - t0
 
 
+def _preload() -> None:
+    """Import and load, once in the parent, what every worker needs (inherited through fork)."""
+    import soxr  # noqa: F401
+    from scipy import ndimage  # noqa: F401
+
+    from ..phonetics import augment, engines  # noqa: F401
+    from ..phonetics.teacher import load_tables
+    from .text import _cmu_words, language_material
+
+    load_tables()
+    language_material()
+    _cmu_words()
+
+
 def _available_voices(cfg: SynthConfig) -> dict[str, dict[str, list[str]]]:
     """Per split, the voices of each non-espeak engine that this machine has."""
     out: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
@@ -368,6 +382,9 @@ def synthesize_corpus(
         test_languages = tuple(l for l in DEFAULT_TEST_LANGUAGES if l in languages) or languages[-1:]
     if not test_languages:
         raise InputError("the test_lang split needs at least one language besides English (--languages)")
+    bad = [l for l in test_languages if l not in known]
+    if bad:
+        raise InputError(f"no corpus text material for test language(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
     if shard_seconds is None:
         shard_seconds = (old or {}).get("config", {}).get("shard_seconds") or min(180.0, hours * 3600.0 / 20)
     cfg = SynthConfig(hours=float(hours), seed=int(seed), languages=languages,
@@ -392,16 +409,15 @@ def synthesize_corpus(
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(jobs)))
     results: dict[int, dict] = {}
     t0 = time.perf_counter()
-    if workers == 1:
-        it = map(_worker, jobs)
-        for index, stats, _ in track(it, total=len(jobs), desc="synth shards"):
-            results[index] = stats
-    else:
-        import multiprocessing as mp
+    _preload()
+    import multiprocessing as mp
 
-        with mp.get_context("fork").Pool(workers, maxtasksperchild=20) as pool:
-            for index, stats, _ in track(pool.imap_unordered(_worker, jobs), total=len(jobs), desc="synth shards"):
-                results[index] = stats
+    # One fresh forked process per shard: espeak-ng carries synthesis state from one call to the
+    # next (its output depends on what it spoke before), so a shard is reproducible only when it
+    # starts from the same state whatever ran earlier. Forking after _preload makes this cheap.
+    with mp.get_context("fork").Pool(workers, maxtasksperchild=1) as pool:
+        for index, stats, _ in track(pool.imap_unordered(_worker, jobs), total=len(jobs), desc="synth shards"):
+            results[index] = stats
     wall = time.perf_counter() - t0
     stats = merge_stats([results[i] for i in sorted(results)])
     stats["wall_seconds_last_run"] = wall

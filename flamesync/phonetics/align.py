@@ -32,12 +32,18 @@ import numpy as np
 
 from ..audio import load_audio
 from ..errors import InputError, require
+from .closure import refine_closures, remap_words
 from .g2p import cmudict_lookup, letter_to_sound, words_of
 from .phoneset import map_phone
 from .types import SILENCE, PhoneSegment, Utterance, WordSegment, fill_gaps
 
 SAMPLE_RATE = 16000
 FRAME = 0.01  # pocketsphinx's en-us model runs at 100 frames per second
+# Frame t is analysed over the window [t * FRAME, t * FRAME + WINDOW); its centre sits
+# WINDOW / 2 after the frame's nominal start, so a boundary between frames t - 1 and t lies at
+# t * FRAME + (WINDOW - FRAME) / 2 in the audio, not at t * FRAME.
+WINDOW = 0.025625
+OFFSET = (WINDOW - FRAME) / 2
 _INSTALL = "pip install 'flamesync[speech]'"
 _SUPPORTED = ("en", "en-us", "en-gb", "en-uk", "english")
 _FILLERS = {"<s>", "</s>", "<sil>", "(NULL)", "[NOISE]", "[SPEECH]"}
@@ -164,6 +170,11 @@ def _add_units(decoder, prons: list[list[list[str]]]) -> None:
         decoder.add_word(name, phone, k == len(new) - 1)
 
 
+def _frame_time(frame: int) -> float:
+    """Audio time of the boundary before ``frame`` (the first boundary stays at 0)."""
+    return frame * FRAME + OFFSET if frame > 0 else 0.0
+
+
 def _decode(decoder, pcm: bytes, prons) -> list[tuple[str, int, int]] | None:
     _add_units(decoder, prons)
     decoder.add_jsgf_string(_SEARCH, _grammar(prons))
@@ -240,7 +251,7 @@ def align(
     phones: list[PhoneSegment] = []
     spans: dict[int, list[float]] = {}
     for name, a, b in segs:
-        start, end = a * FRAME, (b + 1) * FRAME
+        start, end = _frame_time(a), _frame_time(b + 1)
         if name == _SIL_WORD or name in _FILLERS or not name.startswith("fs"):
             phones.append(PhoneSegment(start, end, SILENCE, "SIL"))
             continue
@@ -261,6 +272,11 @@ def align(
         k += len(ws)
         label = token.strip(".,;:!?\"()[]“”«»") or token
         words.append(WordSegment(first[0], min(last[1], duration), label))
+    # The optional inter-word silence swallows the closure of a stop that follows a pause; give
+    # it back to the stop, with the same convention as the synthetic engines.
+    refined = refine_closures(x, sample_rate=SAMPLE_RATE, phones=phones)
+    words = remap_words(words, phones, refined)
+    phones = refined
     extra = {w: {"phones": p[0], "source": s} for w, (p, s) in sources.items() if s != "model"}
     return Utterance(audio=x, sample_rate=SAMPLE_RATE, phones=phones, words=words, text=text,
                      language="en-us", voice="", engine="pocketsphinx",
@@ -306,7 +322,7 @@ def recognize_phones(
     for name, a, b in segs:
         filler = name in _FILLERS or name.upper() == "SIL" or name.startswith("+")
         phone = SILENCE if filler else map_phone("cmu_arpabet", name)
-        phones.append(PhoneSegment(a * FRAME, (b + 1) * FRAME, phone, name))
+        phones.append(PhoneSegment(_frame_time(a), _frame_time(b + 1), phone, name))
     phones = fill_gaps(phones, len(x) / SAMPLE_RATE)
     return Utterance(audio=x, sample_rate=SAMPLE_RATE, phones=phones, words=[], text="",
                      language="en-us", voice="", engine="pocketsphinx-allphone")

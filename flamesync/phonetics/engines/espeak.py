@@ -246,8 +246,9 @@ def events_to_segments(
         elif etype in (_EV_END, _EV_SENTENCE):
             word = None
         elif etype == _EV_PHONEME:
-            if value.startswith("(") and value.endswith(")"):
-                switches.append(value[1:-1])
+            if value.startswith("("):
+                # "(en)": a language switch; long codes arrive cut to 8 bytes ("(en-us-n").
+                switches.append(value[1:].rstrip(")"))
                 continue
             marks.append((int(sample), value, word))
     marks.sort(key=lambda m: m[0])

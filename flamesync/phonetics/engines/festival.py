@@ -116,7 +116,15 @@ class FestivalEngine(SpeechEngine):
         for t in texts:
             check_text_speakable(t, engine="festival")
         with tempfile.TemporaryDirectory(prefix="flamesync-festival-") as tmp:
-            script = [_DUMP, f"(voice_{voice})", f"(Parameter.set 'Duration_Stretch {1.0 / rate:.6f})"]
+            script = [
+                _DUMP,
+                f"(voice_{voice})",
+                f"(Parameter.set 'Duration_Stretch {1.0 / rate:.6f})",
+                # HTS voices take their own durations and ignore Duration_Stretch; hts_engine's
+                # speed option (-r) scales them instead.
+                f"(if (boundp 'hts_engine_params) (set! hts_engine_params "
+                f"(append hts_engine_params (list (list \"-r\" {rate:.6f})))))",
+            ]
             wavs = [Path(tmp) / f"u{i}.wav" for i in range(len(texts))]
             for i, (t, w) in enumerate(zip(texts, wavs)):
                 script.append(f"(fs_dump {i} (SynthText {_scheme_string(t)}) {_scheme_string(str(w))})")

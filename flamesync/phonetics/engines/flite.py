@@ -53,10 +53,14 @@ class FliteEngine(SpeechEngine):
     def _t2p(self) -> str:
         return need_program("t2p", engine="flite", package="flite")
 
-    def voices(self) -> list[str]:
+    @functools.cached_property
+    def _voices(self) -> list[str]:
         out = run_program([self._exe, "-lv"], engine="flite")
         names = out.split(":", 1)[-1].split()
         return [v for v in names if v not in _LIMITED_DOMAIN]
+
+    def voices(self) -> list[str]:
+        return list(self._voices)
 
     def languages(self) -> list[str]:
         return ["en-us"]

@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from flamesync.animation import Animation
+from flamesync.errors import InputError
+from flamesync.phonetics.teacher import bilabial_intervals
+from flamesync.phonetics.textanimate import animate_with_text, say
+
+CLOSED_MM = 1.0  # the default head's lips at rest are 0.24 mm apart
+
+
+@pytest.fixture(scope="module")
+def head():
+    from flamesync.face import default_head
+
+    return default_head()
+
+
+def frames_in(anim, start, end):
+    t = anim.times
+    idx = np.flatnonzero((t >= start) & (t <= end))
+    if idx.size == 0:
+        idx = np.array([int(np.argmin(np.abs(t - 0.5 * (start + end))))])
+    return idx
+
+
+def assert_lips_close(anim, intervals, head):
+    opening = head.mouth_opening(head.animate(anim)) * 1000.0
+    assert len(intervals) > 0
+    for s, e, ph in intervals:
+        i = frames_in(anim, s, e)
+        assert opening[i].min() < CLOSED_MM, (ph, s, e, opening[i])
+    return opening
+
+
+def test_say_writes_wav_and_lips_close_on_every_bilabial(tmp_path, head):
+    wav = tmp_path / "y.wav"
+    anim, utt = say("Put a cap on it, Bob.", wav_path=wav, fps=30)
+    assert wav.is_file()
+    audio, sr = sf.read(wav)
+    assert sr == utt.sample_rate and abs(len(audio) - len(utt.audio)) <= 1
+    assert anim.audio_path == str(wav)
+    assert anim.n_frames == round(utt.duration * 30)
+    closures = bilabial_intervals(utt.phones)
+    assert [p for _, _, p in closures] == ["p", "p", "b", "b"]  # put, cap, Bob
+    opening = assert_lips_close(anim, closures, head)
+    # inside every closure the lips are not just close but sealed on the default head
+    for s, e, _ in closures:
+        assert opening[frames_in(anim, s, e)].max() < CLOSED_MM
+    # and the open vowels open by centimetre-ish amounts
+    assert 8.0 < opening.max() < 25.0
+
+
+@pytest.mark.parametrize("voice,rate", [("en-us+f3", 1.0), ("en-gb+m3", 2.2)])
+def test_say_other_voices_and_fast_speech_still_close(head, voice, rate):
+    anim, utt = say("Maybe Bob bumped the lamp, mum.", voice=voice, rate=rate, fps=30)
+    closures = bilabial_intervals(utt.phones)
+    assert len(closures) >= 8
+    assert_lips_close(anim, closures, head)
+
+
+def test_say_cli_writes_animation_and_wav(tmp_path, capsys):
+    from flamesync.cli import main
+
+    out = tmp_path / "y.npz"
+    assert main(["say", "Put a cap on it, Bob.", "--voice", "en-us+f3", "-o", str(out)]) == 0
+    assert out.is_file() and (tmp_path / "y.wav").is_file()
+    anim = Animation.load(out)
+    assert anim.meta["jaw_rotation"] == "implied" and anim.fps == 30
+    assert anim.duration == pytest.approx(sf.info(tmp_path / "y.wav").duration, abs=1 / 30)
+
+
+def test_say_cli_explicit_wav_path(tmp_path):
+    from flamesync.cli import main
+
+    out, wav = tmp_path / "a.npz", tmp_path / "sub.wav"
+    assert main(["say", "Hello there.", "-o", str(out), "--wav", str(wav), "--fps", "50"]) == 0
+    assert wav.is_file() and Animation.load(out).fps == 50
+
+
+@pytest.mark.parametrize("text,kwargs,match", [
+    ("", {}, "empty"),
+    ("   ", {}, "empty"),
+    ("... ?!", {}, "speakable"),
+    ("hello", {"voice": "xx-nope"}, "xx-nope"),
+    ("hello", {"engine": "nosuch"}, "nosuch"),
+])
+def test_say_errors(text, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        say(text, **kwargs)
+
+
+def test_say_cli_error_is_one_line(tmp_path, capsys):
+    from flamesync.cli import main
+
+    assert main(["say", "", "-o", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flamesync: error:") and "\n" not in err
+    assert not (tmp_path / "x.npz").exists() and not (tmp_path / "x.wav").exists()
+
+
+def test_animate_with_text_real_speech(realspeech_dir, head):
+    wav = realspeech_dir / "speechbrain__spk1_snt1.wav"
+    anim = animate_with_text(wav, "the child almost hurt the small dog", fps=30)
+    info = sf.info(wav)
+    assert anim.n_frames == round(info.frames / info.samplerate * 30)
+    assert anim.audio_path == str(wav)
+    phones = anim.meta["phones"]
+    closures = [(s, e, p) for s, e, p in phones if p in ("p", "b", "m")]
+    assert len(closures) == 2  # alMost, sMall
+    assert_lips_close(anim, closures, head)
+
+
+def test_animate_with_text_array_input(realspeech_dir):
+    audio, sr = sf.read(realspeech_dir / "speechbrain__spk1_snt1.wav", dtype="float32")
+    anim = animate_with_text(audio, "the child almost hurt the small dog", sample_rate=sr, fps=25)
+    assert anim.audio_path is None and anim.n_frames == round(len(audio) / sr * 25)
+
+
+def test_animate_with_text_errors(tmp_path, realspeech_dir):
+    wav = realspeech_dir / "speechbrain__spk1_snt1.wav"
+    with pytest.raises(InputError, match="empty"):
+        animate_with_text(wav, "  ")
+    with pytest.raises(InputError, match="English"):
+        animate_with_text(wav, "le chien", language="fr")
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    with pytest.raises(InputError, match="silent"):
+        animate_with_text(silent, "hello")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF....WAVEfmt nonsense")
+    with pytest.raises(InputError):
+        animate_with_text(corrupt, "hello")
+
+
+@pytest.mark.slow
+def test_animate_with_text_every_real_clip_closes_every_bilabial(realspeech_dir, head):
+    import csv
+
+    rows = list(csv.DictReader(open(realspeech_dir / "MANIFEST.tsv", encoding="utf-8"), delimiter="\t"))
+    total = 0
+    for row in rows:
+        anim = animate_with_text(realspeech_dir / row["file"], row["transcript"], fps=30)
+        assert anim.duration == pytest.approx(float(row["duration_s"]), abs=1 / 30 + 0.01)
+        closures = [(s, e, p) for s, e, p in anim.meta["phones"] if p in ("p", "b", "m")]
+        if closures:
+            assert_lips_close(anim, closures, head)
+        total += len(closures)
+    assert total > 50
