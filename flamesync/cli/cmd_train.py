@@ -1,0 +1,37 @@
+"""``flamesync train``: train the audio-to-face network (resumes an interrupted run)."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train the audio-to-face network on the synthetic corpus",
+                       description="Train the audio-to-face network. Builds the corpus first if it is missing, "
+                                   "saves safetensors checkpoints in the run directory and resumes from them.")
+    p.add_argument("--config", default="configs/default.yaml", help="training config (YAML)")
+    p.add_argument("--out", default=None, help="run directory (default: config out_dir or <cache>/runs/<name>)")
+    p.add_argument("--corpus", default=None, help="corpus directory (overrides the config)")
+    p.add_argument("--steps", type=int, default=None, help="total training steps (overrides the config)")
+    p.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) at this step")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..net.train import load_config, train
+
+    over: dict = {}
+    if args.corpus:
+        over["corpus"] = {"path": args.corpus}
+    if args.steps is not None:
+        over["train"] = {"steps": args.steps}
+    if args.threads is not None:
+        over["threads"] = args.threads
+    if args.device:
+        over["device"] = args.device
+    cfg = load_config(args.config, over)
+    summary = train(cfg, out_dir=args.out, stop_after=args.stop_after)
+    print(json.dumps(summary, indent=1))
+    return 0

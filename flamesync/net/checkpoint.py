@@ -1,0 +1,85 @@
+"""Checkpoint files: weights in safetensors, everything else in a JSON beside them.
+
+A checkpoint ``NAME`` is ``NAME.safetensors`` (model weights) and ``NAME.json`` (format, model and
+feature configuration, training step, closure calibration and pose, training config). Training
+checkpoints add ``NAME.optim.pt``: the optimizer state, written with ``torch.save`` and read back with
+``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers. No file
+is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelFileError
+from ..fileio import atomic_path, atomic_write_text
+
+FORMAT = "flamesync.net"
+VERSION = 1
+
+
+def stem(path: str | Path) -> Path:
+    """``x.safetensors`` / ``x.json`` / ``x`` -> ``x``."""
+    p = Path(path)
+    for suffix in (".safetensors", ".json"):
+        if p.name.endswith(suffix):
+            return p.with_name(p.name[: -len(suffix)])
+    return p
+
+
+def save_checkpoint(path: str | Path, *, model: torch.nn.Module, meta: dict,
+                    optimizer: torch.optim.Optimizer | None = None) -> Path:
+    """Write ``path.safetensors`` + ``path.json`` (+ ``path.optim.pt``) atomically; return the stem."""
+    from safetensors.torch import save_file
+
+    base = stem(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(base.with_name(base.name + ".safetensors")) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT})
+    if optimizer is not None:
+        with atomic_path(base.with_name(base.name + ".optim.pt")) as tmp:
+            torch.save(optimizer.state_dict(), tmp)
+    # The JSON goes last: its presence marks a complete checkpoint.
+    atomic_write_text(base.with_name(base.name + ".json"),
+                      json.dumps({"format": FORMAT, "version": VERSION, **meta}, indent=1, sort_keys=True))
+    return base
+
+
+def load_meta(path: str | Path) -> dict:
+    base = stem(path)
+    jpath = base.with_name(base.name + ".json")
+    if not jpath.is_file():
+        raise ModelFileError(f"checkpoint description not found: {jpath}")
+    try:
+        meta = json.loads(jpath.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{jpath} is not a readable checkpoint description ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{jpath} is not a flamesync network checkpoint (format {meta.get('format')!r})")
+    if int(meta.get("version", 0)) > VERSION:
+        raise ModelFileError(f"{jpath} was written by a newer flamesync; upgrade flamesync")
+    return meta
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    base = stem(path)
+    wpath = base.with_name(base.name + ".safetensors")
+    if not wpath.is_file():
+        raise ModelFileError(f"checkpoint weights not found: {wpath}")
+    try:
+        return load_file(str(wpath))
+    except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
+        raise ModelFileError(f"{wpath} is not a readable safetensors file ({exc})") from None
+
+
+def load_optimizer_state(path: str | Path) -> dict | None:
+    base = stem(path)
+    opath = base.with_name(base.name + ".optim.pt")
+    if not opath.is_file():
+        return None
+    return torch.load(opath, map_location="cpu", weights_only=True)

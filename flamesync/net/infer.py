@@ -1,0 +1,359 @@
+"""Running a trained network on audio: whole files in bounded-memory chunks, with invisible joins.
+
+Output frame ``j`` depends only on network frames ``[j - past_frames, j + lookahead_frames]``
+(:class:`~flamesync.net.model.ModelConfig`), and the features are computed by one causal stream over
+the whole file. So the network runs over windows of ``chunk_frames`` new frames plus ``past_frames``
+frames of recomputed context before them (and the look-ahead after), and keeps only the new frames:
+every kept frame sees exactly the input it would see in a single pass over the whole file, and the
+result equals the one-pass result to float rounding (about 1e-6). Memory is bounded by the chunk size.
+
+The same :class:`NetRunner` drives :class:`flamesync.net.stream.Streamer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..animation import Animation
+from ..audio.features import FeatureConfig, LogMelStream
+from ..channels import JAW_OPEN_RAD, JAW_ROTATION_IMPLIED
+from ..errors import InputError, ModelFileError
+from .checkpoint import load_meta, load_weights, stem
+from .closure import ClosureDecoder, apply_closures, closure_strength, decode_closures
+from .model import FlameSyncNet, ModelConfig
+
+FPS = 50.0
+SAMPLE_RATE = 16000
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "model" / "flamesync_default"
+
+
+@dataclass
+class RawOutput:
+    """Network outputs at 50 fps before closure decoding."""
+
+    weights: np.ndarray  # (T, C)
+    closure_prob: np.ndarray  # (T,)
+    visemes: np.ndarray  # (T, K) probabilities
+
+
+class LoadedModel:
+    """A network plus everything needed to use it: feature settings, channels, closure decoder.
+
+    Parameters
+    ----------
+    net : FlameSyncNet
+    meta : dict
+        The checkpoint JSON (``closure_decoder`` and ``closure_pose`` are optional).
+    """
+
+    def __init__(self, net: FlameSyncNet, meta: dict | None = None):
+        meta = dict(meta or {})
+        self.net = net.eval()
+        self.meta = meta
+        self.cfg: ModelConfig = net.cfg
+        self.features = FeatureConfig.from_dict(meta.get("features", {}))
+        self.decoder = ClosureDecoder.from_dict(meta.get("closure_decoder", {}))
+        self.pose: dict[str, float] = dict(meta.get("closure_pose", {}))
+        self.channels: tuple[str, ...] = tuple(self.cfg.channels)
+
+    @property
+    def lookahead_seconds(self) -> float:
+        """Audio after a frame's time that the frame needs: network look-ahead plus the feature window."""
+        return self.cfg.lookahead_frames / FPS + self.features.lookahead_samples / self.features.sample_rate
+
+    @torch.no_grad()
+    def run_window(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One network pass over features ``(2n, n_mels)``; returns numpy weights, closure logits, visemes."""
+        x = torch.from_numpy(np.ascontiguousarray(feats, np.float32))[None]
+        w, c, v = self.net(x)
+        return w[0].numpy(), c[0].numpy(), torch.softmax(v[0], -1).numpy()
+
+    def predict_raw(self, audio: np.ndarray, *, chunk_seconds: float = 60.0) -> RawOutput:
+        """Network outputs for a whole signal, computed in chunks (see the module docstring)."""
+        runner = NetRunner(self, chunk_frames=max(1, int(round(chunk_seconds * FPS))))
+        step = int(chunk_seconds * SAMPLE_RATE)
+        parts = []
+        for i in range(0, len(audio), step):
+            parts.append(runner.push(audio[i: i + step]))
+        parts.append(runner.finish())
+        return _concat_raw(parts, len(self.channels), self.cfg.n_visemes)
+
+    def predict(self, audio: np.ndarray, *, chunk_seconds: float = 60.0, closures: bool = True) -> Animation:
+        """Speech audio to an :class:`Animation` at 50 fps.
+
+        Parameters
+        ----------
+        audio : np.ndarray, shape (N,), float32, 16 kHz mono
+            Use :func:`flamesync.audio.load_audio` to get there from a file or another rate.
+        chunk_seconds : float
+            Audio per network pass; memory grows with it, results do not depend on it.
+        closures : bool
+            Decode lip closures and seal the lips during them (the calibrated decoder).
+
+        Returns
+        -------
+        Animation
+            Channels: the predicted ARKit speech channels, then ``jaw.rx/ry/rz`` implied by
+            ``jawOpen`` (``meta["jaw_rotation"] == "implied"``); frame ``i`` at ``i / 50`` s.
+        """
+        audio = check_audio(audio)
+        raw = self.predict_raw(audio, chunk_seconds=chunk_seconds)
+        post = Postprocessor(self) if closures else None
+        weights = post.process(raw.weights, raw.closure_prob) if post else raw.weights
+        return self.to_animation(weights)
+
+    def to_animation(self, weights: np.ndarray, *, audio_offset: float = 0.0) -> Animation:
+        jaw = np.zeros((len(weights), 3), np.float32)
+        if "jawOpen" in self.channels:
+            jaw[:, 0] = JAW_OPEN_RAD * weights[:, self.channels.index("jawOpen")]
+        data = {c: weights[:, i] for i, c in enumerate(self.channels)}
+        meta = {"source": "flamesync.net", "jaw_rotation": JAW_ROTATION_IMPLIED,
+                "model": self.meta.get("name", "flamesync_net"), "step": self.meta.get("step")}
+        return Animation.from_channels(fps=FPS, data=data, jaw=jaw, audio_offset=audio_offset, meta=meta)
+
+
+class Postprocessor:
+    """Causal closure decoding + sealing, carried across calls (so streams match whole files)."""
+
+    def __init__(self, model: LoadedModel):
+        self.model = model
+        self._dec_state = None
+        self._strength_state = None
+
+    def process(self, weights: np.ndarray, closure_prob: np.ndarray) -> np.ndarray:
+        d = self.model.decoder
+        mask, self._dec_state = decode_closures(closure_prob, on=d.on, off=d.off, min_frames=d.min_frames,
+                                                state=self._dec_state)
+        s, self._strength_state = closure_strength(mask, attack=d.attack, release=d.release,
+                                                   state=self._strength_state)
+        if not self.model.pose:
+            return np.asarray(weights, np.float32)
+        return apply_closures(weights, s, channels=self.model.channels, pose=self.model.pose)
+
+
+class NetRunner:
+    """Incremental network evaluation over a growing feature sequence.
+
+    Audio goes in through :meth:`push`; each call returns the output frames whose full input
+    (look-ahead included) has arrived. :meth:`finish` flushes the rest with the end-of-audio padding.
+    """
+
+    def __init__(self, model: LoadedModel, *, chunk_frames: int = 3000):
+        self.model = model
+        self.chunk_frames = int(chunk_frames)
+        self.feats = LogMelStream(config=model.features, out_fps=FPS)
+        self._buf = np.zeros((0, model.cfg.n_mels), np.float32)  # features from frame 2*_buf_tok
+        self._buf_tok = 0  # network frame index of _buf[0:2]
+        self._next = 0  # next output frame to produce
+        self._past = model.cfg.past_frames
+        self._future = model.cfg.lookahead_frames
+
+    @property
+    def frames_out(self) -> int:
+        return self._next
+
+    def push(self, audio: np.ndarray) -> RawOutput:
+        new = self.feats.push(np.asarray(audio, np.float32).reshape(-1))
+        self._buf = np.concatenate([self._buf, new]) if len(new) else self._buf
+        n_feat = 2 * self._buf_tok + len(self._buf)
+        # Frame j needs feature frames up to 2 * (j + future).
+        ready = max(0, (n_feat - 1) // 2 - self._future + 1)
+        return self._run_until(ready, final=False)
+
+    def finish(self) -> RawOutput:
+        tail = self.feats.finish()
+        self._buf = np.concatenate([self._buf, tail]) if len(tail) else self._buf
+        total = (2 * self._buf_tok + len(self._buf)) // 2
+        return self._run_until(total, final=True)
+
+    def _run_until(self, ready: int, *, final: bool) -> RawOutput:
+        parts = []
+        n_feat = 2 * self._buf_tok + len(self._buf)
+        # Network frame t reads feature frames 2t-1 and 2t; at the end the stream is padded to even.
+        n_tok_avail = n_feat // 2 if final else (n_feat + 1) // 2
+        while self._next < ready:
+            stop = min(ready, self._next + self.chunk_frames)
+            start = max(0, self._next - self._past)
+            end = n_tok_avail if final else min(n_tok_avail, stop + self._future)
+            lo = 2 * (start - self._buf_tok)
+            window = self._buf[lo: lo + 2 * (end - start)]
+            if len(window) < 2 * (end - start):
+                window = np.pad(window, ((0, 2 * (end - start) - len(window)), (0, 0)))
+            w, c, v = self.model.run_window(window)
+            keep = slice(self._next - start, stop - start)
+            parts.append(RawOutput(w[keep], _sigmoid(c[keep]), v[keep]))
+            self._next = stop
+        # Keep only the features a future window can still need.
+        drop_tok = max(0, self._next - self._past - self._buf_tok)
+        if drop_tok:
+            self._buf = self._buf[2 * drop_tok:]
+            self._buf_tok += drop_tok
+        return _concat_raw(parts, len(self.model.channels), self.model.cfg.n_visemes)
+
+
+class _Stage:
+    """One layer group of the network run incrementally: keeps the inputs its next outputs need.
+
+    ``fn`` maps (1, n, D) to (1, n, D'); output ``t`` depends on inputs ``[t - past, t + future]``.
+    """
+
+    def __init__(self, fn, past: int, future: int):
+        self.fn, self.past, self.future = fn, past, future
+        self.buf: torch.Tensor | None = None
+        self.start = 0  # absolute index of buf[0]
+        self.n_in = 0
+        self.n_out = 0
+
+    def push(self, x: torch.Tensor | None, *, final: bool):
+        """Add new inputs (or None); return the outputs that became final, or None."""
+        if x is not None and len(x):
+            self.buf = x if self.buf is None else torch.cat([self.buf, x])
+            self.n_in += len(x)
+        if self.buf is None:
+            return None
+        end = self.n_in if final else max(self.n_out, self.n_in - self.future)
+        if end <= self.n_out:
+            return None
+        w0 = max(0, self.n_out - self.past)
+        y = self.fn(self.buf[w0 - self.start:][None])
+        y = tuple(t[0, self.n_out - w0: end - w0] for t in y) if isinstance(y, tuple) else y[0, self.n_out - w0: end - w0]
+        self.n_out = end
+        drop = self.n_out - self.past - self.start
+        if drop > 0:
+            self.buf = self.buf[drop:]
+            self.start += drop
+        return y
+
+
+class StreamRunner:
+    """Layer-by-layer incremental evaluation for streaming.
+
+    Unlike :class:`NetRunner`, which recomputes the whole receptive field (``past_frames``) for every
+    window, this keeps each layer's recent inputs and recomputes only that layer's own context
+    (``attn_past + conv_kernel - 1`` frames), so a push of a few frames costs a few times less. The
+    outputs are the same functions of the same inputs, hence equal to the offline ones (to ~1e-6).
+    """
+
+    def __init__(self, model: LoadedModel):
+        self.model = model
+        net, cfg = model.net, model.cfg
+        self.feats = LogMelStream(config=model.features, out_fps=FPS)
+        self._prev_feat = np.zeros(cfg.n_mels, np.float32)  # feature frame 2t-1 for the next pair
+        self._pending: np.ndarray | None = None  # an odd feature frame waiting for its partner
+        self._n_feat = 0
+        stages = [_Stage(net.front, past=ModelConfig.FRONT_PAST, future=ModelConfig.FRONT_FUTURE)]
+        for blk, fut in zip(net.blocks, cfg.attn_future):
+            stages.append(_Stage(blk, past=cfg.attn_past + cfg.conv_kernel - 1, future=fut))
+        stages.append(_Stage(net.heads, past=0, future=0))
+        self.stages = stages
+
+    @property
+    def frames_out(self) -> int:
+        return self.stages[-1].n_out
+
+    def _pairs(self, new: np.ndarray) -> np.ndarray:
+        # Pair t = (feature 2t-1, feature 2t); feature -1 is zeros.
+        rows = []
+        for f in new:
+            if self._n_feat % 2 == 0:
+                rows.append(np.concatenate([self._prev_feat, f]))
+            self._prev_feat = f
+            self._n_feat += 1
+        if not rows:
+            return np.zeros((0, 2 * self.model.cfg.n_mels), np.float32)
+        return np.stack(rows).astype(np.float32)
+
+    @torch.no_grad()
+    def _advance(self, pairs: np.ndarray, final: bool) -> RawOutput:
+        x = torch.from_numpy(pairs) if len(pairs) else None
+        for st in self.stages:
+            if x is None and not final:
+                break
+            x = st.push(x, final=final)
+        if x is None:
+            return _concat_raw([], len(self.model.channels), self.model.cfg.n_visemes)
+        w, c, v = x
+        return RawOutput(w.numpy(), _sigmoid(c.numpy()), torch.softmax(v, -1).numpy())
+
+    def push(self, audio: np.ndarray) -> RawOutput:
+        return self._advance(self._pairs(self.feats.push(np.asarray(audio, np.float32).reshape(-1))), False)
+
+    def finish(self) -> RawOutput:
+        return self._advance(self._pairs(self.feats.finish()), True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+
+
+def _concat_raw(parts: list[RawOutput], n_ch: int, n_vis: int) -> RawOutput:
+    parts = [p for p in parts if len(p.weights)]
+    if not parts:
+        return RawOutput(np.zeros((0, n_ch), np.float32), np.zeros(0, np.float32), np.zeros((0, n_vis), np.float32))
+    return RawOutput(np.concatenate([p.weights for p in parts]), np.concatenate([p.closure_prob for p in parts]),
+                     np.concatenate([p.visemes for p in parts]))
+
+
+def check_audio(audio) -> np.ndarray:
+    """Validate an in-memory 16 kHz mono signal; bad input raises a one-line :class:`InputError`."""
+    if isinstance(audio, (str, Path)):
+        raise InputError("predict() takes samples; load files with flamesync.audio.load_audio first")
+    a = np.asarray(audio)
+    if a.dtype.kind not in "fiu":
+        raise InputError(f"audio samples must be numbers, got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise InputError(f"audio must be mono samples of shape (N,), got shape {a.shape}")
+    if a.size == 0:
+        raise InputError("audio contains no samples")
+    a = a.astype(np.float32) / 32768.0 if a.dtype == np.int16 else a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise InputError("audio contains NaN or infinite samples")
+    return a
+
+
+def build_model(meta: dict, weights: dict[str, torch.Tensor] | None = None) -> LoadedModel:
+    cfg = ModelConfig.from_dict(meta.get("model", {}))
+    net = FlameSyncNet(cfg)
+    if weights is not None:
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise ModelFileError(f"checkpoint weights do not fit the model config ({str(exc).splitlines()[0]})") from None
+    return LoadedModel(net, meta)
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Load a checkpoint written by training (``NAME.safetensors`` + ``NAME.json``)."""
+    meta = load_meta(path)
+    return build_model(meta, load_weights(path))
+
+
+def load_default_model() -> LoadedModel:
+    """The shipped model, ``assets/model/flamesync_default.safetensors`` + ``.json``.
+
+    The environment variable ``FLAMESYNC_MODEL`` (a checkpoint path, with or without suffix)
+    replaces it, e.g. to try a freshly trained ``<run>/final``.
+    """
+    import os
+
+    env = os.environ.get("FLAMESYNC_MODEL")
+    if env:
+        return load_model(env)
+    base = DEFAULT_CHECKPOINT
+    if not base.with_name(base.name + ".safetensors").is_file() or not base.with_name(base.name + ".json").is_file():
+        raise ModelFileError(
+            f"the default network checkpoint is missing ({stem(base)}.safetensors/.json); "
+            "train one with 'flamesync train --config configs/default.yaml'"
+        )
+    return load_model(base)
+
+
+def predict(audio: np.ndarray, *, model: LoadedModel | None = None, chunk_seconds: float = 60.0,
+            closures: bool = True) -> Animation:
+    """Animate 16 kHz mono float audio with ``model`` (default: :func:`load_default_model`)."""
+    model = model or load_default_model()
+    return model.predict(audio, chunk_seconds=chunk_seconds, closures=closures)

@@ -1,0 +1,548 @@
+"""Training the audio-to-face network on the synthetic corpus.
+
+``train(config)`` reads (or builds) the corpus, trains with on-the-fly acoustic augmentation, logs
+losses to ``<out_dir>/log.csv`` (one row per logged step) and ``<out_dir>/log.jsonl`` (validation),
+saves ``<out_dir>/last`` checkpoints, resumes from them, and finally calibrates the closure decoder on
+noisy, reverberant validation speech and writes ``<out_dir>/final``.
+
+Determinism: the batch of step ``s`` is a pure function of ``(seed, s)`` (its own random generator),
+and the torch generator (dropout) is re-seeded from ``(seed, s)`` every step, so an interrupted and
+resumed run reproduces the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..audio.features import FeatureConfig, log_mel
+from ..errors import FlamesyncError, InputError
+from ..fileio import atomic_write_text
+from .augment import AugmentConfig, augment
+from .checkpoint import load_meta, load_optimizer_state, load_weights, save_checkpoint, stem
+from .closure import ClosureDecoder, CLOSURE_CHANNELS, calibrate_threshold
+from .model import FlameSyncNet, ModelConfig, count_parameters
+from .targets import frame_labels
+
+FPS = 50.0
+SAMPLES_PER_FRAME = 320
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "out_dir": None,  # default: <cache>/runs/<config name>
+    "device": "auto",  # auto | cpu | cuda
+    "threads": None,  # torch CPU threads (None: torch's default)
+    "data_workers": 1,  # processes preparing batches (augmentation + features) ahead of the trainer
+    "corpus": {"path": None, "name": "default", "synth": {}},
+    "features": {},
+    "model": {},
+    "augment": {},
+    "train": {
+        "steps": 6000,
+        "batch_size": 16,
+        "crop_seconds": 4.0,
+        "lr": 1.5e-3,
+        "min_lr_ratio": 0.05,
+        "warmup_steps": 300,
+        "weight_decay": 0.01,
+        "grad_clip": 1.0,
+        "p_clean": 0.1,
+        "p_silence": 0.2,
+        "silence_seconds": [0.5, 3.0],
+        "log_every": 25,
+        "val_every": 500,
+        "ckpt_every": 250,
+        "max_val_items": 64,
+        "loss": {"weights": 1.0, "velocity": 0.5, "closure": 0.5, "closure_pos_weight": 4.0, "visemes": 0.2},
+    },
+    "calibration": {"max_items": 200, "max_false_rate": 0.03},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Read a YAML training config over :data:`DEFAULTS`; unknown top-level keys are an error."""
+    cfg: dict = {}
+    name = "default"
+    if path is not None:
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"training config not found: {p}")
+        try:
+            cfg = yaml.safe_load(p.read_text("utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"{p} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(cfg, dict):
+            raise InputError(f"{p} must contain a mapping of settings")
+        name = p.stem
+    unknown = set(cfg) - set(DEFAULTS) - {"name"}
+    if unknown:
+        raise InputError(f"unknown training config keys: {', '.join(sorted(unknown))}")
+    cfg = _merge(DEFAULTS, cfg)
+    cfg = _merge(cfg, overrides or {})
+    cfg.setdefault("name", name)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------- data
+@dataclass
+class Example:
+    """One utterance prepared for training: audio and frame-aligned targets at 50 fps."""
+
+    audio: np.ndarray  # (N,) int16 or float32
+    weights: np.ndarray  # (T, C) float32, model channel order
+    channel_mask: np.ndarray  # (C,) float32, 1 where the corpus has the channel
+    closure: np.ndarray  # (T,) float32
+    visemes: np.ndarray  # (T,) int64
+    speech: np.ndarray  # (T,) bool, inside a non-silence phone
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.closure)
+
+
+def prepare_examples(items, channels: tuple[str, ...], *, limit: int | None = None) -> list[Example]:
+    """Turn corpus items into :class:`Example` s (targets mapped to ``channels`` by name)."""
+    out = []
+    for i, item in enumerate(items):
+        if limit is not None and i >= limit:
+            break
+        if int(item.sample_rate) != 16000:
+            raise InputError(f"corpus audio must be 16 kHz, got {item.sample_rate}")
+        audio = np.asarray(item.audio)
+        n = int(math.ceil(len(audio) / SAMPLES_PER_FRAME))
+        src = np.asarray(item.targets, np.float32)
+        idx = {c: j for j, c in enumerate(item.channels)}
+        w = np.zeros((n, len(channels)), np.float32)
+        mask = np.zeros(len(channels), np.float32)
+        m = min(n, len(src))
+        for j, c in enumerate(channels):
+            if c in idx:
+                w[:m, j] = src[:m, idx[c]]
+                if m < n and m > 0:
+                    w[m:, j] = src[m - 1, idx[c]]
+                mask[j] = 1.0
+        closure, vis = frame_labels(item.phones, n, fps=FPS)
+        out.append(Example(audio=audio, weights=w, channel_mask=mask, closure=closure, visemes=vis, speech=vis > 0))
+    return out
+
+
+def _audio_float(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.int16:
+        return a.astype(np.float32) / 32768.0
+    return np.asarray(a, np.float32)
+
+
+def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size: int, crop_frames: int,
+               p_clean: float, aug: AugmentConfig, fcfg: FeatureConfig, p_silence: float = 0.0,
+               silence_seconds: tuple[float, float] = (0.5, 3.0)) -> dict[str, torch.Tensor]:
+    """A batch of random crops, each independently augmented (a pure function of ``rng``).
+
+    With probability ``p_silence`` a crop starts with an utterance's beginning preceded by extra
+    silence (which augmentation fills with room tone and noise), targeted with the utterance's
+    first (rest) frame. Corpus utterances have short pauses only, but real recordings have long
+    ones, during which the feature normalisation settles on the noise floor; this shows the model
+    that situation and what to do in it (stay at rest).
+    """
+    feats, ws, cms, cls, vis, valid = [], [], [], [], [], []
+    for _ in range(batch_size):
+        ex = examples[int(rng.integers(len(examples)))]
+        n = ex.n_frames
+        lead = 0
+        if p_silence > 0 and rng.random() < p_silence:
+            lead = min(crop_frames - 1, int(rng.uniform(*silence_seconds) * FPS))
+            start = 0
+        else:
+            start = int(rng.integers(0, n - crop_frames + 1)) if n > crop_frames else 0
+        stop = min(n, start + crop_frames - lead)
+        k = stop - start
+        audio = np.zeros(crop_frames * SAMPLES_PER_FRAME, np.float32)
+        seg = _audio_float(ex.audio[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME])
+        audio[lead * SAMPLES_PER_FRAME: lead * SAMPLES_PER_FRAME + len(seg)] = seg
+        if rng.random() >= p_clean:
+            audio = augment(audio, rng=rng, config=aug)
+        feats.append(log_mel(audio, config=fcfg))
+        pad = crop_frames - k - lead
+        w = ex.weights[start:stop]
+        ws.append(np.concatenate([np.repeat(ex.weights[:1], lead, axis=0), w, np.zeros((pad, w.shape[1]), np.float32)]))
+        cms.append(ex.channel_mask)
+        cls.append(np.pad(ex.closure[start:stop], (lead, pad)))
+        vis.append(np.pad(ex.visemes[start:stop], (lead, pad)))
+        # The lead-in is only a known target if the utterance itself starts in silence.
+        lead_ok = lead > 0 and not ex.speech[0]
+        v = np.zeros(crop_frames, bool)
+        v[(0 if lead_ok else lead): lead + k] = True
+        valid.append(v)
+    return {
+        "feats": torch.from_numpy(np.stack(feats)),
+        "weights": torch.from_numpy(np.stack(ws)),
+        "channel_mask": torch.from_numpy(np.stack(cms)),
+        "closure": torch.from_numpy(np.stack(cls)),
+        "visemes": torch.from_numpy(np.stack(vis)),
+        "valid": torch.from_numpy(np.stack(valid).astype(np.float32)),
+    }
+
+
+class BatchSource:
+    """Batches by step number, optionally prepared ahead in worker processes.
+
+    Batch ``s`` is a pure function of ``(seed, s)``, so prefetching in other processes changes
+    nothing but speed. Workers are forked and inherit the examples without copying them.
+    """
+
+    def __init__(self, examples: list[Example], *, seed: int, tc: dict, aug: AugmentConfig, fcfg: FeatureConfig,
+                 workers: int, depth: int = 3):
+        self.args = dict(batch_size=int(tc["batch_size"]), crop_frames=int(round(tc["crop_seconds"] * FPS)),
+                         p_clean=float(tc["p_clean"]), aug=aug, fcfg=fcfg, p_silence=float(tc.get("p_silence", 0.0)),
+                         silence_seconds=tuple(tc.get("silence_seconds", (0.5, 3.0))))
+        self.examples, self.seed, self.depth = examples, seed, depth
+        self.pool = None
+        self.pending: dict[int, Any] = {}
+        if workers > 0:
+            import multiprocessing as mp
+
+            global _WORKER_SOURCE
+            _WORKER_SOURCE = self
+            self.pool = mp.get_context("fork").Pool(workers)
+
+    def make(self, step: int) -> dict[str, torch.Tensor]:
+        return make_batch(self.examples, rng=np.random.default_rng([self.seed, step]), **self.args)
+
+    def get(self, step: int, end: int) -> dict[str, torch.Tensor]:
+        if self.pool is None:
+            return self.make(step)
+        for s in range(step, min(end, step + self.depth)):
+            if s not in self.pending:
+                self.pending[s] = self.pool.apply_async(_worker_batch, (s,))
+        return self.pending.pop(step).get()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
+_WORKER_SOURCE: BatchSource | None = None
+
+
+def _worker_batch(step: int) -> dict[str, torch.Tensor]:
+    return _WORKER_SOURCE.make(step)
+
+
+# ---------------------------------------------------------------------------------------- loss
+def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of: L1 on weights, L1 on their frame-to-frame velocity, closure BCE with positive
+    frames weighted ``closure_pos_weight``, and viseme cross-entropy. Padded frames are excluded."""
+    pred_w, closure_logit, vis_logit = outputs
+    valid = batch["valid"]  # (B, T)
+    cmask = batch["channel_mask"][:, None, :]  # (B, 1, C)
+    tw = batch["weights"]
+    m = valid[..., None] * cmask
+    l_w = ((pred_w - tw).abs() * m).sum() / m.sum().clamp_min(1.0)
+    mv = (valid[:, 1:] * valid[:, :-1])[..., None] * cmask
+    dv = (pred_w[:, 1:] - pred_w[:, :-1]) - (tw[:, 1:] - tw[:, :-1])
+    l_v = (dv.abs() * mv).sum() / mv.sum().clamp_min(1.0)
+    tc = batch["closure"]
+    wc = valid * (1.0 + (float(lw["closure_pos_weight"]) - 1.0) * tc)
+    l_c = (F.binary_cross_entropy_with_logits(closure_logit, tc, reduction="none") * wc).sum() / wc.sum().clamp_min(1.0)
+    ce = F.cross_entropy(vis_logit.reshape(-1, vis_logit.shape[-1]), batch["visemes"].reshape(-1), reduction="none")
+    l_a = (ce * valid.reshape(-1)).sum() / valid.sum().clamp_min(1.0)
+    total = lw["weights"] * l_w + lw["velocity"] * l_v + lw["closure"] * l_c + lw["visemes"] * l_a
+    parts = {"loss": float(total.detach()), "l_weights": float(l_w.detach()), "l_velocity": float(l_v.detach()),
+             "l_closure": float(l_c.detach()), "l_visemes": float(l_a.detach())}
+    return total, parts
+
+
+# ---------------------------------------------------------------------------------------- corpus
+def corpus_path(cfg: dict) -> Path:
+    from ..cache import cache_dir
+
+    c = cfg["corpus"]
+    return Path(c["path"]) if c.get("path") else cache_dir("corpora") / str(c.get("name", "default"))
+
+
+def open_corpus(cfg: dict):
+    """The corpus named by ``cfg["corpus"]``; synthesised (or finished) first if incomplete.
+
+    ``cfg["corpus"]["synth"]`` holds the keyword arguments of
+    :func:`flamesync.data.synth.synthesize_corpus` (``hours``, ``seed``, ``workers``, ...).
+    """
+    from ..data.corpus import Corpus
+
+    path = corpus_path(cfg)
+    manifest = path / "manifest.json"
+    complete = False
+    if manifest.is_file():
+        try:
+            complete = bool(json.loads(manifest.read_text("utf-8")).get("complete"))
+        except ValueError:
+            complete = False
+    if not complete:
+        from ..data.synth import synthesize_corpus
+
+        synth = dict(cfg["corpus"].get("synth") or {})
+        if "hours" not in synth:
+            raise InputError(f"no complete corpus at {path} and the config gives no corpus.synth.hours to make one")
+        synth.setdefault("seed", int(cfg["seed"]))
+        synthesize_corpus(path, **synth)
+    return Corpus(path)
+
+
+# ---------------------------------------------------------------------------------------- training
+def _device(cfg: dict) -> torch.device:
+    want = cfg.get("device", "auto")
+    if want == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(want)
+
+
+def _lr_at(step: int, tc: dict) -> float:
+    warm = max(1, int(tc["warmup_steps"]))
+    if step < warm:
+        return tc["lr"] * (step + 1) / warm
+    frac = (step - warm) / max(1, tc["steps"] - warm)
+    floor = tc["min_lr_ratio"]
+    return tc["lr"] * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+
+
+def closure_pose(examples: list[Example], channels: tuple[str, ...]) -> dict[str, float]:
+    """Median target of each closure channel over labelled /p b m/ frames (the teacher's seal)."""
+    rows = [ex.weights[ex.closure > 0.5] for ex in examples]
+    rows = [r for r in rows if len(r)]
+    if not rows:
+        return {}
+    med = np.median(np.concatenate(rows), axis=0)
+    return {c: float(med[channels.index(c)]) for c in CLOSURE_CHANNELS if c in channels}
+
+
+def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_after: int | None = None,
+          show_progress: bool = True) -> dict:
+    """Train (or resume) and return a summary.
+
+    Parameters
+    ----------
+    config : dict
+        From :func:`load_config`.
+    corpus : object with ``manifest`` and ``items(split)``, optional
+        Defaults to :func:`open_corpus`.
+    out_dir : path, optional
+        Overrides ``config["out_dir"]``.
+    stop_after : int, optional
+        Stop (with a checkpoint) once this step count is reached, as an interruption would.
+    """
+    from ..cache import cache_dir
+    from ..progress import emit, get_mode
+
+    cfg = config
+    tc = cfg["train"]
+    seed = int(cfg["seed"])
+    out = Path(out_dir or cfg.get("out_dir") or cache_dir("runs") / cfg.get("name", "default"))
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    device = _device(cfg)
+    fcfg = FeatureConfig.from_dict(cfg["features"])
+    mcfg = ModelConfig.from_dict(cfg["model"])
+    aug = AugmentConfig.from_dict(cfg["augment"])
+    corpus = corpus if corpus is not None else open_corpus(cfg)
+    manifest = dict(getattr(corpus, "manifest", {}) or {})
+    if float(manifest.get("fps", FPS)) != FPS:
+        raise InputError(f"corpus targets must be at {FPS:g} fps, got {manifest.get('fps')}")
+
+    train_ex = prepare_examples(corpus.items("train"), mcfg.channels)
+    val_ex = prepare_examples(corpus.items("val"), mcfg.channels, limit=int(cfg["calibration"]["max_items"]))
+    if not train_ex:
+        raise InputError("the corpus has no training items")
+    crop_frames = int(round(tc["crop_seconds"] * FPS))
+
+    torch.manual_seed(seed)
+    model = FlameSyncNet(mcfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], betas=(0.9, 0.98))
+    step = 0
+    last = out / "last"
+    if (out / "last.json").is_file():
+        meta = load_meta(last)
+        if meta.get("train_config", {}).get("model") != cfg["model"] or meta.get("seed") != seed:
+            raise InputError(f"{out} holds a run with a different model config or seed; use another out_dir")
+        model.load_state_dict(load_weights(last))
+        ostate = load_optimizer_state(last)
+        if ostate is not None:
+            opt.load_state_dict(ostate)
+        step = int(meta["step"])
+    _truncate_logs(out, step)
+
+    fixed_val = _fixed_val_batches(val_ex, seed=seed, fcfg=fcfg, crop_frames=crop_frames,
+                                   n=int(tc["max_val_items"]))
+    lw = tc["loss"]
+    total_steps = int(tc["steps"])
+    end = total_steps if stop_after is None else min(total_steps, int(stop_after))
+    pose = closure_pose(train_ex, mcfg.channels)
+    base_meta = {
+        "model": mcfg.to_dict(), "features": fcfg.to_dict(), "seed": seed, "fps": FPS,
+        "channels": list(mcfg.channels), "train_config": cfg, "closure_pose": pose,
+        "corpus": {k: manifest.get(k) for k in ("seed", "stats", "fps", "channels")},
+        "parameters": count_parameters(model),
+    }
+
+    def save(name: str, extra: dict | None = None, with_opt: bool = True):
+        save_checkpoint(out / name, model=model, optimizer=opt if with_opt else None,
+                        meta={**base_meta, "step": step, **(extra or {})})
+
+    t0 = time.monotonic()
+    bar = None
+    if show_progress and get_mode() == "bar" and step < end:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=end, initial=step, desc="train", dynamic_ncols=True, leave=False)
+    source = BatchSource(train_ex, seed=seed, tc=tc, aug=aug, fcfg=fcfg,
+                         workers=int(cfg.get("data_workers") or 0) if step < end else 0)
+    csv_path = out / "log.csv"
+    fields = ["step", "lr", "loss", "l_weights", "l_velocity", "l_closure", "l_visemes", "seconds"]
+    new_csv = not csv_path.is_file()
+    try:
+        with open(csv_path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            if new_csv:
+                writer.writeheader()
+            while step < end:
+                model.train()
+                torch.manual_seed(_step_seed(seed, step))
+                batch = source.get(step, end)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                lr = _lr_at(step, tc)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                loss, parts = compute_loss(model(batch["feats"]), batch, lw)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc["grad_clip"]))
+                opt.step()
+                step += 1
+                if step % int(tc["log_every"]) == 0 or step == total_steps:
+                    writer.writerow({"step": step, "lr": f"{lr:.6g}", **{k: f"{v:.6f}" for k, v in parts.items()},
+                                     "seconds": f"{time.monotonic() - t0:.1f}"})
+                    fh.flush()
+                    emit("train", step=step, total=total_steps, **parts)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{parts['loss']:.4f}")
+                if fixed_val and (step % int(tc["val_every"]) == 0 or step == total_steps):
+                    val = evaluate_loss(model, fixed_val, lw, device)
+                    with open(out / "log.jsonl", "a") as jf:
+                        jf.write(json.dumps({"step": step, "val": val}) + "\n")
+                    emit("val", step=step, **val)
+                if step % int(tc["ckpt_every"]) == 0 or step == end:
+                    save("last")
+    except KeyboardInterrupt:
+        save("last")
+        raise
+    finally:
+        source.close()
+        if bar is not None:
+            bar.close()
+    summary = {"out_dir": str(out), "step": step, "seconds": time.monotonic() - t0,
+               "parameters": count_parameters(model)}
+    if step >= total_steps:
+        decoder, report = calibrate(model, val_ex, cfg, device=device)
+        save("final", {"closure_decoder": decoder.to_dict(), "calibration": report,
+                       "train_seconds": summary["seconds"]}, with_opt=False)
+        summary.update(calibration=report, closure_decoder=decoder.to_dict(), final=str(out / "final"))
+    return summary
+
+
+def _truncate_logs(out: Path, step: int) -> None:
+    """Drop log rows beyond the checkpoint being resumed, so logs read like one uninterrupted run."""
+    csv_path = out / "log.csv"
+    if csv_path.is_file():
+        lines = csv_path.read_text().splitlines()
+        keep = lines[:1] + [l for l in lines[1:] if l and int(l.split(",", 1)[0]) <= step]
+        atomic_write_text(csv_path, "\n".join(keep) + "\n" if step > 0 else "")
+        if step == 0:
+            csv_path.unlink()
+    jpath = out / "log.jsonl"
+    if jpath.is_file():
+        keep = [l for l in jpath.read_text().splitlines() if l and json.loads(l)["step"] <= step]
+        atomic_write_text(jpath, "".join(l + "\n" for l in keep))
+
+
+def _fixed_val_batches(val_ex: list[Example], *, seed: int, fcfg: FeatureConfig, crop_frames: int, n: int):
+    """Validation batches made once: half clean, half strongly augmented (always reverb and noise)."""
+    if not val_ex:
+        return []
+    hard = AugmentConfig(p_reverb=1.0, p_noise=1.0)
+    batches = []
+    for i in range(min(n, len(val_ex))):
+        rng = np.random.default_rng([seed, 1_000_003, i])
+        kind = "noisy" if i % 2 else "clean"
+        b = make_batch([val_ex[i]], rng=rng, batch_size=1, crop_frames=min(crop_frames * 2, val_ex[i].n_frames),
+                       p_clean=1.0 if kind == "clean" else 0.0, aug=hard, fcfg=fcfg)
+        batches.append((kind, b))
+    return batches
+
+
+@torch.no_grad()
+def evaluate_loss(model: FlameSyncNet, batches, lw: dict, device) -> dict[str, float]:
+    """Mean validation losses per kind (clean / noisy)."""
+    model.eval()
+    sums: dict[str, dict[str, float]] = {}
+    counts: dict[str, int] = {}
+    for kind, b in batches:
+        b = {k: v.to(device) for k, v in b.items()}
+        _, parts = compute_loss(model(b["feats"]), b, lw)
+        s = sums.setdefault(kind, {})
+        for k, v in parts.items():
+            s[k] = s.get(k, 0.0) + v
+        counts[kind] = counts.get(kind, 0) + 1
+    return {f"{kind}_{k}": v / counts[kind] for kind, s in sums.items() for k, v in s.items()}
+
+
+@torch.no_grad()
+def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=None) -> tuple[ClosureDecoder, dict]:
+    """Choose the closure decoder on noisy, reverberant versions of the validation utterances."""
+    model.eval()
+    device = device or torch.device("cpu")
+    fcfg = FeatureConfig.from_dict(cfg["features"])
+    hard = AugmentConfig(p_reverb=1.0, p_noise=1.0)
+    probs, labels, speech = [], [], []
+    for i, ex in enumerate(val_ex):
+        rng = np.random.default_rng([int(cfg["seed"]), 2_000_003, i])
+        audio = augment(_audio_float(ex.audio), rng=rng, config=hard)
+        feats = torch.from_numpy(log_mel(audio, config=fcfg))[None].to(device)
+        _, logit, _ = model(feats)
+        n = min(ex.n_frames, logit.shape[1])
+        probs.append(torch.sigmoid(logit[0, :n]).cpu().numpy())
+        labels.append(ex.closure[:n])
+        speech.append(ex.speech[:n])
+    if not probs:
+        return ClosureDecoder(), {"note": "no validation items; default decoder"}
+    decoder, report = calibrate_threshold(probs, labels, speech,
+                                          max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)))
+    report["n_items"] = len(probs)
+    report["data"] = "val split, every item with reverb (RT60 0.1-0.9 s) and noise (5-35 dB SNR)"
+    return decoder, report

@@ -1,0 +1,68 @@
+import numpy as np
+
+from flamesync.net.closure import (
+    ClosureDecoder, apply_closures, calibrate_threshold, closure_strength, decode_closures,
+)
+from flamesync.net.targets import VISEME_CLASSES, closure_segments, frame_labels, is_closure, viseme_of
+
+
+def test_hysteresis_and_minimum_duration():
+    p = np.array([0.1, 0.6, 0.1, 0.1, 0.1, 0.1, 0.45, 0.6, 0.5, 0.45, 0.2, 0.1])
+    m, _ = decode_closures(p, on=0.55, off=0.4, min_frames=3)
+    # A one-frame spike still closes for 3 frames; a dip to 0.45 (above off) does not reopen.
+    assert m.tolist() == [0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0]
+
+
+def test_decoding_in_pieces_equals_whole():
+    rng = np.random.default_rng(0)
+    p = rng.random(500)
+    whole, _ = decode_closures(p, on=0.6, off=0.3, min_frames=3)
+    state, parts = None, []
+    for a in range(0, 500, 37):
+        m, state = decode_closures(p[a:a + 37], on=0.6, off=0.3, min_frames=3, state=state)
+        parts.append(m)
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_strength_is_smooth_and_applies_pose():
+    mask = np.array([0, 0, 1, 1, 1, 0, 0, 0], bool)
+    s, _ = closure_strength(mask, attack=0.85, release=0.5)
+    assert s[1] == 0 and 0 < s[2] < s[3] < s[4] <= 1 and s[5] < s[4] and s[7] < s[6]
+    w = np.full((8, 2), 0.5, np.float32)
+    out = apply_closures(w, s, channels=("jawOpen", "mouthFunnel"), pose={"jawOpen": 0.0})
+    assert out[4, 0] < 0.05 and np.all(out[:, 1] == 0.5)
+
+
+def test_calibration_finds_a_separating_threshold():
+    rng = np.random.default_rng(1)
+    labels, probs, speech = [], [], []
+    for _ in range(20):
+        lab = np.zeros(200, np.float32)
+        for a in rng.integers(5, 190, size=5):
+            lab[a:a + 4] = 1
+        # Closures score 0.7-0.9, other speech 0-0.6: a threshold near 0.65 separates them.
+        p = np.where(lab > 0, rng.uniform(0.7, 0.9, 200), rng.uniform(0.0, 0.6, 200))
+        labels.append(lab), probs.append(p), speech.append(np.ones(200, bool))
+    dec, report = calibrate_threshold(probs, labels, speech)
+    assert 0.6 <= dec.on <= 0.7
+    assert report["calibrated"]["recall"] > 0.95 and report["calibrated"]["false_rate"] < 0.01
+    assert report["naive_0.5"]["false_rate"] > report["calibrated"]["false_rate"]
+
+
+def test_phone_classes():
+    assert is_closure("p") and is_closure("bʲ") and is_closure("mː") and is_closure("pʰ")
+    assert not is_closure("f") and not is_closure("") and not is_closure("ɱ")
+    assert VISEME_CLASSES[viseme_of("")] == "sil"
+    assert VISEME_CLASSES[viseme_of("ʃ")] == "SH" and VISEME_CLASSES[viseme_of("aɪ")] == "A"
+    assert VISEME_CLASSES[viseme_of("t͡ʃ")] == "SH" and VISEME_CLASSES[viseme_of("_")] == "sil"
+    assert VISEME_CLASSES[viseme_of("uː")] == "W" and VISEME_CLASSES[viseme_of("ˈɛ")] == "E"
+
+
+def test_frame_labels():
+    class Seg:
+        def __init__(self, s, e, p):
+            self.start, self.end, self.phone = s, e, p
+
+    closure, vis = frame_labels([Seg(0.0, 0.1, "a"), Seg(0.1, 0.18, "m"), Seg(0.18, 0.185, "p")], 12)
+    assert closure.tolist() == [0] * 5 + [1] * 5 + [0] * 2 and vis[0] == viseme_of("a") and vis[11] == 0
+    assert closure_segments(closure > 0) == [(5, 10)]

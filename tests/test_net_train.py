@@ -1,0 +1,109 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flamesync.net.checkpoint import load_weights
+from flamesync.net.infer import load_model
+from flamesync.net.train import load_config, train
+from net_standin import StandinCorpus, torch_single_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cfg(steps=30):
+    return load_config(REPO / "configs" / "tiny.yaml", {"train": {"steps": steps}})
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return StandinCorpus(n_train=16, n_val=4, seconds=2.5)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, corpus):
+    out = tmp_path_factory.mktemp("full")
+    summary = train(_cfg(), corpus=corpus, out_dir=out, show_progress=False)
+    return out, summary
+
+
+def _log(out):
+    rows = (out / "log.csv").read_text().splitlines()
+    head = rows[0].split(",")
+    return [dict(zip(head, r.split(","))) for r in rows[1:]]
+
+
+def test_tiny_config_learns(full_run):
+    out, summary = full_run
+    rows = _log(out)
+    first = np.mean([float(r["loss"]) for r in rows[:2]])
+    last = np.mean([float(r["loss"]) for r in rows[-2:]])
+    assert last < 0.75 * first, (first, last)
+
+
+
+def test_trained_beats_untrained_on_held_out_noisy_val(full_run, corpus):
+    from flamesync.audio.features import FeatureConfig
+    from flamesync.net.model import FlameSyncNet, ModelConfig
+    from flamesync.net.train import _fixed_val_batches, evaluate_loss, prepare_examples
+
+    out, _ = full_run
+    cfg = _cfg()
+    mcfg = ModelConfig.from_dict(cfg["model"])
+    val = prepare_examples(corpus.items("val"), mcfg.channels)
+    batches = [b for b in _fixed_val_batches(val, seed=99, fcfg=FeatureConfig(), crop_frames=100, n=4)]
+    torch.manual_seed(cfg["seed"])
+    fresh = evaluate_loss(FlameSyncNet(mcfg), batches, cfg["train"]["loss"], "cpu")
+    trained = evaluate_loss(load_model(out / "final").net, batches, cfg["train"]["loss"], "cpu")
+    assert trained["noisy_l_weights"] < 0.7 * fresh["noisy_l_weights"]
+    assert trained["noisy_loss"] < 0.8 * fresh["noisy_loss"]
+
+
+def test_final_checkpoint_is_calibrated_and_usable(full_run):
+    out, summary = full_run
+    assert summary["step"] == 30
+    meta = json.loads((out / "final.json").read_text())
+    assert 0.0 < meta["closure_decoder"]["on"] < 1.0
+    assert "noisy" in meta["calibration"]["data"] or "noise" in meta["calibration"]["data"]
+    assert set(meta["closure_pose"]) >= {"jawOpen", "mouthClose"}
+    model = load_model(out / "final")
+    anim = model.predict(np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1)
+    assert anim.n_frames == 50
+
+
+def test_resume_after_interruption_matches_uninterrupted(full_run, corpus, tmp_path):
+    out_full, _ = full_run
+    cfg = _cfg()
+    train(cfg, corpus=corpus, out_dir=tmp_path, stop_after=13, show_progress=False)  # "interrupted" at 13
+    meta = json.loads((tmp_path / "last.json").read_text())
+    assert meta["step"] == 13 and (tmp_path / "last.optim.pt").is_file()
+    train(cfg, corpus=corpus, out_dir=tmp_path, show_progress=False)
+    a, b = load_weights(out_full / "last"), load_weights(tmp_path / "last")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [r["loss"] for r in _log(out_full)] == [r["loss"] for r in _log(tmp_path)]
+
+
+def test_config_errors(tmp_path):
+    from flamesync.errors import InputError
+
+    with pytest.raises(InputError, match="not found"):
+        load_config(tmp_path / "none.yaml")
+    (tmp_path / "bad.yaml").write_text("trian: {steps: 3}\n")
+    with pytest.raises(InputError, match="unknown"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_batch_worker_process_gives_identical_training(corpus, tmp_path):
+    runs = []
+    for workers in (0, 1):
+        cfg = load_config(REPO / "configs" / "tiny.yaml",
+                          {"data_workers": workers, "train": {"steps": 6, "log_every": 1, "val_every": 100}})
+        train(cfg, corpus=corpus, out_dir=tmp_path / f"w{workers}", stop_after=6, show_progress=False)
+        runs.append(load_weights(tmp_path / f"w{workers}" / "last"))
+    for k in runs[0]:
+        assert torch.equal(runs[0][k], runs[1][k]), k
