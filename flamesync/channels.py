@@ -61,6 +61,7 @@ def parse_assignments(text: str) -> dict[str, float]:
 # jaw rotation that weight implies, jaw.rx = JAW_OPEN_RAD * jawOpen (positive rx opens the mouth),
 # for skeletal rigs and FLAME, and mark the animation with meta["jaw_rotation"] = "implied": a
 # consumer applies either the weights or the rotation, never both. The default head measures this
-# angle from its own jawOpen shape (see flamesync.face.makehuman).
-JAW_OPEN_RAD: float = 0.30
+# angle from its own jawOpen shape (see flamesync.face.makehuman): 0.340 rad (19.5 degrees), the
+# rotation about its jaw joint that best matches what jawOpen does to the lower teeth.
+JAW_OPEN_RAD: float = 0.34
 JAW_ROTATION_IMPLIED = "implied"
