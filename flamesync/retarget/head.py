@@ -86,13 +86,13 @@ def retarget_head(
         raise InputError(f"{name}: target vertices must be a finite (V, 3) array, got shape {tv.shape}")
     if tf.ndim != 2 or tf.shape[1] != 3 or len(tf) == 0 or tf.min() < 0 or tf.max() >= len(tv):
         raise InputError(f"{name}: target faces must be a (F, 3) array of vertex indices")
-    source = default_head() if source is None else source
     if landmarks is None:
         target_lm = positions(detect_landmarks(tv, tf, name=name), tv)
     elif isinstance(landmarks, (str, Path)):
         target_lm = read_landmark_file(landmarks, tv)
     else:
         target_lm = {k: np.asarray(p, np.float64).reshape(3) for k, p in landmarks.items()}
+    source = default_head() if source is None else source  # after the target checks: they fail fast
     src_lm = source_landmarks(source)
     missing = [k for k in ("eye_left", "eye_right", "nose_tip", "upper_lip", "lower_lip", "chin") if k not in target_lm]
     if len([k for k in src_lm if k in target_lm]) < 4:

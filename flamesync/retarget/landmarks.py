@@ -400,11 +400,12 @@ def read_landmark_file(path: str | Path, vertices: np.ndarray) -> dict[str, np.n
                 out[key] = p
             else:
                 i = int(val)
-                if not 0 <= i < len(v):
-                    raise InputError(f"{path}: landmark {key!r} names vertex {i}, but the mesh has {len(v)}")
-                out[key] = v[i]
         except (TypeError, ValueError):
             raise InputError(f"{path}: landmark {key!r} must be a vertex index or [x, y, z], got {val!r}") from None
+        if key not in out:
+            if not 0 <= i < len(v):
+                raise InputError(f"{path}: landmark {key!r} names vertex {i}, but the mesh has {len(v)}")
+            out[key] = v[i]
     if len(out) < 4:
         raise InputError(f"{path}: give at least 4 landmarks (more is better), got {len(out)}")
     return out
