@@ -8,7 +8,7 @@
 * :func:`animation_for_face` converts an ARKit animation into what a face model takes.
 """
 
-from .flame_map import FlameMap, animation_for_face, fit_flame_map, flame_map, to_flame
+from .flame_fit import FlameMap, animation_for_face, fit_flame_map, flame_map, to_flame
 from .head import RetargetResult, format_report, retarget_head
 from .landmarks import LANDMARK_NAMES, LandmarkError, detect_landmarks, read_landmark_file
 
