@@ -20,9 +20,12 @@ from flamesync.retarget import geometry as geo
 ROOT = 4294967295
 
 
-def decimated_head(head, *, reduction: float = 0.6):
+def decimated_head(head, *, reduction: float = 0.6, mouth_hole: bool = False):
     """Skin + eyes of ``head`` decimated; returns vertices, faces, and the true correspondence
-    (source face index and barycentric weights per vertex)."""
+    (source face index and barycentric weights per vertex).
+
+    ``mouth_hole`` removes the mouth cavity behind the lips, leaving a hole between them as
+    FLAME has."""
     import fast_simplification
 
     keep = np.concatenate([head.parts["skin"], head.parts["eye_left"], head.parts["eye_right"]])
@@ -49,7 +52,31 @@ def decimated_head(head, *, reduction: float = 0.6):
             if best is None or d.mean() < best[2].mean():
                 best = (pf[face], b, d)
         corners[comp], bary[comp] = best[0], best[1]
+    if mouth_hole:
+        v, f, corners, bary = _cut_mouth(v, f, corners, bary)
     return v, f, corners, bary
+
+
+def _cut_mouth(v, f, corners, bary):
+    """Drop the vertices of the mouth region lying more than 3 mm behind the front surface."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(v[:, :2])
+    front = np.array([v[tree.query_ball_point(p[:2], 0.003), 2].max() for p in v])
+    inside = (np.abs(v[:, 0]) < 0.028) & (v[:, 1] > -0.085) & (v[:, 1] < -0.05) & (v[:, 2] < front - 0.003)
+    f = f[~inside[f].any(1)]
+    comps = geo.connected_components(f, len(v))
+    keep = np.zeros(len(v), bool)
+    for comp in comps:
+        c = v[comp].mean(0)
+        # Pieces of the cavity the cut set loose go too.
+        if comp is comps[0] or not (abs(c[0]) < 0.03 and -0.09 < c[1] < -0.045):
+            keep[comp] = True
+    f = f[keep[f].all(1)]
+    used = np.unique(f)
+    remap = -np.ones(len(v), np.int64)
+    remap[used] = np.arange(len(used))
+    return v[used], remap[f], corners[used], bary[used]
 
 
 def _exact_regressor(verts: np.ndarray, allowed: np.ndarray, point: np.ndarray, k: int = 12) -> np.ndarray:
@@ -63,7 +90,8 @@ def _exact_regressor(verts: np.ndarray, allowed: np.ndarray, point: np.ndarray, 
     return row
 
 
-def flame_from_head(head, *, reduction: float = 0.6, scale: float = 1.08, shift=(0.0, 0.02, -0.01), seed: int = 0):
+def flame_from_head(head, *, reduction: float = 0.6, scale: float = 1.08, shift=(0.0, 0.02, -0.01), seed: int = 0,
+                    mouth_hole: bool = False):
     """A FLAME-layout model with a known ARKit map.
 
     Returns
@@ -73,7 +101,7 @@ def flame_from_head(head, *, reduction: float = 0.6, scale: float = 1.08, shift=
         angle of jawOpen, ``corners``/``bary`` the true correspondence, ``scale``, ``shift``.
     """
     rng = np.random.default_rng(seed)
-    v, f, corners, bary = decimated_head(head, reduction=reduction)
+    v, f, corners, bary = decimated_head(head, reduction=reduction, mouth_hole=mouth_hole)
     shift = np.asarray(shift, np.float64)
     tmpl = v * scale + shift
     nv = len(v)

@@ -50,6 +50,15 @@ def test_landmarks_survive_remeshing(head, decimated):
         assert np.linalg.norm(a[k] - b[k]) < 0.003, k  # within 3 mm on a 60 % decimated copy
 
 
+def test_mouth_corners_from_a_mouth_hole(head):
+    # FLAME has a hole between the lips and no mouth cavity: corners come from the hole's ends.
+    v, f, _, _ = decimated_head(head, mouth_hole=True)
+    ref = positions(detect_landmarks(head.template, head.faces, parts=head.parts), head.template)
+    got = positions(detect_landmarks(v, f), v)
+    for k in REQUIRED + ("mouth_left", "mouth_right", "subnasale"):
+        assert np.linalg.norm(got[k] - ref[k]) < 0.004, k
+
+
 def test_registration_recovers_correspondence_of_moved_scaled_bent_copy(head, decimated):
     v, f, corners, bary = decimated
     rot = Rotation.from_rotvec([0.1, 0.6, -0.05]).as_matrix()

@@ -1,7 +1,7 @@
 """ARKit -> FLAME map on a FLAME-layout test head whose answer is known.
 
-The test model (tests/retarget_synth.py) is a decimated copy of the default head, scaled and
-moved, with a 52-component expression basis that is a known invertible mix Q of the default
+The test model (tests/retarget_synth.py) is a decimated copy of the default head with the mouth
+cavity cut away (a hole between the lips, as FLAME has), scaled and moved, with a 52-component expression basis that is a known invertible mix Q of the default
 head's ARKit shapes, and a jaw joint at the default head's jaw pivot carrying the rotation part
 of jawOpen. The true map is psi = Q^-1 w and jaw.rx = jaw_open_rad * jawOpen.
 """
@@ -31,7 +31,7 @@ def head():
 
 @pytest.fixture(scope="module")
 def setup(head):
-    model, truth = flame_from_head(head)
+    model, truth = flame_from_head(head, mouth_hole=True)
     return model, truth, fit_flame_map(model, source=head)
 
 
@@ -73,8 +73,9 @@ def test_fit_recovers_known_map(setup):
     err = np.linalg.norm(got - want, axis=2) * 1000  # (shapes, V) mm
     motion = np.linalg.norm(want - model.template, axis=2) * 1000
     per_shape = err.mean(1) / np.maximum(motion.mean(1), 1e-6)
-    assert np.median(per_shape) < 0.1 and per_shape.max() < 0.35, per_shape
-    assert err.mean() < 0.3
+    # Measured: median 0.10, max 0.39 (of each shape's mean motion), 0.04 mm mean over all.
+    assert np.median(per_shape) < 0.15 and per_shape.max() < 0.5, per_shape
+    assert err.mean() < 0.1
     rel = np.linalg.norm(fm.expression - truth["exp"], axis=0)[cols] / np.linalg.norm(truth["exp"], axis=0)[cols]
     assert np.median(rel) < 0.25
     # Reported per-shape fit errors are real numbers in mm, small on average.
@@ -94,8 +95,8 @@ def test_flame_animation_matches_default_head_motion(setup, head):
     ref = ref * truth["scale"] + truth["shift"]
     err = np.linalg.norm(got - ref, axis=2) * 1000
     motion = np.linalg.norm(ref - model.template[None], axis=2) * 1000
-    # Measured: mean 0.36 mm against 2.2 mm of motion; the true map itself gets 0.28 mm, the
-    # rest of the gap is FLAME rotating the other mouth shapes with the jaw.
+    # Measured: mean 0.37 mm against 1.8 mm of motion (the true map itself: 0.28 mm without the
+    # hole); the rest is FLAME rotating the other mouth shapes with the jaw.
     assert err.mean() < 0.6 and np.percentile(err, 99) < 5.0, (err.mean(), np.percentile(err, 99))
     assert err.mean() < 0.25 * motion.mean()
 
