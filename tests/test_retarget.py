@@ -152,6 +152,13 @@ def test_cli_writes_glb_npz_obj_and_refuses_cube(tmp_path, head, decimated, caps
     back = load_npz(tmp_path / "h.deltas.npz")
     assert back.deltas.shape == (52, len(v), 3) and back.channels[17] == "jawOpen"
     assert np.allclose(back.deltas[17].reshape(-1), jaw_open)
+    from flamesync.face import load_face
+
+    loaded = load_face(f"head:{tmp_path / 'h.deltas.npz'}")
+    w = {"jawOpen": 1.0, "mouthSmileLeft": 0.5}
+    assert np.allclose(loaded.vertices(w), back.vertices(w)) and loaded.parts.keys() == back.parts.keys()
+    with pytest.raises(Exception, match="not found"):
+        load_face(f"head:{tmp_path / 'nope.npz'}")
     v2, f2 = load_mesh(tmp_path / "h.obj")
     assert np.allclose(v2, v, atol=1e-6) and (f2 == f).all()
     capsys.readouterr()

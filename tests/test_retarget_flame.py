@@ -12,7 +12,7 @@ import pytest
 from flamesync.animation import Animation
 from flamesync.channels import ARKIT_52, JAW_OPEN_RAD, SPEECH_CHANNELS
 from flamesync.errors import InputError
-from flamesync.retarget import animation_for_face, fit_flame_map, flame_map, to_flame
+from flamesync.retarget import animation_for_face, flame_map, to_flame
 from flamesync.retarget.flame_fit import FlameMap, ridge_solve
 
 pytest.importorskip("fast_simplification")
@@ -32,7 +32,8 @@ def head():
 @pytest.fixture(scope="module")
 def setup(head):
     model, truth = flame_from_head(head, mouth_hole=True)
-    return model, truth, fit_flame_map(model, source=head)
+    # Fitted afresh, and left in the (test) cache for the tests that go through it.
+    return model, truth, flame_map(model, source=head, refit=True)
 
 
 def _speech_animation(n=24, seed=1, implied=True):
@@ -120,19 +121,31 @@ def test_animation_for_face_dispatch(setup, head):
     assert animation_for_face(flame_anim, model) is flame_anim  # already FLAME parameters
 
 
-def test_map_is_cached_per_model(setup, head, tmp_path, monkeypatch):
-    model, _, _ = setup
-    monkeypatch.setenv("FLAMESYNC_CACHE", str(tmp_path))
-    calls = []
-    import flamesync.retarget.flame_fit as fmod
+def test_flame_face_spec_end_to_end_uses_cached_map(setup, tmp_path, monkeypatch):
+    """flame:model.npz -> FLAME parameters -> vertex export, without refitting."""
+    import flamesync.retarget.flame_fit as fit_module
+    from flamesync.export import export
+    from flamesync.face import load_face
+    from flamesync.face.flame import save_flame_npz
 
-    real = fmod.fit_flame_map
-    monkeypatch.setattr(fmod, "fit_flame_map", lambda *a, **k: calls.append(1) or real(*a, **k))
-    first = flame_map(model, source=head)
-    second = flame_map(model, source=head)
-    assert len(calls) == 1 and len(list((tmp_path / "retarget").glob("flame-map-*.npz"))) == 1
-    assert np.allclose(first.expression, second.expression) and first.fit_error_mm == second.fit_error_mm
-    assert first.key == second.key
+    model, _, fm = setup
+
+    def no_fit(*a, **k):
+        raise AssertionError("the cached map should have been used")
+
+    monkeypatch.setattr(fit_module, "fit_flame_map", no_fit)
+    path = save_flame_npz(model, tmp_path / "flame.npz")
+    face = load_face(f"flame:{path}")
+    anim = _speech_animation()
+    flame_anim = animation_for_face(anim, face)
+    assert flame_anim.meta["retarget_map"] == fm.key
+    assert np.allclose(flame_anim.values, to_flame(anim, model, mapping=fm).values)
+    out = export(flame_anim, tmp_path / "take.meshes.npz", face=face)
+    with np.load(out) as z:
+        verts = z["vertices"]
+    assert verts.shape == (anim.n_frames, model.n_vertices, 3)
+    assert np.allclose(verts, model.animate(flame_anim), atol=1e-5)
+    assert np.linalg.norm(verts - model.template, axis=2).max() > 0.005  # the mouth moves
 
 
 def test_map_shape_mismatch_is_an_input_error(setup):

@@ -7,7 +7,6 @@ may replace it with the project's glTF exporter once that lands.
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +59,8 @@ def load_npz(path: str | Path):
     from ..face.base import BlendshapeFace
 
     path = Path(path)
+    if not path.is_file():
+        raise InputError(f"retargeted head file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
             if str(z.get("format", "")) != NPZ_FORMAT:
@@ -143,5 +144,3 @@ def save_face(face, path: str | Path) -> Path:
         raise InputError(f"retargeted heads are written as {', '.join(WRITERS)}; got {path.name!r}")
     return writer(face, path)
 
-
-_ = struct  # kept for readers of GLB headers in tests
