@@ -91,13 +91,13 @@ def _exact_regressor(verts: np.ndarray, allowed: np.ndarray, point: np.ndarray, 
 
 
 def flame_from_head(head, *, reduction: float = 0.6, scale: float = 1.08, shift=(0.0, 0.02, -0.01), seed: int = 0,
-                    mouth_hole: bool = False):
+                    mouth_hole: bool = False, n_expr: int = 52):
     """A FLAME-layout model with a known ARKit map.
 
     Returns
     -------
-    model : FlameModel with 52 expression components
-    truth : dict with ``exp`` (52, 52) the true map (psi = exp @ w), ``jaw_open`` the true jaw
+    model : FlameModel with ``n_expr`` (>= 52) expression components
+    truth : dict with ``exp`` (n_expr, 52) the true (minimum-norm) map (psi = exp @ w), ``jaw_open`` the true jaw
         angle of jawOpen, ``corners``/``bary`` the true correspondence, ``scale``, ``shift``.
     """
     rng = np.random.default_rng(seed)
@@ -116,6 +116,8 @@ def flame_from_head(head, *, reduction: float = 0.6, scale: float = 1.08, shift=
     j = ARKIT_52.index("jawOpen")
     dej[j] = deltas[j] - (rot - tmpl)
     q = np.eye(52) + 0.3 * rng.standard_normal((52, 52)) / np.sqrt(52)
+    if n_expr > 52:  # extra components (for timing at FLAME's size): more mixes of the same shapes
+        q = np.concatenate([q, rng.standard_normal((52, n_expr - 52)) / np.sqrt(52)], axis=1)
     basis = np.einsum("kvc,ke->vce", dej, q)  # (V, 3, 52): component e = sum_k q[k, e] * shape k
     eyes = {}
     static = np.nonzero(np.abs(deltas).max(axis=(0, 2)) < 1e-7)[0]
@@ -139,8 +141,8 @@ def flame_from_head(head, *, reduction: float = 0.6, scale: float = 1.08, shift=
         v_template=tmpl, shapedirs=np.concatenate([ident, basis], axis=2), posedirs=np.zeros((nv, 3, 36)),
         J_regressor=reg, lbs_weights=weights,
         kintree_table=np.array([[ROOT, 0, 1, 1, 1], [0, 1, 2, 3, 4]], np.int64), f=f.astype(np.int32),
-        n_shape=n_shape, n_expr=52, source="test:flame_from_head",
+        n_shape=n_shape, n_expr=q.shape[1], source="test:flame_from_head",
     )
-    truth = {"exp": np.linalg.inv(q), "jaw_open": angle, "corners": corners, "bary": bary,
+    truth = {"exp": np.linalg.pinv(q), "jaw_open": angle, "corners": corners, "bary": bary,
              "scale": scale, "shift": shift}
     return model, truth

@@ -56,17 +56,21 @@ def test_similarity_transform_recovers_known_transform():
     assert np.isclose(np.linalg.det(r), 1.0)
 
 
-def test_deformation_gradient_of_affine_map_and_its_polar_split():
+def test_local_frames_of_a_similarity_and_their_polar_split():
+    from flamesync.retarget.transfer import local_frames
+
     rng = np.random.default_rng(2)
-    v = rng.normal(size=(30, 3))
-    f = rng.choice(30, size=(40, 3), replace=True)
-    f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+    v = rng.normal(size=(300, 3))
     rot = Rotation.from_rotvec([0.2, 0.4, -0.1]).as_matrix()
-    jac = geo.deformation_gradients(v, 1.3 * v @ rot.T + 5.0, f)
-    # The frame's fourth vector scales with sqrt(area), so a similarity is reproduced exactly.
-    assert np.allclose(jac, 1.3 * rot, atol=1e-9)
-    r, s = geo.rotation_and_scale(jac)
+    frames = local_frames(v, 1.3 * v @ rot.T + 5.0, k=20)
+    assert np.allclose(frames, 1.3 * rot, atol=1e-9)
+    r, s = geo.rotation_and_scale(frames)
     assert np.allclose(r, rot, atol=1e-9) and np.allclose(s, 1.3)
+    # Only the reliable vertices enter the fits: scrambling the others changes nothing.
+    moved = 1.3 * v @ rot.T + 5.0
+    reliable = np.arange(300) % 3 != 0
+    moved[~reliable] += rng.normal(size=(100, 3))
+    assert np.allclose(local_frames(v, moved, k=20, reliable=reliable), 1.3 * rot, atol=1e-9)
 
 
 def test_uniform_laplacian_and_boundary_loops_on_open_cylinder():

@@ -40,22 +40,6 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)
 
 
-def vertex_faces(faces: np.ndarray, n_vertices: int) -> np.ndarray:
-    """Faces around each vertex, padded with -1: (V, max_valence) int."""
-    f = np.asarray(faces, np.int64)
-    flat_v = f.reshape(-1)
-    flat_f = np.repeat(np.arange(len(f)), 3)
-    order = np.argsort(flat_v, kind="stable")
-    flat_v, flat_f = flat_v[order], flat_f[order]
-    counts = np.bincount(flat_v, minlength=n_vertices)
-    width = max(int(counts.max()) if counts.size else 1, 1)
-    out = np.full((n_vertices, width), -1, np.int64)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    col = np.arange(len(flat_v)) - start[flat_v]
-    out[flat_v, col] = flat_f
-    return out
-
-
 def closest_point_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Barycentric coordinates of the point of each triangle closest to each query point.
 
@@ -217,38 +201,6 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray, *, scale: bool = True
     return s, rot, mu_d - s * rot @ mu_s
 
 
-def triangle_frames(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Per-triangle frames ``[e1, e2, n]`` as columns (Sumner & Popovic's fourth vertex).
-
-    ``n`` is the unit normal scaled by ``sqrt(|e1 x e2|)`` so the frame scales like the triangle.
-
-    Returns
-    -------
-    (F, 3, 3)
-    """
-    v = np.asarray(vertices, np.float64)
-    e1 = v[faces[:, 1]] - v[faces[:, 0]]
-    e2 = v[faces[:, 2]] - v[faces[:, 0]]
-    n = np.cross(e1, e2)
-    norm = np.linalg.norm(n, axis=1, keepdims=True)
-    n = np.divide(n, np.sqrt(norm), out=np.zeros_like(n), where=norm > 0)
-    return np.stack([e1, e2, n], axis=-1)
-
-
-def deformation_gradients(rest: np.ndarray, deformed: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Per-triangle Jacobians of the piecewise-affine map ``rest -> deformed``, (F, 3, 3).
-
-    Degenerate rest triangles get the identity.
-    """
-    a = triangle_frames(rest, faces)
-    b = triangle_frames(deformed, faces)
-    det = np.linalg.det(a)
-    ok = np.abs(det) > 1e-30
-    out = np.broadcast_to(np.eye(3), a.shape).copy()
-    out[ok] = b[ok] @ np.linalg.inv(a[ok])
-    return out
-
-
 def rotation_and_scale(jacobians: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split Jacobians ``F = R U`` (polar decomposition) into ``R`` and ``det(U) ** (1/3)``.
 
@@ -270,17 +222,6 @@ def rotation_and_scale(jacobians: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rot = u @ vt
     scale = np.cbrt(np.clip(np.prod(sig, axis=1), 1e-12, None))
     return rot, scale
-
-
-def vertex_average(face_values: np.ndarray, faces: np.ndarray, n_vertices: int) -> np.ndarray:
-    """Mean of per-face values over the faces around each vertex, (V, ...)."""
-    out = np.zeros((n_vertices,) + face_values.shape[1:])
-    count = np.zeros(n_vertices)
-    for c in range(3):
-        np.add.at(out, faces[:, c], face_values)
-        np.add.at(count, faces[:, c], 1.0)
-    shape = (-1,) + (1,) * (face_values.ndim - 1)
-    return out / np.maximum(count, 1).reshape(shape)
 
 
 def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:

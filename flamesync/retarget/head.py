@@ -113,7 +113,8 @@ def retarget_head(
         pass
     skin = reg.vertices[matchable]
     width = float(skin[:, 0].max() - skin[:, 0].min())
-    rig = transfer_rig(source, reg.vertices, tv, tf, fade_start=0.01 * width, fade_stop=0.04 * width)
+    rig = transfer_rig(source, reg.vertices, tv, tf, fade_start=0.01 * width, fade_stop=0.04 * width,
+                      partner=reg.partner)
     near = rig["weight"] > 0.5
     dist_mm = rig["distance"] * 1000
     report = {

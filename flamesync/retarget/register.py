@@ -47,6 +47,9 @@ class Registration:
         ``mean``/``median``/``max`` distance (mm) from matched source vertices to the target
         surface after registration, ``matched``: fraction of matchable source vertices that had
         a compatible target point, ``landmarks_mean``/``landmarks_max``: landmark misfit (mm).
+    partner : (V_src,) int
+        For each source vertex, the target vertex nearest its final closest-point partner, or
+        -1 where it had none (parts the target lacks).
     """
 
     vertices: np.ndarray
@@ -54,6 +57,7 @@ class Registration:
     rotation: np.ndarray
     translation: np.ndarray
     residual_mm: dict = field(default_factory=dict)
+    partner: np.ndarray | None = None
 
 
 def _anchor_matrix(anchors: list[Anchor], n: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -141,7 +145,7 @@ def register(
     idx_m = np.nonzero(matchable)[0]
     for alpha in schedule:
         for _ in range(iterations):
-            c, w = _matches(x, sf, idx_m, tv, tf, t_tree, t_fn, max_angle_deg, scale_ref)
+            c, w, _ = _matches(x, sf, idx_m, tv, tf, t_tree, t_fn, max_angle_deg, scale_ref)
             beta = landmark_weight * alpha
             wd = sp.diags(w)
             lhs = (wd + alpha ** 2 * reg + beta ** 2 * aa).tocsc()
@@ -149,7 +153,7 @@ def register(
             x = splu(lhs).solve(rhs)
             if progress is not None:
                 progress()
-    c, w = _matches(x, sf, idx_m, tv, tf, t_tree, t_fn, max_angle_deg, scale_ref)
+    c, w, near = _matches(x, sf, idx_m, tv, tf, t_tree, t_fn, max_angle_deg, scale_ref)
     d = np.linalg.norm(x - c, axis=1)[w > 0] * 1000
     lm = np.linalg.norm(a_mat @ x + a_off - p_tgt, axis=1) * 1000
     residual = {
@@ -160,7 +164,7 @@ def register(
         "landmarks_mean": float(lm.mean()),
         "landmarks_max": float(lm.max()),
     }
-    return Registration(x, s, rot, trans, residual)
+    return Registration(x, s, rot, trans, residual, near)
 
 
 def _matches(x, sf, idx_m, tv, tf, tree, fn, max_angle_deg, scale_ref):
@@ -171,8 +175,8 @@ def _matches(x, sf, idx_m, tv, tf, tree, fn, max_angle_deg, scale_ref):
     """
     n = len(x)
     normals = geo.vertex_normals(x, sf)[idx_m]
-    q, face, _, dist = geo.closest_points(x[idx_m], tv, tf, normals=fn, point_normals=normals,
-                                          max_angle_deg=max_angle_deg, tree=tree)
+    q, face, bary, dist = geo.closest_points(x[idx_m], tv, tf, normals=fn, point_normals=normals,
+                                             max_angle_deg=max_angle_deg, tree=tree)
     ok = face >= 0
     c = x.copy()
     w = np.zeros(n)
@@ -181,7 +185,9 @@ def _matches(x, sf, idx_m, tv, tf, tree, fn, max_angle_deg, scale_ref):
         ok &= dist < limit
     c[idx_m[ok]] = q[ok]
     w[idx_m[ok]] = 1.0
-    return c, w
+    near = np.full(n, -1, np.int64)  # target vertex nearest each matched source vertex's partner
+    near[idx_m[ok]] = tf[face[ok], np.argmax(bary[ok], axis=1)]
+    return c, w, near
 
 
 def _follow_matrix(x0: np.ndarray, matchable: np.ndarray, faces: np.ndarray, k: int = 6) -> sp.csr_matrix:

@@ -26,20 +26,45 @@ from . import geometry as geo
 from .register import map_points
 
 
-def local_frames(rest: np.ndarray, deformed: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Per-vertex Jacobian of the map ``rest -> deformed`` (mean over surrounding triangles).
+def local_frames(rest: np.ndarray, deformed: np.ndarray, *, k: int = 200, reliable: np.ndarray | None = None) -> np.ndarray:
+    """Per-vertex local similarity (``s * R``) of the map ``rest -> deformed``.
+
+    Fitted by least squares (Umeyama) over each vertex's ``k`` nearest rest-pose neighbours: the
+    rotation and scale of a patch about a centimetre across. Per-triangle Jacobians would be
+    exact but are dominated by how the registration slid small triangles about; the patch fit
+    keeps what matters for carrying offsets (the face turned or scaled there).
 
     Parameters
     ----------
     rest, deformed : (V, 3)
-    faces : (F, 3) int
+    k : int
+    reliable : (V,) bool, optional
+        Vertices whose registered position was pinned to the target (matched); only they
+        enter the fits, since the others (a mouth cavity the target lacks) just drift along.
 
     Returns
     -------
     (V, 3, 3)
     """
-    jac = geo.deformation_gradients(rest, deformed, faces)
-    return geo.vertex_average(jac, np.asarray(faces, np.int64), len(rest))
+    from scipy.spatial import cKDTree
+
+    rest = np.asarray(rest, np.float64)
+    deformed = np.asarray(deformed, np.float64)
+    pool = np.arange(len(rest)) if reliable is None or not np.any(reliable) else np.nonzero(reliable)[0]
+    k = min(k, len(pool))
+    _, nn = cKDTree(rest[pool]).query(rest, k=k)
+    nn = pool[nn.reshape(len(rest), -1)]
+    a = rest[nn] - rest[nn].mean(1, keepdims=True)  # (V, k, 3)
+    b = deformed[nn] - deformed[nn].mean(1, keepdims=True)
+    cov = np.einsum("vki,vkj->vij", b, a) / k
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.sign(np.linalg.det(u @ vt))
+    fix = np.ones((len(rest), 3))
+    fix[:, 2] = d
+    rot = u @ (fix[:, :, None] * vt)
+    var = (a ** 2).sum((1, 2)) / k
+    scale = np.divide((sig * fix).sum(1), var, out=np.ones(len(rest)), where=var > 0)
+    return scale[:, None, None] * rot
 
 
 def correspondence(
@@ -114,7 +139,7 @@ def transfer_deltas(
         Source offsets.
     source_faces : (F, 3) int
     jacobians : (V, 3, 3)
-        Per-vertex Jacobian of the registration (:func:`local_frames`).
+        Per-vertex local similarity ``s R`` of the registration (:func:`local_frames`).
     face : (W,) int, bary : (W, 3)
         Correspondence of each target vertex.
     weight : (W,)
@@ -152,6 +177,7 @@ def transfer_rig(
     *,
     fade_start: float,
     fade_stop: float,
+    partner: np.ndarray | None = None,
 ) -> dict:
     """Everything a :class:`~flamesync.face.base.BlendshapeFace` needs, carried to the target.
 
@@ -175,12 +201,13 @@ def transfer_rig(
     sf = np.asarray(source.faces, np.int64)
     face, bary, dist = correspondence(target_vertices, target_faces, registered, sf)
     weight = distance_fade(dist, start=fade_start, stop=fade_stop)
-    jac = local_frames(rest, registered, sf)
+    jac = local_frames(rest, registered, reliable=None if partner is None else partner >= 0)
     deltas = transfer_deltas(source.deltas, sf, jac, face, bary, weight)
+    jaw_weights = interpolate(source.jaw_weights, sf, face, bary) * weight
     out = {
         "deltas": deltas.astype(np.float32),
         "jaw_pivot": map_points(source.jaw_pivot, rest, registered)[0].astype(np.float32),
-        "jaw_weights": (interpolate(source.jaw_weights, sf, face, bary) * weight).astype(np.float32),
+        "jaw_weights": jaw_weights.astype(np.float32),
         "head_pivot": None,
         "head_weights": None,
         "distance": dist,
