@@ -74,14 +74,14 @@ def test_registration_recovers_correspondence_of_moved_scaled_bent_copy(head, de
     skin = head.parts["skin"]
     err = np.linalg.norm(res.registration.vertices[skin] - warp(head.template[skin].astype(float)), axis=1) * 1000
     assert np.isclose(res.registration.scale, s, rtol=0.1)
-    assert err.mean() < 2.0 and np.percentile(err, 90) < 4.0, (err.mean(), np.percentile(err, 90))
+    assert err.mean() < 2.0 and np.percentile(err, 90) < 4.5, (err.mean(), np.percentile(err, 90))  # 1.4, 3.3
     rep = res.report["registration_mm"]
     assert rep["mean"] < 0.5 and rep["matched"] > 0.95
     # Transferred offsets: the true ones turned and scaled by the (locally rigid) warp.
     true = np.einsum("vk,nvkc->nvc", bary, head.deltas.astype(float)[:, corners]) @ rot.T * s
     big = np.linalg.norm(true, axis=2) > 1e-3
     rel = np.linalg.norm(res.face.deltas - true, axis=2)[big].mean() / np.linalg.norm(true, axis=2)[big].mean()
-    assert rel < 0.2, rel
+    assert rel < 0.12, rel  # measured 0.077
     # The jaw joint follows.
     assert np.linalg.norm(res.face.jaw_pivot - warp(head.jaw_pivot[None].astype(float))[0]) < 0.005
 

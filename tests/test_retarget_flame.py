@@ -57,7 +57,7 @@ def test_ridge_solve_matches_normal_equations():
 def test_fit_recovers_known_map(setup):
     model, truth, fm = setup
     k = ARKIT_52.index("jawOpen")
-    assert abs(fm.jaw[0, k] - truth["jaw_open"]) < 0.03  # radians
+    assert abs(fm.jaw[0, k] - truth["jaw_open"]) < 0.04  # radians; measured 0.367 vs 0.340
     assert np.abs(np.delete(fm.jaw, k, axis=1)).max() < 0.02
     # Coefficients of correlated shapes trade off, so compare what they do: the FLAME vertices of
     # each recovered column against those of the true column.
@@ -74,14 +74,14 @@ def test_fit_recovers_known_map(setup):
     err = np.linalg.norm(got - want, axis=2) * 1000  # (shapes, V) mm
     motion = np.linalg.norm(want - model.template, axis=2) * 1000
     per_shape = err.mean(1) / np.maximum(motion.mean(1), 1e-6)
-    # Measured: median 0.10, max 0.39 (of each shape's mean motion), 0.04 mm mean over all.
-    assert np.median(per_shape) < 0.15 and per_shape.max() < 0.5, per_shape
-    assert err.mean() < 0.1
+    # Measured: median 0.05, max 0.21 (of each shape's mean motion), 0.018 mm mean over all.
+    assert np.median(per_shape) < 0.1 and per_shape.max() < 0.35, per_shape
+    assert err.mean() < 0.05
     rel = np.linalg.norm(fm.expression - truth["exp"], axis=0)[cols] / np.linalg.norm(truth["exp"], axis=0)[cols]
     assert np.median(rel) < 0.25
     # Reported per-shape fit errors are real numbers in mm, small on average.
     means = np.array([fm.fit_error_mm[c][0] for c in SUPPORTED])
-    assert means.mean() < 0.5 and all(fm.fit_error_mm[c][1] >= fm.fit_error_mm[c][0] for c in SUPPORTED)
+    assert means.mean() < 0.3 and all(fm.fit_error_mm[c][1] >= fm.fit_error_mm[c][0] for c in SUPPORTED)
     assert fm.report["registration_mm"]["mean"] < 0.2
 
 
@@ -96,8 +96,8 @@ def test_flame_animation_matches_default_head_motion(setup, head):
     ref = ref * truth["scale"] + truth["shift"]
     err = np.linalg.norm(got - ref, axis=2) * 1000
     motion = np.linalg.norm(ref - model.template[None], axis=2) * 1000
-    # Measured: mean 0.37 mm against 1.8 mm of motion (the true map itself: 0.28 mm without the
-    # hole); the rest is FLAME rotating the other mouth shapes with the jaw.
+    # Measured: mean 0.33 mm against 1.7 mm of motion (the true map itself: 0.28 mm without the
+    # hole); most of it is FLAME rotating the other mouth shapes with the jaw.
     assert err.mean() < 0.6 and np.percentile(err, 99) < 5.0, (err.mean(), np.percentile(err, 99))
     assert err.mean() < 0.25 * motion.mean()
 
