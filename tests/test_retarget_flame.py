@@ -153,3 +153,17 @@ def test_map_shape_mismatch_is_an_input_error(setup):
     bad = FlameMap(fm.expression[:10], fm.jaw)
     with pytest.raises(InputError, match="expression components"):
         to_flame(_speech_animation(), model, mapping=bad)
+
+
+def test_cli_prints_flame_fit_report(setup, tmp_path, capsys):
+    from flamesync.cli import main
+    from flamesync.face.flame import save_flame_npz
+
+    model, _, fm = setup
+    path = save_flame_npz(model, tmp_path / "flame.npz")
+    assert main(["--progress", "none", "retarget", f"flame:{path}"]) == 0  # map is cached by the fixture
+    out = capsys.readouterr().out
+    assert f"FLAME map {fm.key}" in out and "registration residual: mean" in out
+    worst = max(fm.fit_error_mm, key=lambda c: fm.fit_error_mm[c][1])
+    assert f"{worst:<20s} mean {fm.fit_error_mm[worst][0]:6.2f} mm" in out
+    assert sum(1 for line in out.splitlines() if " mm   max " in line) == 52
