@@ -78,7 +78,8 @@ def correspondence(
     """Closest point of the registered source for every target vertex.
 
     Each connected piece of the target (the skin, an eyeball) is matched to the one source piece
-    most of its vertices land on, so an eyeball's side does not pick up the eyelid next to it.
+    it lies on best (smallest mean distance), so an eyeball's side does not pick up the eyelid
+    hugging it.
     Within it, triangles facing away from the target vertex's normal are skipped (the inside of
     a lip must not pick up the outside of the other lip); vertices without a compatible triangle
     fall back to the nearest one.
@@ -97,22 +98,21 @@ def correspondence(
     for i, comp in enumerate(s_comps):
         s_label[comp] = i
     face_label = s_label[sf[:, 0]]
-    s_centre = np.array([registered[c].mean(0) for c in s_comps])
+    trees = [geo.centroid_tree(registered, sf[face_label == i]) for i in range(len(s_comps))]
     face = np.full(len(tv), -1)
     bary = np.zeros((len(tv), 3))
     dist = np.full(len(tv), np.inf)
     for n, comp in enumerate(geo.connected_components(tf, len(tv))):
-        # The main piece matches the main piece; a small one (an eyeball) the small source piece
-        # centred nearest to it, if one is close for its size.
+        # The main piece matches the main piece; a small one (an eyeball, a loose bit of mouth)
+        # the source piece it lies on best: smallest mean distance to its surface.
         piece = 0
         if n > 0 and len(s_comps) > 1:
-            size = np.linalg.norm(tv[comp].max(0) - tv[comp].min(0))
-            d = np.linalg.norm(s_centre[1:] - tv[comp].mean(0), axis=1)
-            if d.min() < 0.5 * size:
-                piece = 1 + int(np.argmin(d))
+            mean_d = [geo.closest_points(tv[comp], registered, sf[face_label == i], tree=trees[i])[3].mean()
+                      for i in range(len(s_comps))]
+            piece = int(np.argmin(mean_d))
         fsel = np.nonzero(face_label == piece)[0]
         sub = sf[fsel]
-        sub_tree = geo.centroid_tree(registered, sub)
+        sub_tree = trees[piece]
         _, f1, b1, d1 = geo.closest_points(tv[comp], registered, sub, normals=sn[fsel], point_normals=tn[comp],
                                            max_angle_deg=max_angle_deg, tree=sub_tree)
         bad = f1 < 0
