@@ -97,7 +97,8 @@ def flame_from_head(head, *, reduction: float = 0.6, scale: float = 1.08, shift=
     Returns
     -------
     model : FlameModel with ``n_expr`` (>= 52) expression components
-    truth : dict with ``exp`` (n_expr, 52) the true (minimum-norm) map (psi = exp @ w), ``jaw_open`` the true jaw
+    truth : dict with ``exp`` (n_expr, 52) the true (minimum-norm) map, ``shapes`` (52, V, 3) the
+        ARKit offsets at the true corresponding points (psi = exp @ w), ``jaw_open`` the true jaw
         angle of jawOpen, ``corners``/``bary`` the true correspondence, ``scale``, ``shift``.
     """
     rng = np.random.default_rng(seed)
@@ -109,12 +110,15 @@ def flame_from_head(head, *, reduction: float = 0.6, scale: float = 1.08, shift=
     jaw_w = np.einsum("vk,vk->v", bary, head.jaw_weights.astype(np.float64)[corners])
     jaw_pivot = head.jaw_pivot.astype(np.float64) * scale + shift
     angle = float(head.meta.get("jaw_open_rad", 0.34))
-    # Move the rotation part of jawOpen into the joint: the basis keeps only the rest.
-    rot = lbs.rotate_about_pivot(torch.from_numpy(tmpl)[None], torch.tensor([[angle, 0.0, 0.0]], dtype=torch.float64),
-                                 torch.from_numpy(jaw_pivot), torch.from_numpy(jaw_w))[0].numpy()
-    dej = deltas.copy()
+    # Move the rotation part of jawOpen into the joint: find the pre-skinning shape x with
+    # LBS_jaw(x) = template + jawOpen exactly, i.e. solve (I + w (R - I)) x = y + w (R - I) p per vertex.
+    rot = lbs.axis_angle_to_matrix(torch.tensor([angle, 0.0, 0.0], dtype=torch.float64)).numpy()
     j = ARKIT_52.index("jawOpen")
-    dej[j] = deltas[j] - (rot - tmpl)
+    y = tmpl + deltas[j]
+    m = np.eye(3)[None] + jaw_w[:, None, None] * (rot - np.eye(3))[None]  # (V, 3, 3)
+    rhs = y + jaw_w[:, None] * ((rot - np.eye(3)) @ jaw_pivot)[None]
+    dej = deltas.copy()
+    dej[j] = np.linalg.solve(m, rhs[..., None])[..., 0] - tmpl
     q = np.eye(52) + 0.3 * rng.standard_normal((52, 52)) / np.sqrt(52)
     if n_expr > 52:  # extra components (for timing at FLAME's size): more mixes of the same shapes
         q = np.concatenate([q, rng.standard_normal((52, n_expr - 52)) / np.sqrt(52)], axis=1)
@@ -143,6 +147,6 @@ def flame_from_head(head, *, reduction: float = 0.6, scale: float = 1.08, shift=
         kintree_table=np.array([[ROOT, 0, 1, 1, 1], [0, 1, 2, 3, 4]], np.int64), f=f.astype(np.int32),
         n_shape=n_shape, n_expr=q.shape[1], source="test:flame_from_head",
     )
-    truth = {"exp": np.linalg.pinv(q), "jaw_open": angle, "corners": corners, "bary": bary,
+    truth = {"exp": np.linalg.pinv(q), "jaw_open": angle, "shapes": deltas, "corners": corners, "bary": bary,
              "scale": scale, "shift": shift}
     return model, truth
