@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from ..errors import InputError
 from ..face.base import BlendshapeFace
 from . import geometry as geo
 from .landmarks import Anchor, LandmarkError, detect_landmarks, positions, read_landmark_file
-from .register import Registration, register
+from .register import DEFAULT_SCHEDULE, Registration, register
 from .transfer import transfer_rig
 
 
@@ -37,16 +38,15 @@ class RetargetResult:
     report: dict = field(default_factory=dict)
 
 
-_SOURCE_LANDMARKS: dict[int, dict[str, Anchor]] = {}
+_SOURCE_LANDMARKS: "weakref.WeakKeyDictionary[BlendshapeFace, dict[str, Anchor]]" = weakref.WeakKeyDictionary()
 
 
 def source_landmarks(source: BlendshapeFace) -> dict[str, Anchor]:
     """Landmarks of the source head (detected once per object)."""
-    key = id(source)
-    if key not in _SOURCE_LANDMARKS:
-        _SOURCE_LANDMARKS[key] = detect_landmarks(source.template, source.faces, parts=source.parts,
-                                                  name=source.name)
-    return _SOURCE_LANDMARKS[key]
+    if source not in _SOURCE_LANDMARKS:
+        _SOURCE_LANDMARKS[source] = detect_landmarks(source.template, source.faces, parts=source.parts,
+                                                     name=source.name)
+    return _SOURCE_LANDMARKS[source]
 
 
 def retarget_head(
@@ -104,11 +104,10 @@ def retarget_head(
         matchable[np.asarray(source.parts["skin"])] = True
     else:
         matchable[geo.connected_components(source.faces, source.n_vertices)[0]] = True
-    from .register import DEFAULT_SCHEDULE
-
-    steps = iter(track(range(len(DEFAULT_SCHEDULE) * 2), desc="registering head"))
+    iterations = 2
+    steps = iter(track(range(len(DEFAULT_SCHEDULE) * iterations), desc="registering head"))
     reg = register(source.template, source.faces, src_lm, tv, tf, target_lm, matchable=matchable,
-                   progress=lambda: next(steps, None))
+                   schedule=DEFAULT_SCHEDULE, iterations=iterations, progress=lambda: next(steps, None))
     for _ in steps:  # let the progress display close
         pass
     skin = reg.vertices[matchable]
