@@ -119,6 +119,18 @@ def test_implied_jaw_is_not_applied_twice_and_explicit_jaw_adds(setup):
     assert np.allclose(c.jaw - a.jaw, implied.jaw, atol=1e-6)
 
 
+def test_head_rotation_becomes_flame_global_pose(setup):
+    model, _, fm = setup
+    anim = _speech_animation(n=6)
+    head_rot = np.tile(np.array([[0.0, 0.3, 0.0]], np.float32), (6, 1))
+    with_head = Animation.from_channels(fps=30, data=anim.as_dict(), head=head_rot, meta=anim.meta)
+    out = to_flame(with_head, model, mapping=fm)
+    assert np.allclose(out.head, head_rot)
+    v = model.animate(out)
+    v0 = model.animate(to_flame(anim, model, mapping=fm))
+    assert np.linalg.norm(v - v0, axis=2).mean() > 0.005  # the whole head turned
+
+
 def test_animation_for_face_dispatch(setup, head):
     model, _, fm = setup
     anim = _speech_animation()
