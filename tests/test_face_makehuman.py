@@ -208,6 +208,20 @@ def test_jaw_open_moves_lower_teeth_and_tongue_but_not_upper_teeth(head):
     assert move[head.parts["upper_teeth"]].max() == 0
 
 
+@pytest.mark.parametrize("name, axis, sign", [("jawLeft", 0, 1), ("jawRight", 0, -1), ("jawForward", 2, 1)])
+def test_jaw_shifts_carry_the_lower_teeth(head, name, axis, sign):
+    d = head.deltas[ARKIT_52.index(name)]
+    shift = d[head.parts["lower_teeth"]].mean(0)
+    assert sign * shift[axis] > 0.004  # millimetres towards the face's left / right / front
+    # the teeth move as a rigid body: distances between them are kept to a fraction of a mm
+    rest = head.template[head.parts["lower_teeth"]]
+    moved = rest + d[head.parts["lower_teeth"]]
+    before = np.linalg.norm(rest[:, None] - rest[None], axis=-1)
+    after = np.linalg.norm(moved[:, None] - moved[None], axis=-1)
+    assert np.abs(after - before).max() < 5e-4
+    assert np.abs(d[head.parts["upper_teeth"]]).max() == 0
+
+
 def test_jaw_open_rad_is_the_rotation_jaw_open_implies(head):
     assert head.meta["jaw_open_rad"] == pytest.approx(JAW_OPEN_RAD, abs=0.005)
     lt = head.parts["lower_teeth"]

@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 #: Bump when the build changes its output; it is part of the cache key.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 
 # MakeHuman stores decimetres.
 _DM_TO_M = 0.1
@@ -132,7 +132,8 @@ def mouth_opening(vertices, upper_columns: np.ndarray, lower_columns: np.ndarray
 
 def _triangulate(quads: np.ndarray) -> np.ndarray:
     """Split quads (F, 4) along the 0-2 diagonal into (2F, 3) triangles, keeping the winding."""
-    return np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]]).reshape(2, -1, 3).transpose(1, 0, 2).reshape(-1, 3)
+    # Both halves of a quad stay next to each other in the output, which keeps faces local in memory.
+    return np.stack([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]], axis=1).reshape(-1, 3)
 
 
 def _edge_faces(quads: np.ndarray) -> tuple[dict, dict]:
@@ -555,8 +556,10 @@ def build_default_head(
                 w[int(vi)] += wt
         return np.clip(w[old_ids], 0.0, 1.0)
 
-    jaw_pivot = ((_joint_position(rig["jaw"]["head"], verts_dm, cube_centre) - origin_dm) * _DM_TO_M).astype(np.float32)
-    head_pivot = ((_joint_position(rig["head"]["head"], verts_dm, cube_centre) - origin_dm) * _DM_TO_M).astype(np.float32)
+    def joint(bone: str) -> np.ndarray:
+        return ((_joint_position(rig[bone]["head"], verts_dm, cube_centre) - origin_dm) * _DM_TO_M).astype(np.float32)
+
+    jaw_pivot, head_pivot = joint("jaw"), joint("head")
     # The jaw bone's own weights stop short of the lower lip and tongue, which the rig hangs on
     # child bones; a single jaw joint needs the whole subtree.
     jaw_weights = subtree_weights("jaw")
@@ -578,9 +581,8 @@ def build_default_head(
     k_open = ARKIT_52.index("jawOpen")
     if np.abs(deltas[k_open, lt]).max() < 1e-3:
         raise ModelFileError("the jawOpen target does not move the lower teeth; unexpected faceunits data")
-    jaw_open_rad, jaw_fit_rms = fit_jaw_angle(
-        template[lt].astype(np.float64), (template[lt] + deltas[k_open, lt]).astype(np.float64), jaw_pivot.astype(np.float64)
-    )
+    rest = template[lt].astype(np.float64)
+    jaw_open_rad, jaw_fit_rms = fit_jaw_angle(rest, rest + deltas[k_open, lt], jaw_pivot.astype(np.float64))
 
     # --- lips ------------------------------------------------------------------------------------
     # The two rings through the lip seeds circle the mouth; split each at its corners (largest
@@ -607,8 +609,9 @@ def build_default_head(
     lower_lip = np.array(sorted(v for v, dv in d_lo.items() if dv < d_up.get(v, far)), np.int64)
     # Inner lip: the few rings either side of the contact line, in a central strip of the mouth.
     strip = _MOUTH_STRIP_HALF_WIDTH / _DM_TO_M
-    inner_up = np.array([v for v in upper_lip if d_up[v] <= _CONTACT_RINGS and abs(verts_dm[v, 0]) <= strip], np.int64)
-    inner_lo = np.array([v for v in lower_lip if d_lo[v] <= _CONTACT_RINGS and abs(verts_dm[v, 0]) <= strip], np.int64)
+    central = np.abs(verts_dm[:, 0]) <= strip
+    inner_up = np.array([v for v in upper_lip if d_up[v] <= _CONTACT_RINGS and central[v]], np.int64)
+    inner_lo = np.array([v for v in lower_lip if d_lo[v] <= _CONTACT_RINGS and central[v]], np.int64)
     if not len(inner_up) or not len(inner_lo):
         raise ModelFileError("could not find the lips' contact line; unexpected base mesh")
     # Columns centred on the lower lip's vertices (the coarser side), each gathering the vertices
