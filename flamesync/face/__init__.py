@@ -28,13 +28,19 @@ def load_face(spec: "str | Path | FaceModel | None" = None) -> FaceModel:
     ----------
     spec : str, Path, FaceModel or None
         ``None``/``"default"``/``"makehuman"``: the default head. ``"flame:PATH"`` or a path to a
-        FLAME ``.pkl`` / converted ``.npz``: that FLAME model. A FaceModel is returned as is.
+        FLAME ``.pkl`` / converted ``.npz``: that FLAME model. ``"head:PATH.npz"``: a head written
+        by ``flamesync retarget``. A FaceModel is returned as is.
     """
     if isinstance(spec, FaceModel):
         return spec
     if spec is None or str(spec) in ("default", "makehuman"):
         return default_head()
     text = str(spec)
+    if text.startswith("head:"):
+        # A head made by 'flamesync retarget ... -o head.npz': its own 52 ARKit shapes and jaw.
+        from ..retarget.io import load_npz
+
+        return load_npz(text[len("head:"):])
     if text.startswith("flame:"):
         text = text[len("flame:"):]
     path = Path(text)
@@ -42,4 +48,5 @@ def load_face(spec: "str | Path | FaceModel | None" = None) -> FaceModel:
         from .flame import load_flame
 
         return load_flame(path)
-    raise InputError(f"unknown face model {str(spec)!r}: use 'default' or 'flame:/path/to/model.pkl'")
+    raise InputError(f"unknown face model {str(spec)!r}: use 'default', 'flame:/path/to/model.pkl' "
+                     "or 'head:/path/to/retargeted.npz'")
