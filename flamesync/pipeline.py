@@ -20,6 +20,7 @@ def animate(
     fps: float = 30.0,
     backend: str = "auto",
     language: str = "en",
+    face=None,
     model=None,
 ) -> Animation:
     """Animate speech.
@@ -42,14 +43,18 @@ def animate(
         ``"auto"``: ``"text"`` when ``text`` is given, else ``"model"``.
     language : str
         Language of the speech (alignment and phone recognition).
-    model : object or None
-        A loaded network (see :mod:`flamesync.net.infer`); the shipped default when None.
+    face : FaceModel, str or None
+        Target face. ``None`` or the default head: ARKit channels. A FLAME model
+        (``"flame:/path/generic_model.pkl"``): the ARKit animation is retargeted to FLAME
+        expression coefficients and jaw pose (see :mod:`flamesync.retarget`).
+    model : LoadedModel or None
+        A loaded network (:func:`flamesync.net.infer.load_model`); the shipped default when None.
 
     Returns
     -------
     Animation
-        ARKit-named expression channels plus the implied jaw rotation, at ``fps``, with
-        ``audio_path`` set when ``audio`` is a file.
+        ARKit-named expression channels plus the implied jaw rotation (or FLAME parameters for a
+        FLAME face), at ``fps``, with ``audio_path`` set when ``audio`` is a file.
     """
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -64,10 +69,10 @@ def animate(
     audio_path = None if isinstance(audio, np.ndarray) else str(Path(audio).resolve())
 
     if backend == "model":
-        from .net.infer import load_default_model, predict
+        from .net.infer import load_default_model
 
         net = model if model is not None else load_default_model()
-        anim = predict(net, wave, sample_rate=SAMPLE_RATE)
+        anim = net.predict(wave)
     elif backend == "text":
         from .phonetics.textanimate import animate_with_text
 
@@ -79,6 +84,11 @@ def animate(
         phones = recognize_phones(wave, SAMPLE_RATE)
         anim = phones_to_animation(phones, fps=fps, duration=len(wave) / SAMPLE_RATE)
     anim = anim.resample(fps) if abs(anim.fps - fps) > 1e-9 else anim
+    if face is not None:
+        from .face import load_face
+        from .retarget import animation_for_face
+
+        anim = animation_for_face(anim, load_face(face))
     meta = dict(anim.meta)
     meta.setdefault("backend", backend)
     return anim.replace(audio_path=audio_path, meta=meta)

@@ -60,14 +60,17 @@ def run(args) -> int:
         if not path.is_file():
             raise InputError(f"transcript file not found: {path}")
         text = path.read_text(encoding="utf-8")
-    anim = animate(args.audio, text=text, fps=args.fps, backend=args.backend, language=args.language)
+    from ..face import load_face
+
+    face = load_face(args.face)
+    anim = animate(args.audio, text=text, fps=args.fps, backend=args.backend, language=args.language, face=face)
     for out in args.output:
-        export(anim, out, face=args.face)
+        export(anim, out, face=face)
         print(f"wrote {out}")
     if args.preview is not None:
         from ..render import render_video
 
         video = args.preview or str(Path(args.output[0]).with_suffix("")) + ".mp4"
-        render_video(anim, video, face=args.face)
+        render_video(anim, video, face=face)
         print(f"wrote {video}")
     return 0

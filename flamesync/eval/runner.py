@@ -128,12 +128,14 @@ def default_systems(checkpoint: str | None = None) -> dict[str, Callable]:
     from ..audio.io import SAMPLE_RATE
 
     systems: dict[str, Callable] = {}
+    cache: dict = {}
 
     def model_system(wave, phones):
-        from ..net.infer import load_default_model, load_model, predict
+        from ..net.infer import load_default_model, load_model
 
-        net = load_model(checkpoint) if checkpoint else load_default_model()
-        return predict(net, wave, sample_rate=SAMPLE_RATE)
+        if "net" not in cache:
+            cache["net"] = load_model(checkpoint) if checkpoint else load_default_model()
+        return cache["net"].predict(wave)
 
     def baseline_system(wave, phones):
         from ..phonetics.align import recognize_phones

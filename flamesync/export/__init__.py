@@ -90,6 +90,14 @@ def export(
     module = importlib.import_module(f".{fmt.module}", __name__)
     path = Path(path)
     audio_path = audio_path or animation.audio_path
+    if face is not None:
+        # An ARKit animation bound for a FLAME face becomes FLAME parameters here, once, so that
+        # every format writes what that face really does.
+        from ..face import load_face
+        from ..retarget import animation_for_face
+
+        face = load_face(face)
+        animation = animation_for_face(animation, face)
     with atomic_path(path) as tmp:
         tmp.unlink()  # writers create their own file or folder at this name
         try:
