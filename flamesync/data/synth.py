@@ -149,16 +149,66 @@ def _to_16k_int16(audio: np.ndarray, rate: int) -> np.ndarray:
 
 
 def _change_gender(utt, params: dict, seed: int):
+    """Praat voice change in a forked child with a time limit.
+
+    Praat's "Change gender" can spin for many minutes on rare inputs (seen on a Romanian espeak
+    utterance at 22 kHz); such an utterance keeps its own voice instead of stalling the shard.
+    The limit is generous (30 s plus 20x real time), so on any working machine the outcome
+    depends only on the input and the seed.
+    """
+    import select
+
+    import numpy as np
+
     from ..phonetics.augment import change_voice
 
-    return change_voice(
-        utt,
+    kwargs = dict(
         formant_ratio=params["formant_shift"],
         pitch_factor=params["pitch_factor"],
         pitch_range=params["pitch_range"],
         duration_factor=params["duration_factor"],
         seed=seed,
     )
+    # os.fork rather than multiprocessing: shards already run in daemonic pool workers, which may
+    # not start multiprocessing children. The child sends back raw float32 samples (or nothing on
+    # error, and the parent reruns the call to raise the same error itself).
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_fd)
+        code = 0
+        try:
+            # Only the samples cross the pipe; with_changed_voice rebuilds the same utterance
+            # (fitting already-fitted audio and rescaling times by the same ratio are exact).
+            data = np.ascontiguousarray(change_voice(utt, **kwargs).audio, np.float32).tobytes()
+            with os.fdopen(write_fd, "wb") as fh:
+                fh.write(len(data).to_bytes(8, "little") + data)
+        except BaseException:  # noqa: BLE001
+            code = 1
+        os._exit(code)
+    os.close(write_fd)
+    limit = 30.0 + 20.0 * len(utt.audio) / utt.sample_rate
+    chunks, deadline = [], time.monotonic() + limit
+    with os.fdopen(read_fd, "rb", buffering=0) as fh:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fh], [], [], remaining)[0]:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                warnings.warn(f"Praat voice change timed out after {limit:.0f} s; keeping the original voice")
+                return utt
+            chunk = fh.read(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    blob = b"".join(chunks)
+    if status != 0 or len(blob) < 8:
+        return change_voice(utt, **kwargs)  # raises the child's error here, with its message
+    from ..phonetics.augment import with_changed_voice
+
+    kwargs.pop("seed")
+    return with_changed_voice(utt, np.frombuffer(blob[8:], dtype=np.float32).copy(), **kwargs)
 
 
 def synth_shard(cfg: SynthConfig, index: int, out_dir: Path, available: dict[str, list[str]]) -> dict:

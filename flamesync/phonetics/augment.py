@@ -103,6 +103,10 @@ def _scale_times(utt: Utterance, audio: np.ndarray) -> Utterance:
     return replace(utt, audio=audio, phones=phones, words=words)
 
 
+MIN_TARGET_PITCH = 70.0
+MAX_TARGET_PITCH = 400.0
+
+
 def change_voice(
     utt: Utterance,
     *,
@@ -136,13 +140,23 @@ def change_voice(
         median = median_pitch(utt.audio, sample_rate=utt.sample_rate)
         if not math.isfinite(median):
             raise InputError("cannot change the pitch of audio without voiced speech")
-        median *= pitch_factor
+        # Praat's Change gender analyses pitch between 75 and 600 Hz; asked for a median outside
+        # that band it can spin for many minutes (seen: 679 Hz from a high espeak variant x 1.37),
+        # so the target stays inside a human speaking range.
+        median = min(max(median * pitch_factor, MIN_TARGET_PITCH), MAX_TARGET_PITCH)
     audio = change_gender(utt.audio, sample_rate=utt.sample_rate, formant_ratio=formant_ratio,
                           pitch_median=median, pitch_range=pitch_range,
                           duration_factor=duration_factor, seed=seed)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0.999:
         audio = audio * (0.999 / peak)  # PSOLA can overshoot a full-scale input
+    return with_changed_voice(utt, audio, pitch_factor=pitch_factor, formant_ratio=formant_ratio,
+                              duration_factor=duration_factor, pitch_range=pitch_range)
+
+
+def with_changed_voice(utt: Utterance, audio: np.ndarray, *, pitch_factor: float, formant_ratio: float,
+                       duration_factor: float, pitch_range: float) -> Utterance:
+    """``utt`` carrying the voice-changed ``audio`` made by :func:`change_voice`, timings scaled."""
     if duration_factor == 1.0:
         audio = _fit_length(audio, len(utt.audio))
         out = replace(utt, audio=audio)
