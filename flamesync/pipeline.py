@@ -81,7 +81,7 @@ def animate(
         from .phonetics.align import recognize_phones
         from .phonetics.teacher import phones_to_animation
 
-        phones = recognize_phones(wave, SAMPLE_RATE)
+        phones = recognize_phones(wave, SAMPLE_RATE).phones
         anim = phones_to_animation(phones, fps=fps, duration=len(wave) / SAMPLE_RATE)
     anim = anim.resample(fps) if abs(anim.fps - fps) > 1e-9 else anim
     if face is not None:

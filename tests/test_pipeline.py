@@ -73,3 +73,9 @@ def test_cli_animate_errors_are_one_line(tmp_path, capsys, monkeypatch, argv, ne
     err = capsys.readouterr().err.strip()
     assert rc != 0 and needle in err and len(err.splitlines()) == 1, err
     assert not list(tmp_path.glob("*x*")), "partial output left behind"
+
+
+def test_phone_recognition_backend_needs_no_transcript():
+    anim = flamesync.animate(EXAMPLE / "hello.wav", backend="phones", fps=30)
+    assert anim.meta["backend"] == "phones" and anim.n_frames > 150
+    assert anim.channel("jawOpen").max() > 0.2  # it does move the mouth

@@ -30,6 +30,11 @@ def register(sub) -> None:
                    help="comma-separated: model (network), phones (recognition baseline), text (teacher on the alignment)")
     p.add_argument("--checkpoint", default=None, help="network checkpoint (default: the shipped model)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
+    p.add_argument("--synthetic", nargs="?", const="default", default=None, metavar="CORPUS",
+                   help="also measure lip vertex error against the teacher on the corpus's held-out "
+                        "voices and languages (default corpus: <cache>/corpora/default)")
+    p.add_argument("--card", default=None, metavar="FILE",
+                   help="write a Markdown model card (checkpoint metadata + these results)")
     p.set_defaults(func=run)
 
 
@@ -53,8 +58,30 @@ def run(args) -> int:
     scores = runner.evaluate_real(clips, {n: available[n] for n in names})
     summary = runner.summarize(scores)
     print(runner.format_table(scores, summary))
+    synthetic = None
+    if args.synthetic:
+        from ..cache import cache_dir
+
+        corpus = cache_dir("corpora", "default") if args.synthetic == "default" else Path(args.synthetic)
+        synthetic = runner.evaluate_synthetic(corpus, checkpoint=args.checkpoint)
+        for split, r in synthetic.items():
+            print(f"held-out synthetic {split}: {r['n_items']} utterances, lip vertex error {r['lve_mm2']:.3f} mm^2, "
+                  f"p/b/m closed {r['closure']:.1%} (teacher {r['closure_teacher']:.1%})")
+    for what, value, ok in runner.target_report(summary):
+        print(f"{'met ' if ok else 'MISS'}  {what}: {value}")
+    if args.card:
+        import sys
+
+        from ..net.checkpoint import load_meta
+        from ..net.infer import DEFAULT_CHECKPOINT
+
+        meta = load_meta(Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT)
+        command = "flamesync " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("flamesync", "__main__.py")) else "flamesync eval"
+        atomic_write_text(args.card, runner.model_card(meta, scores, summary, synthetic, command))
+        print(f"wrote {args.card}")
     if args.json:
         atomic_write_text(args.json, json.dumps(
-            {"clips": [s.__dict__ for s in scores], "overall": summary}, indent=1, default=float))
+            {"clips": [s.__dict__ for s in scores], "overall": summary, "synthetic": synthetic},
+            indent=1, default=float))
         print(f"wrote {args.json}")
     return 0
