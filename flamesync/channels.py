@@ -26,15 +26,8 @@ ARKIT_52: tuple[str, ...] = (
 assert len(ARKIT_52) == 52 and len(set(ARKIT_52)) == 52
 
 # The ARKit channels that speech moves; the network predicts these and leaves the others at zero.
-SPEECH_CHANNELS: tuple[str, ...] = (
-    "jawForward", "jawLeft", "jawRight", "jawOpen",
-    "mouthClose", "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight",
-    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
-    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
-    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
-    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
-    "mouthUpperUpLeft", "mouthUpperUpRight",
-    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "tongueOut",
+SPEECH_CHANNELS: tuple[str, ...] = tuple(
+    c for c in ARKIT_52 if c.startswith(("jaw", "mouth", "cheek", "tongue"))
 )
 
 JAW_ROTATION: tuple[str, str, str] = ("jaw.rx", "jaw.ry", "jaw.rz")

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, require
+from ..tables import config_path
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "corpus"
+CONFIG_DIR = config_path("corpus")
 
 FUNCTION_WORDS = (
     "the a an of and to in is it that was for on with as I you he she we they but not at this by "
@@ -52,16 +53,12 @@ def _names() -> list[str]:
 def language_material() -> dict[str, dict[str, list[str]]]:
     """Per language: ``onsets``, ``nuclei``, ``codas``, ``words`` lists from languages.tsv."""
     out: dict[str, dict[str, list[str]]] = {}
-    header = None
-    for line in (CONFIG_DIR / "languages.tsv").read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        cells = line.split("\t")
-        if header is None:
-            header = cells
-            continue
-        row = dict(zip(header, cells))
-        out[row["lang"]] = {k: [u for u in row.get(k, "").split() if u != "-"] for k in header[1:]}
+    from ..tables import read_tsv
+
+    rows = read_tsv(CONFIG_DIR / "languages.tsv", pad=True)
+    fields = list(rows[0])[1:] if rows else []
+    for row in rows:
+        out[row["lang"]] = {k: [u for u in row.get(k, "").split() if u != "-"] for k in fields}
     return out
 
 

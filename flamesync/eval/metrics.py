@@ -105,13 +105,9 @@ def silence_at_rest(
 
 @functools.lru_cache(maxsize=1)
 def _openness_table() -> dict[str, float]:
-    path = Path(__file__).resolve().parents[2] / "configs" / "eval" / "openness.tsv"
-    table = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        phone, value = line.split("\t")[:2]
-        table[phone] = float(value)
+    from ..tables import config_path, read_tsv
+
+    table = {row["phone"]: float(row["openness"]) for row in read_tsv(config_path("eval", "openness.tsv"))}
     return table
 
 

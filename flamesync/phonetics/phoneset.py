@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, ModelFileError
+from ..tables import config_path, read_tsv
 from .types import SILENCE
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "phones"
+CONFIG_DIR = config_path("phones")
 
 # Marks that carry no articulatory target for the lips/jaw at this level of detail: stress,
 # syllabicity, tone letters, release/aspiration/secondary articulations, syllable separators.
@@ -76,20 +77,7 @@ class PhoneInfo:
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
-    path = CONFIG_DIR / name
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ModelFileError(f"phone table {path} cannot be read ({exc})") from None
-    lines = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
-    header = lines[0].split("\t")
-    rows = []
-    for n, ln in enumerate(lines[1:], 2):
-        cells = ln.split("\t")
-        if len(cells) != len(header):
-            raise ModelFileError(f"{path}: row {n} has {len(cells)} cells, expected {len(header)}")
-        rows.append(dict(zip(header, cells)))
-    return rows
+    return read_tsv(CONFIG_DIR / name)
 
 
 def _opt(v: str) -> str | None:

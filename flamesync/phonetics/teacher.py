@@ -44,8 +44,9 @@ import numpy as np
 from ..animation import Animation
 from ..channels import JAW_OPEN_RAD, JAW_ROTATION, JAW_ROTATION_IMPLIED, SPEECH_CHANNELS
 from ..errors import InputError
+from ..tables import config_path
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "visemes"
+CONFIG_DIR = config_path("visemes")
 GROUPS: tuple[str, ...] = ("jaw", "lips", "round", "tongue")
 LIP_CLOSURE = "lipClosure"  # virtual channel, turned into mouthClose
 SILENCE_LABELS = frozenset({"_", "", "sil", "sp", "spn", "pau", "SIL", "<sil>", "h#", "#"})
@@ -98,20 +99,9 @@ class VisemeTables:
 
 
 def _read_tsv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise InputError(f"viseme table missing: {path}")
-    rows: list[dict[str, str]] = []
-    header: list[str] | None = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        cells = line.split("\t")
-        if header is None:
-            header = cells
-            continue
-        cells += [""] * (len(header) - len(cells))
-        rows.append(dict(zip(header, cells)))
-    return rows
+    from ..tables import read_tsv
+
+    return read_tsv(path, pad=True)
 
 
 def _expand_lr(name: str) -> list[str]:
