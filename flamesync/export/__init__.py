@@ -96,7 +96,8 @@ def export(
         from ..face import load_face
         from ..retarget import animation_for_face
 
-        face = load_face(face)
+        if isinstance(face, (str, Path)):
+            face = load_face(face)
         animation = animation_for_face(animation, face)
     with atomic_path(path) as tmp:
         tmp.unlink()  # writers create their own file or folder at this name
