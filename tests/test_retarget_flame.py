@@ -185,3 +185,27 @@ def test_cli_prints_flame_fit_report(setup, tmp_path, capsys):
     worst = max(fm.fit_error_mm, key=lambda c: fm.fit_error_mm[c][1])
     assert f"{worst:<20s} mean {fm.fit_error_mm[worst][0]:6.2f} mm" in out
     assert sum(1 for line in out.splitlines() if " mm   max " in line) == 52
+
+
+def test_cli_animate_with_a_flame_face_gives_flame_parameters(setup, tmp_path, capsys):
+    """One command: speech + FLAME model -> FLAME parameters and FLAME meshes."""
+    from pathlib import Path
+
+    from flamesync.cli import main
+    from flamesync.face.flame import save_flame_npz
+
+    model, _, _ = setup
+    path = save_flame_npz(model, tmp_path / "flame.npz")
+    example = Path(__file__).resolve().parents[1] / "assets" / "examples"
+    params, meshes = tmp_path / "take.flame.npz", tmp_path / "take.meshes.npz"
+    rc = main(["animate", str(example / "hello.wav"), "--text-file", str(example / "hello.txt"),
+               "--face", f"flame:{path}", "-o", str(params), "-o", str(meshes)])
+    assert rc == 0, capsys.readouterr().err
+    with np.load(params) as z:
+        expression, jaw = z["expression"], z["jaw_pose"]
+    assert expression.shape[1] == model.n_expr and np.abs(expression).max() > 0.05
+    assert jaw[:, 0].max() > 0.05  # the jaw opens on vowels
+    with np.load(meshes) as z:
+        verts = z["vertices"]
+    assert verts.shape == (len(expression), model.n_vertices, 3)
+    assert np.linalg.norm(verts - model.template, axis=2).max() > 0.005
