@@ -251,11 +251,15 @@ class Animation:
         path = Path(path)
         if path.suffix.lower() != ".npz":
             raise InputError(f"animation files end in .npz, got {path.name}")
-        header = json.dumps(self.header(), sort_keys=True)
         with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, values=self.values, header=np.array(header))
+            self.write_npz(tmp)
         return path
+
+    def write_npz(self, path: str | Path) -> None:
+        """Write the file format of :meth:`save` to ``path`` directly (no atomic rename)."""
+        header = json.dumps(self.header(), sort_keys=True)
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, values=self.values, header=np.array(header))
 
     @classmethod
     def load(cls, path: str | Path) -> "Animation":
