@@ -83,7 +83,7 @@ def animate(
 
         phones = recognize_phones(wave, SAMPLE_RATE).phones
         anim = phones_to_animation(phones, fps=fps, duration=len(wave) / SAMPLE_RATE)
-    anim = anim.resample(fps) if abs(anim.fps - fps) > 1e-9 else anim
+    anim = anim.resample(fps)  # returns the animation itself when the rate already matches
     if face is not None:
         from .face import load_face
         from .retarget import animation_for_face

@@ -23,7 +23,7 @@ def run(args) -> int:
     import importlib.util
 
     from ..errors import FlamesyncError
-    from ..export import FORMATS, export
+    from ..export import export
     from ..pipeline import animate
 
     wav, txt = example_paths()
@@ -40,11 +40,10 @@ def run(args) -> int:
         anim = animate(wav, text=txt.read_text(encoding="utf-8"), fps=30)
         how = "transcript aligned to the audio"
     print(f"animated {wav.name} ({anim.duration:.1f} s, {anim.n_frames} frames at 30 fps) with the {how}")
-    written = []
-    for name in ("hello.npz", "hello.glb", "hello.csv", "hello.meshes.npz"):
-        if any(name.endswith(s) for s in FORMATS):
-            written.append(export(anim, out / name, face="default"))
-    if not args.no_preview and importlib.util.find_spec("flamesync.render") and importlib.util.find_spec("pyrender"):
+    written = [export(anim, out / name, face="default")
+               for name in ("hello.npz", "hello.glb", "hello.csv", "hello.meshes.npz")]
+    # The preview needs the optional render extra; without it the demo still writes the rest.
+    if not args.no_preview and importlib.util.find_spec("pyrender"):
         from ..render import render_video
 
         written.append(render_video(anim, out / "hello.mp4", face="default"))
