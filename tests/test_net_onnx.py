@@ -45,3 +45,86 @@ def test_wrong_suffix(tmp_path):
     with pytest.raises(InputError):
         export_onnx(LoadedModel(FlameSyncNet(ModelConfig(dim=16, heads=2, layers=1, attn_future=(0,))), {}),
                     tmp_path / "m.bin")
+
+
+def _speech(seconds=2.0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    env = (np.sin(2 * np.pi * 2.5 * t) > -0.2).astype(np.float32)
+    return (0.3 * env * np.sin(2 * np.pi * 150 * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_shipped_onnx_is_the_export_of_the_shipped_checkpoint():
+    from flamesync.net.infer import DEFAULT_CHECKPOINT, load_default_model
+    from flamesync.net.onnx_runtime import matching_onnx
+
+    assert matching_onnx(DEFAULT_CHECKPOINT, required=True) is not None
+    onnx_model = load_default_model(backend="onnx")
+    torch_model = load_default_model(backend="torch")
+    assert onnx_model.backend == "onnx" and torch_model.backend == "torch"
+    assert onnx_model.channels == torch_model.channels and onnx_model.decoder == torch_model.decoder
+    audio = _speech(3.0)
+    a, b = onnx_model.predict_raw(audio), torch_model.predict_raw(audio)
+    assert np.abs(a.weights - b.weights).max() < 1e-4
+    assert np.abs(a.closure_prob - b.closure_prob).max() < 1e-4
+    assert np.abs(a.visemes - b.visemes).max() < 1e-4
+
+
+def test_onnx_backed_model_chunks_and_streams_like_whole_files(tmp_path):
+    from flamesync.net.infer import load_model
+    from flamesync.net.onnx_export import export_onnx
+    from flamesync.net.stream import Streamer
+
+    torch.manual_seed(1)
+    net = FlameSyncNet(ModelConfig(dim=32, heads=2, layers=2, attn_past=6, attn_future=(1, 1)))
+    export_onnx(LoadedModel(net, {"closure_pose": {"jawOpen": 0.0}}), tmp_path / "m.onnx", check=False)
+    model = load_model(tmp_path / "m.onnx")
+    assert model.backend == "onnx" and model.pose == {"jawOpen": 0.0}
+    audio = _speech(4.0, seed=2)
+    whole = model.predict(audio, chunk_seconds=60.0)
+    chunked = model.predict(audio, chunk_seconds=0.7)
+    assert np.abs(whole.values - chunked.values).max() < 1e-5
+    s = Streamer(model)
+    parts = [s.push(audio[i:i + 320]) for i in range(0, len(audio), 320)] + [s.finish()]
+    streamed = np.concatenate([p.values for p in parts if p.n_frames])
+    assert streamed.shape == whole.values.shape
+    assert np.abs(streamed - whole.values).max() < 1e-5
+
+
+def test_stale_or_missing_onnx_falls_back_to_torch_unless_required(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    import flamesync.net.infer as infer
+    from flamesync.errors import FlamesyncError
+
+    monkeypatch.delenv("FLAMESYNC_MODEL", raising=False)
+    for suffix in (".safetensors", ".json", ".onnx", ".onnx.json"):
+        shutil.copy(str(infer.DEFAULT_CHECKPOINT) + suffix, tmp_path / ("m" + suffix))
+    monkeypatch.setattr(infer, "DEFAULT_CHECKPOINT", tmp_path / "m")
+    assert infer.load_default_model().backend == "onnx"
+    side = json.loads((tmp_path / "m.onnx.json").read_text())
+    side["weights_sha256"] = "0" * 64  # as if the checkpoint were retrained after the export
+    (tmp_path / "m.onnx.json").write_text(json.dumps(side))
+    assert infer.load_default_model().backend == "torch"
+    with pytest.raises(FlamesyncError, match="export-onnx"):
+        infer.load_default_model(backend="onnx")
+    (tmp_path / "m.onnx").unlink()
+    assert infer.load_default_model().backend == "torch"
+
+
+def test_animating_to_a_channel_file_never_imports_torch(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", _speech(1.5), 16000)
+    code = ("import sys; from flamesync.cli import main; "
+            f"rc = main(['--progress', 'none', 'animate', {str(tmp_path / 'a.wav')!r}, '-o', {str(tmp_path / 'a.npz')!r}]); "
+            "assert rc == 0, rc; print('torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "FLAMESYNC_MODEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "a.npz").is_file()

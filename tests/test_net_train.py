@@ -107,3 +107,43 @@ def test_batch_worker_process_gives_identical_training(corpus, tmp_path):
         runs.append(load_weights(tmp_path / f"w{workers}" / "last"))
     for k in runs[0]:
         assert torch.equal(runs[0][k], runs[1][k]), k
+
+
+def test_several_corpora_train_together(corpus, tmp_path):
+    from flamesync.net.checkpoint import load_meta
+    from flamesync.net.train import _interleave
+
+    assert _interleave([[1, 2, 3], ["a"]]) == [1, "a", 2, 3]
+    other = StandinCorpus(n_train=4, n_val=2, seconds=2.5, seed=5)
+    cfg = _cfg(steps=4)
+    cfg["calibration"]["max_items"] = 4
+    summary = train(cfg, corpus=[corpus, other], out_dir=tmp_path, show_progress=False)
+    meta = load_meta(Path(summary["final"]))
+    assert len(meta["extra_corpora"]) == 1
+    assert meta["calibration"]["n_items"] == 4  # two validation items from each corpus
+
+
+def test_config_corpus_extra_entries_open_each_folder(tmp_path, monkeypatch):
+    from flamesync.net import train as train_mod
+
+    opened = []
+    monkeypatch.setattr(train_mod, "_open_one", lambda spec, seed: opened.append((spec["name"], seed)) or spec["name"])
+    cfg = load_config(REPO / "configs" / "default.yaml")
+    assert train_mod.open_corpora(cfg) == ["default", "natural"]
+    assert opened == [("default", 0), ("natural", 0)]
+
+
+def test_a_corpus_with_fewer_hours_than_asked_is_extended(tmp_path, monkeypatch):
+    import flamesync.data.corpus as corpus_mod
+    import flamesync.data.synth as synth_mod
+    from flamesync.net.train import _open_one
+
+    calls = []
+    monkeypatch.setattr(synth_mod, "synthesize_corpus", lambda path, **kw: calls.append(kw))
+    monkeypatch.setattr(corpus_mod, "Corpus", lambda path: path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"complete": True, "config": {"hours": 1.0}}))
+    spec = {"path": str(tmp_path), "synth": {"hours": 1.0, "engines": ["flite"]}}
+    assert _open_one(spec, 0) == tmp_path and calls == []
+    spec["synth"]["hours"] = 2.0
+    _open_one(spec, 3)
+    assert calls == [{"hours": 2.0, "engines": ("flite",), "seed": 3}]

@@ -60,9 +60,13 @@ def run(args) -> int:
         if not path.is_file():
             raise InputError(f"transcript file not found: {path}")
         text = path.read_text(encoding="utf-8")
-    from ..face import load_face
+    face = None
+    # The default head is needed only for geometry (and costs a second to build on a new machine);
+    # a FLAME face also changes the animation itself, so it is always loaded.
+    if args.face != "default" or args.preview is not None or any(format_for(o).needs_face for o in args.output):
+        from ..face import load_face
 
-    face = load_face(args.face)
+        face = load_face(args.face)
     anim = animate(args.audio, text=text, fps=args.fps, backend=args.backend, language=args.language, face=face)
     for out in args.output:
         export(anim, out, face=face)

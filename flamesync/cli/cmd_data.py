@@ -26,6 +26,10 @@ def register(sub) -> None:
                    help="languages kept for the test_lang split only (default: it nl)")
     s.add_argument("--engines", nargs="+", default=None, choices=("espeak", "flite", "festival"),
                    help="engines for English (default: all three)")
+    s.add_argument("--english-share", type=float, default=0.6,
+                   help="share of utterances in English, the rest espeak-ng in --languages (default 0.6)")
+    s.add_argument("--gender-share", type=float, default=0.35,
+                   help="share of utterances given a Praat voice change (default 0.35)")
     s.add_argument("--shard-seconds", type=float, default=None, help=argparse.SUPPRESS)
     s.set_defaults(func=_synth)
     st = dsub.add_parser("stats", help="print a corpus's statistics")
@@ -42,6 +46,7 @@ def _synth(args) -> int:
     manifest = synthesize_corpus(
         out, hours=args.hours, seed=args.seed, workers=args.workers, languages=args.languages,
         test_languages=args.test_languages, shard_seconds=args.shard_seconds, engines=args.engines,
+        english_share=args.english_share, gender_share=args.gender_share,
     )
     st = manifest["stats"]
     print(f"corpus: {out}")

@@ -381,6 +381,7 @@ def synthesize_corpus(
     shard_seconds: float | None = None,
     engines: tuple[str, ...] | None = None,
     gender_share: float = 0.35,
+    english_share: float = 0.6,
 ) -> dict:
     """Make (or finish) a corpus in ``out_dir``; return its manifest.
 
@@ -406,6 +407,8 @@ def synthesize_corpus(
         Engines for English (default espeak, flite, festival).
     gender_share : float
         Share of utterances given a Praat "change gender" voice transformation.
+    english_share : float
+        Share of train/val utterances in English (the rest are espeak-ng in ``languages``).
     """
     from ..fileio import atomic_write_text
     from ..progress import track
@@ -440,7 +443,7 @@ def synthesize_corpus(
     cfg = SynthConfig(hours=float(hours), seed=int(seed), languages=languages,
                       test_languages=tuple(test_languages), shard_seconds=float(shard_seconds),
                       engines=tuple(engines) if engines else ("espeak", "flite", "festival"),
-                      gender_share=float(gender_share))
+                      gender_share=float(gender_share), english_share=float(english_share))
     if old and old.get("key") not in (None, cfg.key()):
         raise InputError(
             f"{out_dir} holds a corpus made with other settings (seed, languages or shard size); "

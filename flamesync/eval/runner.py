@@ -338,6 +338,17 @@ def model_card(meta: dict, scores, summary, synthetic: dict | None, command: str
         f"in {stats.get('utterances')} utterances",
         f"- hours per split: {_hours(stats.get('split'))}",
         f"- hours per engine: {_hours(stats.get('engine'))}",
+    ]
+    for extra in meta.get("extra_corpora") or ():
+        st = extra.get("stats") or {}
+        cfg = extra.get("config") or {}
+        lines += [
+            f"- extra corpus (seed {extra.get('seed')}; engines {', '.join(cfg.get('engines') or [])}, "
+            f"English share {cfg.get('english_share')}, voice-changed share {cfg.get('gender_share')}): "
+            f"{st.get('seconds', float('nan')) / 3600:.2f} h in {st.get('utterances')} utterances; "
+            f"per split {_hours(st.get('split'))}; per engine {_hours(st.get('engine'))}",
+        ]
+    lines += [
         f"- closure calibration (on noisy, reverberant held-out synthetic voices): `{json.dumps(meta.get('calibration'))}`",
         "",
         "## Evaluation on real speech (never trained on)",

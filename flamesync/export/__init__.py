@@ -25,16 +25,18 @@ class Format:
     module: str
     description: str
     is_directory: bool = False  # writes a folder of files (frame sequences)
+    needs_face: bool = True  # False: writes channels only, so no face model need be loaded
 
 
 FORMATS: dict[str, Format] = {}
 
 
-def register(suffix: str, module: str, description: str, *, is_directory: bool = False) -> None:
-    FORMATS[suffix.lower()] = Format(suffix.lower(), module, description, is_directory)
+def register(suffix: str, module: str, description: str, *, is_directory: bool = False,
+             needs_face: bool = True) -> None:
+    FORMATS[suffix.lower()] = Format(suffix.lower(), module, description, is_directory, needs_face)
 
 
-register(".npz", "animation_npz", "flamesync animation (channels per frame, JSON header)")
+register(".npz", "animation_npz", "flamesync animation (channels per frame, JSON header)", needs_face=False)
 register(".meshes.npz", "meshseq", "vertex sequence: vertices (T,V,3), faces, fps")
 register(".obj", "meshseq", "OBJ sequence: a folder with one OBJ per frame (one file if one frame)")
 register(".ply", "meshseq", "PLY sequence: a folder with one binary PLY per frame (one file if one frame)")
@@ -46,9 +48,9 @@ register(".usd", "blender_formats", "USD via Blender: mesh with shape-key animat
 register(".usda", "blender_formats", "USD (ASCII) via Blender: mesh with shape-key animation")
 register(".usdc", "blender_formats", "USD (binary) via Blender: mesh with shape-key animation")
 register(".blend", "blender_formats", "Blender scene: mesh, shape-key action, jaw/head bones, audio strip")
-register(".csv", "tables", "Live Link Face CSV: ARKit weights per frame (Unreal / MetaHuman)")
-register(".channels.csv", "tables", "plain CSV: frame, time and every named channel per frame")
-register(".json", "tables", "plain JSON: fps, times and every named channel per frame")
+register(".csv", "tables", "Live Link Face CSV: ARKit weights per frame (Unreal / MetaHuman)", needs_face=False)
+register(".channels.csv", "tables", "plain CSV: frame, time and every named channel per frame", needs_face=False)
+register(".json", "tables", "plain JSON: fps, times and every named channel per frame", needs_face=False)
 register(".flame.npz", "flame_params", "FLAME parameters per frame (expression, jaw/neck/eye pose, shape)")
 
 

@@ -39,6 +39,15 @@ class AugmentConfig:
     snr_db: tuple[float, float] = (5.0, 35.0)
     p_noise_level_drift: float = 0.3
     gain_db: tuple[float, float] = (-30.0, 0.0)
+    # Sounds in pauses that TTS never makes (breaths, lip smacks, clicks, microphone rumble and
+    # pops), over rest targets.
+    p_pause_sound: float = 0.7
+    breath_db: tuple[float, float] = (-40.0, -12.0)
+    p_rumble: float = 0.4
+    rumble_db: tuple[float, float] = (-35.0, -5.0)
+    # Frequency masking of the features (SpecAugment): bands a room or microphone may lose.
+    p_freq_mask: float = 0.3
+    freq_mask_bins: int = 8
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,3 +100,99 @@ def augment(audio: np.ndarray, *, rng: np.random.Generator, config: AugmentConfi
         # Level relative to a peak at -1 dBFS: quiet recordings as well as hot ones.
         x = x * np.float32(10.0 ** (float(rng.uniform(*c.gain_db)) / 20.0) * 0.89 / peak)
     return np.clip(x, -1.0, 1.0).astype(np.float32)
+
+
+def breath(n: int, *, rng: np.random.Generator, sample_rate: int = SR) -> np.ndarray:
+    """A synthetic breath: band-passed noise under a smooth rise-and-fall envelope, RMS 1.
+
+    Parameters
+    ----------
+    n : int
+        Length in samples.
+
+    Returns
+    -------
+    np.ndarray, shape (n,), float32
+    """
+    from scipy.signal import butter, sosfilt
+
+    noise = rng.standard_normal(n + 512)
+    centre = float(rng.uniform(700.0, 2600.0))
+    width = float(rng.uniform(1.5, 3.0))  # ratio of the band's upper to lower edge
+    lo, hi = centre / np.sqrt(width), min(centre * np.sqrt(width), 0.45 * sample_rate)
+    x = sosfilt(butter(2, [lo, hi], btype="band", fs=sample_rate, output="sos"), noise)[512:]
+    # Inhalations swell and fade; the skew puts the peak anywhere in the middle half.
+    t = np.linspace(0.0, 1.0, n)
+    peak = float(rng.uniform(0.25, 0.75))
+    env = np.where(t < peak, np.sin(0.5 * np.pi * t / peak), np.cos(0.5 * np.pi * (t - peak) / (1 - peak))) ** 2
+    x = x * env
+    rms = float(np.sqrt(np.mean(x ** 2)))
+    return (x / rms if rms > 0 else x).astype(np.float32)
+
+
+def rumble(n: int, *, rng: np.random.Generator, sample_rate: int = SR) -> np.ndarray:
+    """A low-frequency bump: handling noise, a breath hitting the microphone, a door; RMS 1.
+
+    Low-passed noise (cut-off 30-200 Hz) under a smooth envelope. Shape (n,), float32.
+    """
+    from scipy.signal import butter, sosfilt
+
+    noise = rng.standard_normal(n + 2048)
+    x = sosfilt(butter(2, float(rng.uniform(30.0, 200.0)), btype="low", fs=sample_rate, output="sos"), noise)[2048:]
+    x = x * np.sin(np.pi * np.linspace(0.0, 1.0, n)) ** 2
+    rms = float(np.sqrt(np.mean(x ** 2)))
+    return (x / rms if rms > 0 else x).astype(np.float32)
+
+
+def click(n: int, *, rng: np.random.Generator, sample_rate: int = SR) -> np.ndarray:
+    """A lip smack or tongue click: a few ms of high-passed noise with a fast decay, RMS 1."""
+    from scipy.signal import butter, sosfilt
+
+    x = rng.standard_normal(n) * np.exp(-np.arange(n) / (float(rng.uniform(0.001, 0.006)) * sample_rate))
+    x = sosfilt(butter(2, float(rng.uniform(800.0, 3000.0)), btype="high", fs=sample_rate, output="sos"), x)
+    rms = float(np.sqrt(np.mean(x ** 2)))
+    return (x / rms if rms > 0 else x).astype(np.float32)
+
+
+def add_pause_sounds(audio: np.ndarray, start: int, stop: int, *, rng: np.random.Generator,
+                     config: AugmentConfig = AugmentConfig()) -> np.ndarray:
+    """Put a breath, maybe a low rumble and maybe a click into the pause ``audio[start:stop]`` (16 kHz).
+
+    Levels are relative to the RMS of the speech outside the pause, so they hold under any gain.
+
+    Returns
+    -------
+    np.ndarray, same shape as ``audio``, float32
+    """
+    x = np.array(audio, np.float32, copy=True)
+    span = stop - start
+    speech = np.abs(np.concatenate([x[:start], x[stop:]]))
+    peak = float(speech.max()) if len(speech) else 0.0
+    if span < SR // 10 or peak <= 0:
+        return x
+    speech = speech[speech > 1e-3 * peak]  # the speech, not the digital silence around it
+    ref = float(np.sqrt(np.mean(speech.astype(np.float64) ** 2)))
+    n = int(min(span, rng.uniform(0.25, 0.8) * SR))
+    at = start + int(rng.integers(0, span - n + 1))
+    level = ref * 10.0 ** (float(rng.uniform(*config.breath_db)) / 20.0)
+    x[at:at + n] += level * breath(n, rng=rng)
+    if rng.random() < config.p_rumble:
+        m = int(min(span, rng.uniform(0.05, 0.6) * SR))
+        at = start + int(rng.integers(0, span - m + 1))
+        x[at:at + m] += ref * 10.0 ** (float(rng.uniform(*config.rumble_db)) / 20.0) * rumble(m, rng=rng)
+    if rng.random() < 0.3:
+        m = int(rng.uniform(0.004, 0.02) * SR)
+        if span > m:
+            at = start + int(rng.integers(0, span - m + 1))
+            x[at:at + m] += ref * 10.0 ** (float(rng.uniform(-30.0, -10.0)) / 20.0) * click(m, rng=rng)
+    return x
+
+
+def mask_frequencies(feats: np.ndarray, *, rng: np.random.Generator, max_bins: int) -> np.ndarray:
+    """Zero one or two random bands of (normalised) features, shape (T, n_mels); a copy."""
+    out = np.array(feats, copy=True)
+    for _ in range(int(rng.integers(1, 3))):
+        w = int(rng.integers(1, max_bins + 1))
+        f0 = int(rng.integers(0, max(1, out.shape[1] - w)))
+        out[:, f0:f0 + w] = 0.0
+    return out

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import ModelFileError
 from ..fileio import atomic_path, atomic_write_text
+
+if TYPE_CHECKING:  # torch loads only when weights are read or written: ONNX inference runs without it
+    import torch
 
 FORMAT = "flamesync.net"
 VERSION = 1
@@ -40,6 +42,8 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, meta: dict,
     with atomic_path(base.with_name(base.name + ".safetensors")) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT})
     if optimizer is not None:
+        import torch
+
         with atomic_path(base.with_name(base.name + ".optim.pt")) as tmp:
             torch.save(optimizer.state_dict(), tmp)
     # The JSON goes last: its presence marks a complete checkpoint.
@@ -82,4 +86,6 @@ def load_optimizer_state(path: str | Path) -> dict | None:
     opath = base.with_name(base.name + ".optim.pt")
     if not opath.is_file():
         return None
+    import torch
+
     return torch.load(opath, map_location="cpu", weights_only=True)

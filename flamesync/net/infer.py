@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..animation import Animation
 from ..audio.features import FeatureConfig, LogMelStream
@@ -24,7 +23,7 @@ from ..channels import JAW_OPEN_RAD, JAW_ROTATION_IMPLIED
 from ..errors import InputError, ModelFileError
 from .checkpoint import load_meta, load_weights, stem
 from .closure import ClosureDecoder, apply_closures, closure_strength, decode_closures
-from .model import FlameSyncNet, ModelConfig
+from .config import ModelConfig
 
 FPS = 50.0
 SAMPLE_RATE = 16000
@@ -45,41 +44,63 @@ class LoadedModel:
 
     Parameters
     ----------
-    net : FlameSyncNet
+    net : FlameSyncNet or OnnxNetwork
+        The torch module, or the same network exported to ONNX and run by onnxruntime
+        (:mod:`flamesync.net.onnx_runtime`; no torch import, hence a fast start).
     meta : dict
         The checkpoint JSON (``closure_decoder`` and ``closure_pose`` are optional).
     """
 
-    def __init__(self, net: FlameSyncNet, meta: dict | None = None):
+    def __init__(self, net, meta: dict | None = None):
         meta = dict(meta or {})
-        self.net = net.eval()
+        self.backend = getattr(net, "backend", "torch")
+        self.net = net.eval() if self.backend == "torch" else net
         self.meta = meta
         self.cfg: ModelConfig = net.cfg
         self.features = FeatureConfig.from_dict(meta.get("features", {}))
         self.decoder = ClosureDecoder.from_dict(meta.get("closure_decoder", {}))
         self.pose: dict[str, float] = dict(meta.get("closure_pose", {}))
         self.channels: tuple[str, ...] = tuple(self.cfg.channels)
+        self.source: Path | None = getattr(net, "path", None)  # the file it was loaded from, if any
 
     @property
     def lookahead_seconds(self) -> float:
         """Audio after a frame's time that the frame needs: network look-ahead plus the feature window."""
         return self.cfg.lookahead_frames / FPS + self.features.lookahead_samples / self.features.sample_rate
 
-    @torch.no_grad()
     def run_window(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One network pass over features ``(2n, n_mels)``; returns numpy weights, closure logits, visemes."""
-        x = torch.from_numpy(np.ascontiguousarray(feats, np.float32))[None]
-        w, c, v = self.net(x)
-        return w[0].numpy(), c[0].numpy(), torch.softmax(v[0], -1).numpy()
+        if self.backend != "torch":
+            return self.net.run_window(feats)
+        import torch
+
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(feats, np.float32))[None]
+            w, c, v = self.net(x)
+            return w[0].numpy(), c[0].numpy(), torch.softmax(v[0], -1).numpy()
 
     def predict_raw(self, audio: np.ndarray, *, chunk_seconds: float = 60.0) -> RawOutput:
         """Network outputs for a whole signal, computed in chunks (see the module docstring)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         runner = NetRunner(self, chunk_frames=max(1, int(round(chunk_seconds * FPS))))
-        step = int(chunk_seconds * SAMPLE_RATE)
+        step = max(1, int(chunk_seconds * SAMPLE_RATE))
+        starts = list(range(0, len(audio), step))
         parts = []
-        for i in range(0, len(audio), step):
-            parts.append(runner.push(audio[i: i + step]))
-        parts.append(runner.finish())
+        # The features of the next block are computed in a second thread while the network runs on
+        # this one: numpy, torch and onnxruntime release the GIL, so on two cores most of the feature
+        # time is hidden. One block ahead at most keeps memory bounded; the feature stream itself
+        # stays sequential (one worker), so the result is unchanged.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            def features(i):
+                return runner.feats.push(np.asarray(audio[i: i + step], np.float32))
+
+            pending = pool.submit(features, starts[0]) if starts else None
+            for k in range(len(starts)):
+                new = pending.result()
+                pending = pool.submit(features, starts[k + 1]) if k + 1 < len(starts) else None
+                parts.append(runner.accept(new))
+            parts.append(runner.accept(runner.feats.finish(), final=True))
         return _concat_raw(parts, len(self.channels), self.cfg.n_visemes)
 
     def predict(self, audio: np.ndarray, *, chunk_seconds: float = 60.0, closures: bool = True) -> Animation:
@@ -157,18 +178,21 @@ class NetRunner:
         return self._next
 
     def push(self, audio: np.ndarray) -> RawOutput:
-        new = self.feats.push(np.asarray(audio, np.float32).reshape(-1))
+        return self.accept(self.feats.push(np.asarray(audio, np.float32).reshape(-1)))
+
+    def finish(self) -> RawOutput:
+        return self.accept(self.feats.finish(), final=True)
+
+    def accept(self, new: np.ndarray, *, final: bool = False) -> RawOutput:
+        """Take the next feature frames of :attr:`feats` (computed by the caller, e.g. in another
+        thread); with ``final`` they are the stream's last. Returns the frames that became ready."""
         self._buf = np.concatenate([self._buf, new]) if len(new) else self._buf
         n_feat = 2 * self._buf_tok + len(self._buf)
+        if final:
+            return self._run_until(n_feat // 2, final=True)
         # Frame j needs feature frames up to 2 * (j + future).
         ready = max(0, (n_feat - 1) // 2 - self._future + 1)
         return self._run_until(ready, final=False)
-
-    def finish(self) -> RawOutput:
-        tail = self.feats.finish()
-        self._buf = np.concatenate([self._buf, tail]) if len(tail) else self._buf
-        total = (2 * self._buf_tok + len(self._buf)) // 2
-        return self._run_until(total, final=True)
 
     def _run_until(self, ready: int, *, final: bool) -> RawOutput:
         parts = []
@@ -203,13 +227,15 @@ class _Stage:
 
     def __init__(self, fn, past: int, future: int):
         self.fn, self.past, self.future = fn, past, future
-        self.buf: torch.Tensor | None = None
+        self.buf = None  # torch.Tensor
         self.start = 0  # absolute index of buf[0]
         self.n_in = 0
         self.n_out = 0
 
-    def push(self, x: torch.Tensor | None, *, final: bool):
-        """Add new inputs (or None); return the outputs that became final, or None."""
+    def push(self, x, *, final: bool):
+        """Add new inputs (a torch.Tensor, or None); return the outputs that became final, or None."""
+        import torch
+
         if x is not None and len(x):
             self.buf = x if self.buf is None else torch.cat([self.buf, x])
             self.n_in += len(x)
@@ -239,6 +265,8 @@ class StreamRunner:
     """
 
     def __init__(self, model: LoadedModel):
+        if model.backend != "torch":
+            raise ValueError("StreamRunner runs the torch network layer by layer; use NetRunner for ONNX")
         self.model = model
         net, cfg = model.net, model.cfg
         self.feats = LogMelStream(config=model.features, out_fps=FPS)
@@ -267,17 +295,19 @@ class StreamRunner:
             return np.zeros((0, 2 * self.model.cfg.n_mels), np.float32)
         return np.stack(rows).astype(np.float32)
 
-    @torch.no_grad()
     def _advance(self, pairs: np.ndarray, final: bool) -> RawOutput:
-        x = torch.from_numpy(pairs) if len(pairs) else None
-        for st in self.stages:
-            if x is None and not final:
-                break
-            x = st.push(x, final=final)
-        if x is None:
-            return _concat_raw([], len(self.model.channels), self.model.cfg.n_visemes)
-        w, c, v = x
-        return RawOutput(w.numpy(), _sigmoid(c.numpy()), torch.softmax(v, -1).numpy())
+        import torch
+
+        with torch.no_grad():
+            x = torch.from_numpy(pairs) if len(pairs) else None
+            for st in self.stages:
+                if x is None and not final:
+                    break
+                x = st.push(x, final=final)
+            if x is None:
+                return _concat_raw([], len(self.model.channels), self.model.cfg.n_visemes)
+            w, c, v = x
+            return RawOutput(w.numpy(), _sigmoid(c.numpy()), torch.softmax(v, -1).numpy())
 
     def push(self, audio: np.ndarray) -> RawOutput:
         return self._advance(self._pairs(self.feats.push(np.asarray(audio, np.float32).reshape(-1))), False)
@@ -315,7 +345,10 @@ def check_audio(audio) -> np.ndarray:
     return a
 
 
-def build_model(meta: dict, weights: dict[str, torch.Tensor] | None = None) -> LoadedModel:
+def build_model(meta: dict, weights: dict | None = None) -> LoadedModel:
+    """A torch-backed :class:`LoadedModel` from checkpoint metadata and (optionally) its weights."""
+    from .model import FlameSyncNet
+
     cfg = ModelConfig.from_dict(meta.get("model", {}))
     net = FlameSyncNet(cfg)
     if weights is not None:
@@ -327,19 +360,35 @@ def build_model(meta: dict, weights: dict[str, torch.Tensor] | None = None) -> L
 
 
 def load_model(path: str | Path) -> LoadedModel:
-    """Load a checkpoint written by training (``NAME.safetensors`` + ``NAME.json``)."""
+    """Load a checkpoint written by training (``NAME.safetensors`` + ``NAME.json``), or an exported
+    ``NAME.onnx`` (+ ``NAME.onnx.json``), which runs on onnxruntime without torch."""
+    if str(path).lower().endswith(".onnx"):
+        from .onnx_runtime import load_onnx_model
+
+        return load_onnx_model(path)
     meta = load_meta(path)
-    return build_model(meta, load_weights(path))
+    model = build_model(meta, load_weights(path))
+    model.source = stem(path)
+    return model
 
 
-def load_default_model() -> LoadedModel:
+def load_default_model(*, backend: str = "auto") -> LoadedModel:
     """The shipped model, ``assets/model/flamesync_default.safetensors`` + ``.json``.
 
-    The environment variable ``FLAMESYNC_MODEL`` (a checkpoint path, with or without suffix)
-    replaces it, e.g. to try a freshly trained ``<run>/final``.
+    Parameters
+    ----------
+    backend : {"auto", "torch", "onnx"}
+        ``auto`` runs the shipped ONNX export of the same weights on onnxruntime when both are
+        present (it starts in a fraction of the time ``import torch`` takes), else torch. The two
+        agree to about 1e-6.
+
+    The environment variable ``FLAMESYNC_MODEL`` (a checkpoint path, with or without suffix, or an
+    ``.onnx`` file) replaces it, e.g. to try a freshly trained ``<run>/final``.
     """
     import os
 
+    if backend not in ("auto", "torch", "onnx"):
+        raise InputError(f"backend must be auto, torch or onnx, got {backend!r}")
     env = os.environ.get("FLAMESYNC_MODEL")
     if env:
         return load_model(env)
@@ -349,6 +398,12 @@ def load_default_model() -> LoadedModel:
             f"the default network checkpoint is missing ({stem(base)}.safetensors/.json); "
             "train one with 'flamesync train --config configs/default.yaml'"
         )
+    if backend != "torch":
+        from .onnx_runtime import matching_onnx
+
+        onnx_path = matching_onnx(base, required=backend == "onnx")
+        if onnx_path is not None:
+            return load_model(onnx_path)
     return load_model(base)
 
 

@@ -17,7 +17,14 @@ import torch
 
 from ..errors import InputError, require
 from ..fileio import atomic_path, atomic_write_text
+from .checkpoint import stem
 from .infer import LoadedModel
+from .onnx_runtime import SIDECAR_FORMAT
+
+
+def stem_has_weights(base: Path) -> bool:
+    base = stem(base)
+    return base.with_name(base.name + ".safetensors").is_file()
 
 INSTALL = "pip install 'flamesync[onnx]'"
 
@@ -32,6 +39,8 @@ def export_onnx(model: LoadedModel, path: str | Path, *, opset: int = 17, check:
     a second length, to exercise the dynamic axis) and ``opset``.
     """
     require("onnx", feature="ONNX export", install=INSTALL)
+    if model.backend != "torch":
+        raise InputError("ONNX export needs the torch checkpoint (.safetensors), not an ONNX model")
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise InputError(f"ONNX files end in .onnx, got {path.name}")
@@ -49,13 +58,19 @@ def export_onnx(model: LoadedModel, path: str | Path, *, opset: int = 17, check:
                           "closure": {0: "batch", 1: "frames"}, "visemes": {0: "batch", 1: "frames"}},
         )
     side = {
-        "format": "flamesync.net.onnx", "inputs": {"features": "(batch, 2T, n_mels) normalised log-mel, 100 fps"},
+        "format": SIDECAR_FORMAT, "inputs": {"features": "(batch, 2T, n_mels) normalised log-mel, 100 fps"},
         "outputs": {"weights": "(batch, T, C) in [0,1], 50 fps", "closure": "(batch, T) logits",
                     "visemes": "(batch, T, K) logits"},
         "channels": list(model.channels), "fps": 50.0, "features": model.features.to_dict(),
         "lookahead_frames": model.cfg.lookahead_frames, "past_frames": model.cfg.past_frames,
         "closure_decoder": model.decoder.to_dict(), "closure_pose": model.pose,
+        # What loading it as a flamesync model needs (flamesync.net.onnx_runtime).
+        "model": model.cfg.to_dict(), "step": model.meta.get("step"), "name": model.meta.get("name"),
     }
+    if model.source is not None and stem_has_weights(model.source):
+        from .onnx_runtime import weights_sha256
+
+        side["weights_sha256"] = weights_sha256(model.source)
     atomic_write_text(path.with_name(path.name + ".json"), json.dumps(side, indent=1))
     report = {"path": str(path), "opset": opset}
     if check:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..animation import Animation
 from ..errors import InputError
-from .infer import FPS, LoadedModel, Postprocessor, RawOutput, StreamRunner
+from .infer import FPS, LoadedModel, NetRunner, Postprocessor, RawOutput, StreamRunner
 
 
 class Streamer:
@@ -36,7 +36,9 @@ class Streamer:
 
     def __init__(self, model: LoadedModel, *, closures: bool = True):
         self.model = model
-        self._runner = StreamRunner(model)
+        # The torch network is stepped layer by layer (each layer recomputes only its own context);
+        # an ONNX graph can only be run whole, over the full receptive field each push.
+        self._runner = StreamRunner(model) if model.backend == "torch" else NetRunner(model)
         self._post = Postprocessor(model) if closures else None
         self._finished = False
 

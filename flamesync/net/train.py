@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..audio.features import FeatureConfig, log_mel
 from ..errors import FlamesyncError, InputError
 from ..fileio import atomic_write_text
-from .augment import AugmentConfig, augment
+from .augment import AugmentConfig, add_pause_sounds, augment, mask_frequencies
 from .checkpoint import load_meta, load_optimizer_state, load_weights, save_checkpoint, stem
 from .closure import ClosureDecoder, CLOSURE_CHANNELS, calibrate_threshold
 from .model import FlameSyncNet, ModelConfig, count_parameters
@@ -180,9 +180,16 @@ def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size:
         audio = np.zeros(crop_frames * SAMPLES_PER_FRAME, np.float32)
         seg = _audio_float(ex.audio[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME])
         audio[lead * SAMPLES_PER_FRAME: lead * SAMPLES_PER_FRAME + len(seg)] = seg
-        if rng.random() >= p_clean:
+        clean = rng.random() < p_clean
+        if not clean:
+            if lead > 0 and not ex.speech[0] and rng.random() < aug.p_pause_sound:
+                # Stop short of the utterance so the breath stays inside the targets' rest.
+                audio = add_pause_sounds(audio, 0, max(0, lead - 5) * SAMPLES_PER_FRAME, rng=rng, config=aug)
             audio = augment(audio, rng=rng, config=aug)
-        feats.append(log_mel(audio, config=fcfg))
+        f = log_mel(audio, config=fcfg)
+        if not clean and rng.random() < aug.p_freq_mask:
+            f = mask_frequencies(f, rng=rng, max_bins=aug.freq_mask_bins)
+        feats.append(f)
         pad = crop_frames - k - lead
         w = ex.weights[start:stop]
         ws.append(np.concatenate([np.repeat(ex.weights[:1], lead, axis=0), w, np.zeros((pad, w.shape[1]), np.float32)]))
@@ -276,38 +283,60 @@ def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[tor
 
 
 # ---------------------------------------------------------------------------------------- corpus
-def corpus_path(cfg: dict) -> Path:
+def corpus_path(spec: dict) -> Path:
+    """Folder of the corpus described by ``spec`` (a config's ``corpus`` entry or one of its ``extra``)."""
     from ..cache import cache_dir
 
-    c = cfg["corpus"]
-    return Path(c["path"]) if c.get("path") else cache_dir("corpora") / str(c.get("name", "default"))
+    return Path(spec["path"]) if spec.get("path") else cache_dir("corpora") / str(spec.get("name", "default"))
+
+
+def _open_one(spec: dict, seed: int):
+    """One corpus; synthesised (or extended) first when it holds fewer hours than ``spec["synth"]`` asks."""
+    from ..data.corpus import Corpus
+
+    path = corpus_path(spec)
+    synth = dict(spec.get("synth") or {})
+    manifest = path / "manifest.json"
+    ready = False
+    if manifest.is_file():
+        try:
+            m = json.loads(manifest.read_text("utf-8"))
+            ready = bool(m.get("complete")) and float(m.get("config", {}).get("hours", 0)) >= float(synth.get("hours", 0))
+        except ValueError:
+            ready = False
+    if not ready:
+        from ..data.synth import synthesize_corpus
+
+        if "hours" not in synth:
+            raise InputError(f"no complete corpus at {path} and the config gives no synth.hours to make one")
+        synth.setdefault("seed", seed)
+        for k in ("languages", "test_languages", "engines"):
+            if synth.get(k) is not None:
+                synth[k] = tuple(synth[k])
+        synthesize_corpus(path, **synth)
+    return Corpus(path)
 
 
 def open_corpus(cfg: dict):
-    """The corpus named by ``cfg["corpus"]``; synthesised (or finished) first if incomplete.
+    """The main corpus named by ``cfg["corpus"]``; synthesised (or finished) first if incomplete.
 
     ``cfg["corpus"]["synth"]`` holds the keyword arguments of
     :func:`flamesync.data.synth.synthesize_corpus` (``hours``, ``seed``, ``workers``, ...).
     """
-    from ..data.corpus import Corpus
+    return _open_one(cfg["corpus"], int(cfg["seed"]))
 
-    path = corpus_path(cfg)
-    manifest = path / "manifest.json"
-    complete = False
-    if manifest.is_file():
-        try:
-            complete = bool(json.loads(manifest.read_text("utf-8")).get("complete"))
-        except ValueError:
-            complete = False
-    if not complete:
-        from ..data.synth import synthesize_corpus
 
-        synth = dict(cfg["corpus"].get("synth") or {})
-        if "hours" not in synth:
-            raise InputError(f"no complete corpus at {path} and the config gives no corpus.synth.hours to make one")
-        synth.setdefault("seed", int(cfg["seed"]))
-        synthesize_corpus(path, **synth)
-    return Corpus(path)
+def open_corpora(cfg: dict) -> list:
+    """The main corpus followed by those in ``cfg["corpus"]["extra"]`` (each ``{name|path, synth}``)."""
+    return [open_corpus(cfg)] + [_open_one(spec, int(cfg["seed"])) for spec in cfg["corpus"].get("extra") or ()]
+
+
+def _interleave(lists: list[list]) -> list:
+    """Items of several lists alternating (a, b, a, b, ...), so any prefix samples every list."""
+    out = []
+    for i in range(max((len(l) for l in lists), default=0)):
+        out.extend(l[i] for l in lists if i < len(l))
+    return out
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -349,8 +378,8 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     ----------
     config : dict
         From :func:`load_config`.
-    corpus : object with ``manifest`` and ``items(split)``, optional
-        Defaults to :func:`open_corpus`.
+    corpus : object with ``manifest`` and ``items(split)``, or a list of them, optional
+        Defaults to :func:`open_corpora` (the config's corpus and its ``extra`` ones).
     out_dir : path, optional
         Overrides ``config["out_dir"]``.
     stop_after : int, optional
@@ -370,13 +399,21 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     fcfg = FeatureConfig.from_dict(cfg["features"])
     mcfg = ModelConfig.from_dict(cfg["model"])
     aug = AugmentConfig.from_dict(cfg["augment"])
-    corpus = corpus if corpus is not None else open_corpus(cfg)
-    manifest = dict(getattr(corpus, "manifest", {}) or {})
-    if float(manifest.get("fps", FPS)) != FPS:
-        raise InputError(f"corpus targets must be at {FPS:g} fps, got {manifest.get('fps')}")
+    if corpus is None:
+        corpora = open_corpora(cfg)
+    else:
+        corpora = list(corpus) if isinstance(corpus, (list, tuple)) else [corpus]
+    manifests = [dict(getattr(c, "manifest", {}) or {}) for c in corpora]
+    for m in manifests:
+        if float(m.get("fps", FPS)) != FPS:
+            raise InputError(f"corpus targets must be at {FPS:g} fps, got {m.get('fps')}")
+    manifest = manifests[0]
 
-    train_ex = prepare_examples(corpus.items("train"), mcfg.channels)
-    val_ex = prepare_examples(corpus.items("val"), mcfg.channels, limit=int(cfg["calibration"]["max_items"]))
+    train_ex = [ex for c in corpora for ex in prepare_examples(c.items("train"), mcfg.channels)]
+    # Validation and calibration draw on every corpus alike (the extra ones hold other voices).
+    n_val = int(cfg["calibration"]["max_items"])
+    val_ex = _interleave([prepare_examples(c.items("val"), mcfg.channels, limit=-(-n_val // len(corpora)))
+                          for c in corpora])[:n_val]
     if not train_ex:
         raise InputError("the corpus has no training items")
     crop_frames = int(round(tc["crop_seconds"] * FPS))
@@ -407,6 +444,7 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         "model": mcfg.to_dict(), "features": fcfg.to_dict(), "seed": seed, "fps": FPS,
         "channels": list(mcfg.channels), "train_config": cfg, "closure_pose": pose,
         "corpus": {k: manifest.get(k) for k in ("seed", "stats", "fps", "channels")},
+        "extra_corpora": [{k: m.get(k) for k in ("seed", "stats", "config")} for m in manifests[1:]],
         "parameters": count_parameters(model),
     }
 
@@ -495,7 +533,7 @@ def _fixed_val_batches(val_ex: list[Example], *, seed: int, fcfg: FeatureConfig,
     """Validation batches made once: half clean, half strongly augmented (always reverb and noise)."""
     if not val_ex:
         return []
-    hard = AugmentConfig(p_reverb=1.0, p_noise=1.0)
+    hard = AugmentConfig(p_reverb=1.0, p_noise=1.0, p_freq_mask=0.0)
     batches = []
     for i in range(min(n, len(val_ex))):
         rng = np.random.default_rng([seed, 1_000_003, i])
