@@ -45,34 +45,31 @@ def _load(backend: str, checkpoint: str, threads: int):
 
 def _prepare(checkpoint: str | None, workdir: Path) -> str:
     """A checkpoint stem with its ONNX export beside it (an untrained default network if none)."""
+    import shutil
+
     import torch
 
     from flamesync.net.checkpoint import save_checkpoint, stem
-    from flamesync.net.infer import LoadedModel, load_model
     from flamesync.net.config import ModelConfig
+    from flamesync.net.infer import load_model
     from flamesync.net.model import FlameSyncNet
     from flamesync.net.onnx_export import export_onnx
+    from flamesync.net.onnx_runtime import matching_onnx
 
     if checkpoint:
         base = stem(checkpoint)
-        model = load_model(base)
-        onnx = Path(str(base) + ".onnx")
-        if onnx.is_file() and onnx.with_name(onnx.name + ".json").is_file():
+        if matching_onnx(base) is not None:
             return str(base)
     else:
         torch.manual_seed(0)
         net = FlameSyncNet(ModelConfig())
         meta = {"model": net.cfg.to_dict(), "closure_pose": {"jawOpen": 0.02, "mouthClose": 0.02}}
         base = save_checkpoint(workdir / "untrained", model=net, meta=meta)
-        model = load_model(base)
-    # A private copy, so the benchmark never writes beside a user's checkpoint.
-    import shutil
-
+    # Export a private copy, so the benchmark never writes beside a user's checkpoint.
     out = workdir / "bench"
     for suffix in (".safetensors", ".json"):
         shutil.copy(str(base) + suffix, str(out) + suffix)
-    model = load_model(out)
-    export_onnx(model, str(out) + ".onnx", check=False)
+    export_onnx(load_model(out), str(out) + ".onnx", check=False)
     return str(out)
 
 

@@ -146,4 +146,4 @@ def test_a_corpus_with_fewer_hours_than_asked_is_extended(tmp_path, monkeypatch)
     assert _open_one(spec, 0) == tmp_path and calls == []
     spec["synth"]["hours"] = 2.0
     _open_one(spec, 3)
-    assert calls == [{"hours": 2.0, "engines": ("flite",), "seed": 3}]
+    assert calls == [{"hours": 2.0, "engines": ["flite"], "seed": 3}]

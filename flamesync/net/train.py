@@ -180,9 +180,11 @@ def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size:
         audio = np.zeros(crop_frames * SAMPLES_PER_FRAME, np.float32)
         seg = _audio_float(ex.audio[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME])
         audio[lead * SAMPLES_PER_FRAME: lead * SAMPLES_PER_FRAME + len(seg)] = seg
+        # The lead-in is a known (rest) target only if the utterance itself starts in silence.
+        lead_ok = lead > 0 and not ex.speech[0]
         clean = rng.random() < p_clean
         if not clean:
-            if lead > 0 and not ex.speech[0] and rng.random() < aug.p_pause_sound:
+            if lead_ok and rng.random() < aug.p_pause_sound:
                 # Stop short of the utterance so the breath stays inside the targets' rest.
                 audio = add_pause_sounds(audio, 0, max(0, lead - 5) * SAMPLES_PER_FRAME, rng=rng, config=aug)
             audio = augment(audio, rng=rng, config=aug)
@@ -196,8 +198,6 @@ def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size:
         cms.append(ex.channel_mask)
         cls.append(np.pad(ex.closure[start:stop], (lead, pad)))
         vis.append(np.pad(ex.visemes[start:stop], (lead, pad)))
-        # The lead-in is only a known target if the utterance itself starts in silence.
-        lead_ok = lead > 0 and not ex.speech[0]
         v = np.zeros(crop_frames, bool)
         v[(0 if lead_ok else lead): lead + k] = True
         valid.append(v)
@@ -310,9 +310,6 @@ def _open_one(spec: dict, seed: int):
         if "hours" not in synth:
             raise InputError(f"no complete corpus at {path} and the config gives no synth.hours to make one")
         synth.setdefault("seed", seed)
-        for k in ("languages", "test_languages", "engines"):
-            if synth.get(k) is not None:
-                synth[k] = tuple(synth[k])
         synthesize_corpus(path, **synth)
     return Corpus(path)
 
