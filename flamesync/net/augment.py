@@ -102,6 +102,11 @@ def augment(audio: np.ndarray, *, rng: np.random.Generator, config: AugmentConfi
     return np.clip(x, -1.0, 1.0).astype(np.float32)
 
 
+def _unit_rms(x: np.ndarray) -> np.ndarray:
+    rms = float(np.sqrt(np.mean(x ** 2)))
+    return (x / rms if rms > 0 else x).astype(np.float32)
+
+
 def breath(n: int, *, rng: np.random.Generator, sample_rate: int = SR) -> np.ndarray:
     """A synthetic breath: band-passed noise under a smooth rise-and-fall envelope, RMS 1.
 
@@ -125,9 +130,7 @@ def breath(n: int, *, rng: np.random.Generator, sample_rate: int = SR) -> np.nda
     t = np.linspace(0.0, 1.0, n)
     peak = float(rng.uniform(0.25, 0.75))
     env = np.where(t < peak, np.sin(0.5 * np.pi * t / peak), np.cos(0.5 * np.pi * (t - peak) / (1 - peak))) ** 2
-    x = x * env
-    rms = float(np.sqrt(np.mean(x ** 2)))
-    return (x / rms if rms > 0 else x).astype(np.float32)
+    return _unit_rms(x * env)
 
 
 def rumble(n: int, *, rng: np.random.Generator, sample_rate: int = SR) -> np.ndarray:
@@ -139,9 +142,7 @@ def rumble(n: int, *, rng: np.random.Generator, sample_rate: int = SR) -> np.nda
 
     noise = rng.standard_normal(n + 2048)
     x = sosfilt(butter(2, float(rng.uniform(30.0, 200.0)), btype="low", fs=sample_rate, output="sos"), noise)[2048:]
-    x = x * np.sin(np.pi * np.linspace(0.0, 1.0, n)) ** 2
-    rms = float(np.sqrt(np.mean(x ** 2)))
-    return (x / rms if rms > 0 else x).astype(np.float32)
+    return _unit_rms(x * np.sin(np.pi * np.linspace(0.0, 1.0, n)) ** 2)
 
 
 def click(n: int, *, rng: np.random.Generator, sample_rate: int = SR) -> np.ndarray:
@@ -149,9 +150,7 @@ def click(n: int, *, rng: np.random.Generator, sample_rate: int = SR) -> np.ndar
     from scipy.signal import butter, sosfilt
 
     x = rng.standard_normal(n) * np.exp(-np.arange(n) / (float(rng.uniform(0.001, 0.006)) * sample_rate))
-    x = sosfilt(butter(2, float(rng.uniform(800.0, 3000.0)), btype="high", fs=sample_rate, output="sos"), x)
-    rms = float(np.sqrt(np.mean(x ** 2)))
-    return (x / rms if rms > 0 else x).astype(np.float32)
+    return _unit_rms(sosfilt(butter(2, float(rng.uniform(800.0, 3000.0)), btype="high", fs=sample_rate, output="sos"), x))
 
 
 def add_pause_sounds(audio: np.ndarray, start: int, stop: int, *, rng: np.random.Generator,
@@ -172,19 +171,19 @@ def add_pause_sounds(audio: np.ndarray, start: int, stop: int, *, rng: np.random
         return x
     speech = speech[speech > 1e-3 * peak]  # the speech, not the digital silence around it
     ref = float(np.sqrt(np.mean(speech.astype(np.float64) ** 2)))
-    n = int(min(span, rng.uniform(0.25, 0.8) * SR))
-    at = start + int(rng.integers(0, span - n + 1))
-    level = ref * 10.0 ** (float(rng.uniform(*config.breath_db)) / 20.0)
-    x[at:at + n] += level * breath(n, rng=rng)
+
+    def place(sound, n: int, db: tuple[float, float]) -> None:
+        at = start + int(rng.integers(0, span - n + 1))
+        level = ref * 10.0 ** (float(rng.uniform(*db)) / 20.0)
+        x[at:at + n] += level * sound(n, rng=rng)
+
+    place(breath, int(min(span, rng.uniform(0.25, 0.8) * SR)), config.breath_db)
     if rng.random() < config.p_rumble:
-        m = int(min(span, rng.uniform(0.05, 0.6) * SR))
-        at = start + int(rng.integers(0, span - m + 1))
-        x[at:at + m] += ref * 10.0 ** (float(rng.uniform(*config.rumble_db)) / 20.0) * rumble(m, rng=rng)
+        place(rumble, int(min(span, rng.uniform(0.05, 0.6) * SR)), config.rumble_db)
     if rng.random() < 0.3:
         m = int(rng.uniform(0.004, 0.02) * SR)
         if span > m:
-            at = start + int(rng.integers(0, span - m + 1))
-            x[at:at + m] += ref * 10.0 ** (float(rng.uniform(-30.0, -10.0)) / 20.0) * click(m, rng=rng)
+            place(click, m, (-30.0, -10.0))
     return x
 
 

@@ -17,14 +17,8 @@ import torch
 
 from ..errors import InputError, require
 from ..fileio import atomic_path, atomic_write_text
-from .checkpoint import stem
 from .infer import LoadedModel
-from .onnx_runtime import SIDECAR_FORMAT
-
-
-def stem_has_weights(base: Path) -> bool:
-    base = stem(base)
-    return base.with_name(base.name + ".safetensors").is_file()
+from .onnx_runtime import SIDECAR_FORMAT, weights_sha256
 
 INSTALL = "pip install 'flamesync[onnx]'"
 
@@ -67,9 +61,7 @@ def export_onnx(model: LoadedModel, path: str | Path, *, opset: int = 17, check:
         # What loading it as a flamesync model needs (flamesync.net.onnx_runtime).
         "model": model.cfg.to_dict(), "step": model.meta.get("step"), "name": model.meta.get("name"),
     }
-    if model.source is not None and stem_has_weights(model.source):
-        from .onnx_runtime import weights_sha256
-
+    if model.source is not None:  # set by load_model, from the checkpoint whose weights it read
         side["weights_sha256"] = weights_sha256(model.source)
     atomic_write_text(path.with_name(path.name + ".json"), json.dumps(side, indent=1))
     report = {"path": str(path), "opset": opset}
