@@ -21,6 +21,7 @@ import numpy as np
 
 from .channels import ARKIT_52, ROTATION_GROUPS
 from .errors import InputError
+from .numeric import gaussian_smooth, slerp_rotvec
 
 FORMAT_NAME = "flamesync.animation"
 FORMAT_VERSION = 1
@@ -214,10 +215,7 @@ class Animation:
         src = self.values.astype(np.float64)
         ratio = self.fps / fps
         if ratio > 1.0:
-            from scipy.ndimage import gaussian_filter1d
-
-            sigma = 0.5 * math.sqrt(ratio * ratio - 1.0)
-            src = gaussian_filter1d(src, sigma=sigma, axis=0, mode="nearest")
+            src = gaussian_smooth(src, 0.5 * math.sqrt(ratio * ratio - 1.0))
         pos = np.arange(n_out) * (self.fps / fps)  # fractional source frame of each output frame
         pos = np.clip(pos, 0, self.n_frames - 1)
         lo = np.floor(pos).astype(int)
@@ -297,9 +295,4 @@ class Animation:
 
 def _slerp_rotvec(rotvec: np.ndarray, lo: np.ndarray, hi: np.ndarray, frac: np.ndarray) -> np.ndarray:
     """Spherical interpolation between axis-angle rows ``lo`` and ``hi``, shape (N, 3)."""
-    from scipy.spatial.transform import Rotation
-
-    r_lo = Rotation.from_rotvec(rotvec[lo])
-    r_hi = Rotation.from_rotvec(rotvec[hi])
-    delta = (r_lo.inv() * r_hi).as_rotvec()
-    return (r_lo * Rotation.from_rotvec(delta * frac[:, None])).as_rotvec()
+    return slerp_rotvec(rotvec[lo], rotvec[hi], frac)

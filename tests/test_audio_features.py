@@ -80,3 +80,52 @@ def test_fixed_equalisation_is_removed_after_warm_up():
 def test_bad_shape():
     with pytest.raises(InputError):
         log_mel(np.zeros((10, 2), np.float32))
+
+
+FLOOR = FeatureConfig(floor_rise_db=6.0)
+
+
+def test_noise_floor_channels_follow_their_recursion_and_stream_exactly():
+    from flamesync.audio.features import above_noise_floor
+
+    audio = _speechy(6.1, seed=3)
+    whole = log_mel(audio, config=FLOOR)
+    assert whole.shape == (n_feature_frames(len(audio)), 160)
+    np.testing.assert_array_equal(whole[:, :80], log_mel(audio))  # the first 80 are unchanged
+    rng = np.random.default_rng(2)
+    s, out, i = LogMelStream(config=FLOOR), [], 0
+    while i < len(audio):
+        k = int(rng.integers(1, 4000))
+        out.append(s.push(audio[i:i + k]))
+        i += k
+    out.append(s.finish())
+    np.testing.assert_allclose(np.concatenate(out), whole, atol=1e-6, rtol=0)
+    # The closed form equals the plain recursion f_n = min(x_n, f_{n-1} + r).
+    x = np.random.default_rng(4).normal(size=(300, 3)).cumsum(axis=0)
+    r = 6.0 * np.log(10) / 10 / 100
+    f = x[0].copy()
+    want = []
+    for row in x:
+        f = np.minimum(row, f + r)
+        want.append((row - f) / FLOOR.scale)
+    got1, st = above_noise_floor(x[:120], state=None, config=FLOOR)
+    got2, _ = above_noise_floor(x[120:], state=st, config=FLOOR)
+    np.testing.assert_allclose(np.concatenate([got1, got2]), np.array(want), atol=1e-5)
+    assert above_noise_floor(x[:0], state=st, config=FLOOR)[1] is st
+
+
+def test_a_pause_reads_as_the_floor_in_silence_and_in_noise_alike():
+    rng = np.random.default_rng(5)
+    t = np.arange(32000) / 16000
+    on = np.sin(2 * np.pi * 1.5 * t) > 0  # 1/3 s of tone, 1/3 s of pause
+    tone = (0.3 * np.sin(2 * np.pi * 200 * t) * on).astype(np.float32)
+    n = len(log_mel(tone))
+    state = np.array([on[min(len(on) - 1, f * 160)] for f in range(n)])
+    settled = np.array([f > 40 and len(set(state[max(0, f - 8): f + 9])) == 1 for f in range(n)])
+    for noise in (0.0, 0.01):
+        audio = tone + noise * rng.standard_normal(len(tone)).astype(np.float32)
+        heights = log_mel(audio, config=FLOOR)[:, 80:]
+        assert heights.min() >= 0
+        # Pauses sit near the floor (noise fluctuates a few dB about it); the tone stands far above.
+        assert np.median(heights[settled & ~state]) < 0.6
+        assert np.median(heights[settled & state].max(axis=1)) > 1.5

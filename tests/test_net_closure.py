@@ -66,3 +66,20 @@ def test_frame_labels():
     closure, vis = frame_labels([Seg(0.0, 0.1, "a"), Seg(0.1, 0.18, "m"), Seg(0.18, 0.185, "p")], 12)
     assert closure.tolist() == [0] * 5 + [1] * 5 + [0] * 2 and vis[0] == viseme_of("a") and vis[11] == 0
     assert closure_segments(closure > 0) == [(5, 10)]
+
+
+def test_scores_tell_spurious_closures_from_long_ones():
+    from flamesync.net.closure import closure_scores
+
+    lab = np.zeros(3000, np.float32)  # one minute of speech at 50 fps
+    lab[100:104] = 1
+    speech = np.ones(3000, bool)
+    held_long = np.zeros(3000, bool)
+    held_long[100:110] = True  # overlaps the closure, six frames too long
+    on_a_vowel = np.zeros(3000, bool)
+    on_a_vowel[100:104] = on_a_vowel[1000:1003] = on_a_vowel[2000:2002] = True
+    long_scores = closure_scores([held_long], [lab], [speech])
+    vowel_scores = closure_scores([on_a_vowel], [lab], [speech])
+    assert long_scores["recall"] == vowel_scores["recall"] == 1.0
+    assert long_scores["spurious_per_min"] == 0.0 and long_scores["false_rate"] > 0
+    assert vowel_scores["spurious_per_min"] == 2.0

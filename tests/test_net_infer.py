@@ -138,3 +138,29 @@ def test_default_model_from_environment(model, monkeypatch, tmp_path):
     monkeypatch.setenv("FLAMESYNC_MODEL", str(tmp_path / "m"))
     a = np.sin(np.arange(8000) / 9).astype(np.float32) * 0.2
     np.testing.assert_array_equal(predict(a).values, model.predict(a).values)
+
+
+def test_noise_floor_features_run_through_chunks_stream_and_onnx(audio, tmp_path):
+    """A model whose features carry the noise-floor channels (160 per frame) works everywhere."""
+    from dataclasses import replace
+
+    from flamesync.audio.features import FeatureConfig
+
+    fcfg = FeatureConfig(floor_rise_db=6.0)
+    torch.manual_seed(1)
+    net = FlameSyncNet(replace(SMALL, n_mels=fcfg.n_features))
+    model = LoadedModel(net, {"features": fcfg.to_dict()})
+    feats = log_mel(audio, config=fcfg)
+    assert feats.shape[1] == 160
+    with torch.no_grad():
+        whole = model.net(torch.from_numpy(feats)[None])
+    raw = model.predict_raw(audio, chunk_seconds=1.0)
+    np.testing.assert_allclose(raw.weights, whole[0][0].numpy(), atol=1e-5, rtol=0)
+    s = Streamer(model)
+    parts = [s.push(audio[i:i + 5000]).values for i in range(0, len(audio), 5000)] + [s.finish().values]
+    np.testing.assert_allclose(np.concatenate(parts), model.predict(audio).values, atol=1e-5, rtol=0)
+    pytest.importorskip("onnxruntime")
+    from flamesync.net.onnx_export import check_onnx, export_onnx
+
+    assert export_onnx(model, tmp_path / "m.onnx")["max_abs_diff"] < 1e-4
+    assert check_onnx(model, tmp_path / "m.onnx", seconds=1.3, seed=2) < 1e-4

@@ -81,11 +81,20 @@ def test_resume_after_interruption_matches_uninterrupted(full_run, corpus, tmp_p
     train(cfg, corpus=corpus, out_dir=tmp_path, stop_after=13, show_progress=False)  # "interrupted" at 13
     meta = json.loads((tmp_path / "last.json").read_text())
     assert meta["step"] == 13 and (tmp_path / "last.optim.pt").is_file()
-    train(cfg, corpus=corpus, out_dir=tmp_path, show_progress=False)
+    first_part = meta["train_seconds"]
+    summary = train(cfg, corpus=corpus, out_dir=tmp_path, show_progress=False)
     a, b = load_weights(out_full / "last"), load_weights(tmp_path / "last")
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert [r["loss"] for r in _log(out_full)] == [r["loss"] for r in _log(tmp_path)]
+    # The training time reported covers both parts of the run.
+    final = json.loads((tmp_path / "final.json").read_text())
+    assert 0 < first_part < final["train_seconds"] == pytest.approx(summary["seconds"], abs=1.0)
+    # Running a finished run again only recalibrates: same weights, the time carried over.
+    again = train(cfg, corpus=corpus, out_dir=tmp_path, show_progress=False)
+    assert again["seconds"] == pytest.approx(final["train_seconds"], abs=1.0)
+    for k, v in load_weights(tmp_path / "final").items():
+        assert torch.equal(v, b[k]), k
 
 
 def test_config_errors(tmp_path):
@@ -147,3 +156,75 @@ def test_a_corpus_with_fewer_hours_than_asked_is_extended(tmp_path, monkeypatch)
     spec["synth"]["hours"] = 2.0
     _open_one(spec, 3)
     assert calls == [{"hours": 2.0, "engines": ["flite"], "seed": 3}]
+
+
+def _example(n_frames=150):
+    from flamesync.net.train import Example
+
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(n_frames * 320)).astype(np.float32)
+    speech = np.ones(n_frames, bool)
+    speech[:10] = speech[-10:] = False
+    audio[:10 * 320] = 0.0
+    audio[-10 * 320:] = 0.0
+    closure = np.zeros(n_frames, np.float32)
+    closure[60:70] = 1.0
+    weights = np.tile(np.linspace(0, 1, n_frames, dtype=np.float32)[:, None], (1, 3))
+    weights[:10] = weights[-10:] = 0.0
+    return Example(audio=audio, weights=weights, channel_mask=np.ones(3, np.float32), closure=closure,
+                   visemes=speech.astype(np.int64), speech=speech)
+
+
+def _batch(ex, **kw):
+    from flamesync.audio.features import FeatureConfig
+    from flamesync.net.augment import AugmentConfig
+    from flamesync.net.train import make_batch
+
+    args = dict(batch_size=1, crop_frames=200, p_clean=1.0, aug=AugmentConfig(), fcfg=FeatureConfig(),
+                silence_seconds=(1.0, 1.0))
+    args.update(kw)
+    return make_batch([ex], rng=np.random.default_rng(3), **args)
+
+
+def test_pause_crops_hold_the_utterance_end_a_rest_pause_and_its_start():
+    ex = _example()
+    b = _batch(ex, p_pause=1.0)
+    w, valid, closure = b["weights"][0].numpy(), b["valid"][0].numpy(), b["closure"][0].numpy()
+    assert valid.shape == (200,) and valid.all()  # both sides silent, so the pause is a known rest
+    # 150 speech frames on both sides of a 50-frame pause: the end of the ramp, rest, its start.
+    still = np.flatnonzero(np.all(w == 0.0, axis=1))
+    runs = np.split(still, np.flatnonzero(np.diff(still) > 1) + 1)
+    longest = max(runs, key=len)
+    assert len(longest) == 10 + 50 + 10  # the end's silence, the pause, the start's silence
+    assert w[longest[0] - 1, 0] > 0.9  # just before the pause: the end of the ramp
+    assert w[longest[-1] + 1, 0] < 0.2  # just after it: the utterance's start
+    assert closure[longest].max() == 0.0
+    # An utterance that does not end in silence never gets a pause (its targets there are unknown).
+    ex.speech[-1] = True
+    b = _batch(ex, p_pause=1.0)
+    assert b["valid"][0].numpy().sum() == 150  # a plain crop of the 150 frames, padded
+
+
+def test_speed_perturbation_scales_audio_and_targets_together():
+    # Examples exactly as long as the stretched crop, so the whole utterance is in it.
+    ex_slow, ex_fast = _example(160), _example(250)
+    slow = _batch(ex_slow, p_speed=1.0, speed=(0.8, 0.8))
+    fast = _batch(ex_fast, p_speed=1.0, speed=(1.25, 1.25))
+    for b in (slow, fast):
+        assert b["feats"].shape[1] == 400 and b["weights"].shape == (1, 200, 3)  # features at 100 fps
+        assert b["valid"].numpy().all()
+    # The 10-frame closure lasts 1 / speed times as long.
+    assert int(slow["closure"].sum()) in (12, 13) and int(fast["closure"].sum()) == 8
+    # The whole ramp now spans the 200 output frames.
+    for b, ex in ((slow, ex_slow), (fast, ex_fast)):
+        w = b["weights"][0, :, 0].numpy()
+        assert w.max() == ex.weights.max() and w[:5].max() == 0.0 and w[-5:].max() == 0.0
+    # The audio is squeezed or stretched with the targets: a silent lead-in of 10 frames lasts 10 / speed.
+    from flamesync.net.train import change_speed
+
+    audio = _example(160).audio
+    for k_out in (200, 128):
+        out, (lab,) = change_speed(audio, [np.arange(160)], k_out)
+        assert out.shape == (k_out * 320,) and lab.shape == (k_out,) and lab[0] == 0 and lab[-1] == 159
+        onset = int(np.argmax(np.abs(out) > 0.05))
+        assert abs(onset - 10 * 320 * k_out / 160) < 160

@@ -14,6 +14,11 @@ Parameters (the defaults of :class:`FeatureConfig`, which checkpoints record):
   divided by a fixed scale of 4. Subtracting a per-band level removes overall gain (loudness) and any
   fixed microphone/room colouring (a linear filter is an additive offset per band in the log domain),
   and because the estimate only looks backwards, the stream and the whole file give the same numbers.
+- optionally (``floor_rise_db > 0``), 80 more channels: each band's height above its *noise
+  floor*, a causal running minimum of the log-mel that may rise by at most ``floor_rise_db``
+  decibels per second (:func:`above_noise_floor`), divided by the same scale. A lip closure is a
+  moment when every band sinks to its floor: in clean TTS that floor is digital silence, in a room
+  it is the noise and reverberation, and in these channels both read as zero.
 
 An audio of ``N`` samples yields ``2 * ceil(N / 320)`` feature frames, i.e. exactly two per 50 fps
 output frame. Computing frame ``k`` needs samples up to ``k*160 + 200``: 12.5 ms of look-ahead.
@@ -44,6 +49,12 @@ class FeatureConfig:
     log_floor: float = 1e-10
     norm_seconds: float = 3.0
     scale: float = 4.0
+    floor_rise_db: float = 0.0  # dB per second; 0: no noise-floor channels
+
+    @property
+    def n_features(self) -> int:
+        """Channels per feature frame: the normalised log-mel, then the heights above the noise floor."""
+        return self.n_mels * (2 if self.floor_rise_db > 0 else 1)
 
     @property
     def fps(self) -> float:
@@ -193,6 +204,43 @@ def running_mean_normalise(
     return (out / config.scale).astype(np.float32), (mean, count)
 
 
+def above_noise_floor(
+    logmel: np.ndarray, *, state: tuple[np.ndarray, int] | None, config: FeatureConfig
+) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
+    """Height of each band above its causal noise-floor estimate.
+
+    The floor is ``f_n = min(x_n, f_{n-1} + r)``: it drops at once to any quieter frame and rises
+    by at most ``r`` (``floor_rise_db`` per second, in natural-log units per frame) otherwise, like
+    minimum-statistics noise tracking. Unrolled, ``f_n = r n + min_{k <= n} (x_k - r k)``: a running
+    minimum, so whole blocks vectorise and a stream carries two numbers per band.
+
+    Parameters
+    ----------
+    logmel : np.ndarray, shape (K, n_mels)
+        Un-normalised log-mel frames.
+    state : (running minimum of ``x_k - r k`` (n_mels,), frames seen) or None for a fresh stream
+
+    Returns
+    -------
+    heights : np.ndarray, shape (K, n_mels), float32, >= 0, divided by ``config.scale``
+    state : the state after the last frame
+    """
+    if len(logmel) == 0:
+        return np.zeros(logmel.shape, np.float32), state
+    r = config.floor_rise_db * math.log(10.0) / 10.0 / config.fps
+    n0 = 0 if state is None else int(state[1])
+    t = n0 + np.arange(len(logmel), dtype=np.float64)[:, None]
+    shifted = np.asarray(logmel, np.float64) - r * t
+    if state is not None:
+        shifted = np.concatenate([state[0][None], shifted])
+    run = np.minimum.accumulate(shifted, axis=0)
+    if state is not None:
+        run = run[1:]
+    floor = run + r * t
+    heights = np.maximum(np.asarray(logmel, np.float64) - floor, 0.0) / config.scale  # >= 0 up to rounding
+    return heights.astype(np.float32), (run[-1].copy(), n0 + len(logmel))
+
+
 def _ema(x: np.ndarray, m0: np.ndarray, alpha: float, block: int = 32) -> np.ndarray:
     """``m_n = (1 - alpha) m_{n-1} + alpha x_n`` from ``m_{-1} = m0``, vectorised in blocks.
 
@@ -251,6 +299,7 @@ class LogMelStream:
         self._next = 0  # next frame index to emit
         self._n_samples = 0
         self._norm_state: tuple[np.ndarray, int] | None = None
+        self._floor_state: tuple[np.ndarray, int] | None = None
         self._finished = False
 
     @property
@@ -262,7 +311,7 @@ class LogMelStream:
         return self._n_samples
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        """Add samples (float, shape (n,)); return the newly complete frames, shape (K, n_mels)."""
+        """Add samples (float, shape (n,)); return the newly complete frames, shape (K, n_features)."""
         if self._finished:
             raise InputError("this feature stream is finished; start a new one")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
@@ -276,7 +325,7 @@ class LogMelStream:
     def finish(self) -> np.ndarray:
         """Pad with zeros to a whole number of output frames and return the remaining frames."""
         if self._finished:
-            return np.zeros((0, self.config.n_mels), np.float32)
+            return np.zeros((0, self.config.n_features), np.float32)
         total = n_feature_frames(self._n_samples, config=self.config, out_fps=self.out_fps)
         last_needed = (total - 1) * self.config.hop + self.config.lookahead_samples
         pad = max(0, last_needed - (self._buf_start + len(self._buf)))
@@ -294,6 +343,9 @@ class LogMelStream:
             idx = first + np.arange(k)[:, None] * cfg.hop + np.arange(cfg.win)[None, :]
             raw = frame_log_mel(self._buf[idx], basis=self._basis, config=cfg)
             feats, self._norm_state = running_mean_normalise(raw, state=self._norm_state, config=cfg)
+            if cfg.floor_rise_db > 0:
+                heights, self._floor_state = above_noise_floor(raw, state=self._floor_state, config=cfg)
+                feats = np.concatenate([feats, heights], axis=1)
             pieces.append(feats)
             self._next += k
             count -= k
@@ -303,7 +355,7 @@ class LogMelStream:
                 self._buf = self._buf[keep_from:]
                 self._buf_start += keep_from
         if not pieces:
-            return np.zeros((0, cfg.n_mels), np.float32)
+            return np.zeros((0, cfg.n_features), np.float32)
         return np.concatenate(pieces, axis=0)
 
 
@@ -317,7 +369,7 @@ def log_mel(audio: np.ndarray, *, config: FeatureConfig = FeatureConfig(), out_f
 
     Returns
     -------
-    np.ndarray, shape (2 * ceil(N / 320), n_mels), float32
+    np.ndarray, shape (2 * ceil(N / 320), n_features), float32
     """
     audio = np.asarray(audio)
     if audio.ndim != 1:

@@ -187,11 +187,17 @@ def add_pause_sounds(audio: np.ndarray, start: int, stop: int, *, rng: np.random
     return x
 
 
-def mask_frequencies(feats: np.ndarray, *, rng: np.random.Generator, max_bins: int) -> np.ndarray:
-    """Zero one or two random bands of (normalised) features, shape (T, n_mels); a copy."""
+def mask_frequencies(feats: np.ndarray, *, rng: np.random.Generator, max_bins: int, groups: int = 1) -> np.ndarray:
+    """Zero one or two random bands of (normalised) features, shape (T, groups * n_mels); a copy.
+
+    ``groups`` stacked channel groups that describe the same mel bands (the log-mel and its height
+    above the noise floor) lose the same band.
+    """
     out = np.array(feats, copy=True)
+    n_mels = out.shape[1] // groups
     for _ in range(int(rng.integers(1, 3))):
         w = int(rng.integers(1, max_bins + 1))
-        f0 = int(rng.integers(0, max(1, out.shape[1] - w)))
-        out[:, f0:f0 + w] = 0.0
+        f0 = int(rng.integers(0, max(1, n_mels - w)))
+        for g in range(groups):
+            out[:, g * n_mels + f0: g * n_mels + f0 + w] = 0.0
     return out

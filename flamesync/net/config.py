@@ -15,7 +15,8 @@ class ModelConfig:
     Attributes
     ----------
     n_mels : int
-        Feature bands.
+        Feature channels per frame (``FeatureConfig.n_features``: the mel bands, twice over with the
+        noise-floor channels).
     dim : int
         Model width.
     heads : int

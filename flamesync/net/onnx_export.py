@@ -52,7 +52,9 @@ def export_onnx(model: LoadedModel, path: str | Path, *, opset: int = 17, check:
                           "closure": {0: "batch", 1: "frames"}, "visemes": {0: "batch", 1: "frames"}},
         )
     side = {
-        "format": SIDECAR_FORMAT, "inputs": {"features": "(batch, 2T, n_mels) normalised log-mel, 100 fps"},
+        "format": SIDECAR_FORMAT,
+        "inputs": {"features": "(batch, 2T, n_features) normalised log-mel, then the heights above the noise "
+                               "floor when features.floor_rise_db > 0; 100 fps"},
         "outputs": {"weights": "(batch, T, C) in [0,1], 50 fps", "closure": "(batch, T) logits",
                     "visemes": "(batch, T, K) logits"},
         "channels": list(model.channels), "fps": 50.0, "features": model.features.to_dict(),

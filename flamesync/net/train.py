@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
         "p_clean": 0.1,
         "p_silence": 0.2,
         "silence_seconds": [0.5, 3.0],
+        "p_pause": 0.0,
+        "p_speed": 0.0,
+        "speed": [1.0, 1.0],
         "log_every": 25,
         "val_every": 500,
         "ckpt_every": 250,
@@ -154,53 +157,130 @@ def _audio_float(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, np.float32)
 
 
+def _lay_out_crop(ex: Example, rng: np.random.Generator, total: int, *, p_silence: float, p_pause: float,
+                    silence_seconds: tuple[float, float]):
+    """Lay out one crop of ``total`` frames from ``ex``: audio, targets and where a pause sound may go.
+
+    Three layouts: a plain crop; the utterance's start after extra silence (``p_silence``); or the
+    utterance's end, a long pause, then its start again (``p_pause``: the same voice on both sides,
+    like a speaker stopping between phrases). Extra silence is targeted with the utterance's first
+    (rest) frame, and is trusted only when the utterance starts (and, for a pause, ends) in silence.
+
+    Returns
+    -------
+    audio (total * SAMPLES_PER_FRAME,) float32, weights (total, C), closure (total,), visemes (total,),
+    valid (total,) bool, pause (start, stop) in samples or None
+    """
+    n = ex.n_frames
+    spf = SAMPLES_PER_FRAME
+    audio = np.zeros(total * spf, np.float32)
+    rest = ex.weights[:1]
+    # Each layout is a list of (source frame range or None for silence, length in frames).
+    if p_pause > 0 and rng.random() < p_pause and not ex.speech[0] and not ex.speech[-1] and n >= 20:
+        gap = min(total - 20, int(rng.uniform(*silence_seconds) * FPS))
+        k1 = min(n, int((total - gap) * rng.uniform(0.25, 0.75)))
+        k2 = min(n, total - gap - k1)
+        parts = [((n - k1, n), k1), (None, gap), ((0, k2), k2)]
+        pause = ((k1 + 5) * spf, (k1 + gap - 5) * spf)
+        lead_ok = True
+    elif p_silence > 0 and rng.random() < p_silence:
+        lead = min(total - 1, int(rng.uniform(*silence_seconds) * FPS))
+        k = min(n, total - lead)
+        parts = [(None, lead), ((0, k), k)]
+        lead_ok = not ex.speech[0]
+        # Stop short of the utterance so the breath stays inside the targets' rest.
+        pause = (0, max(0, lead - 5) * spf) if lead_ok else None
+    else:
+        start = int(rng.integers(0, n - total + 1)) if n > total else 0
+        k = min(n, total)
+        parts = [((start, start + k), k)]
+        lead_ok, pause = True, None
+    ws, cls, vis, valid = [], [], [], []
+    at = 0
+    for src, k in parts:
+        if src is None:
+            ws.append(np.repeat(rest, k, axis=0))
+            cls.append(np.zeros(k, np.float32))
+            vis.append(np.zeros(k, np.int64))
+            valid.append(np.full(k, lead_ok))
+        else:
+            a, b = src
+            seg = _audio_float(ex.audio[a * spf: b * spf])
+            audio[at * spf: at * spf + len(seg)] = seg
+            ws.append(ex.weights[a:b])
+            cls.append(ex.closure[a:b])
+            vis.append(ex.visemes[a:b])
+            valid.append(np.ones(k, bool))
+        at += k
+    pad = total - at
+    ws.append(np.zeros((pad, ex.weights.shape[1]), np.float32))
+    cls.append(np.zeros(pad, np.float32))
+    vis.append(np.zeros(pad, np.int64))
+    valid.append(np.zeros(pad, bool))
+    return (audio, np.concatenate(ws).astype(np.float32), np.concatenate(cls).astype(np.float32),
+            np.concatenate(vis).astype(np.int64), np.concatenate(valid), pause)
+
+
+def change_speed(audio: np.ndarray, frames: list[np.ndarray], n_out: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Play a crop faster or slower (pitch moves with it, as in Kaldi's speed perturbation).
+
+    Parameters
+    ----------
+    audio : (K * SAMPLES_PER_FRAME,) float32, K input frames
+    frames : per-frame arrays with first axis K (targets), resampled by nearest frame
+    n_out : output length in frames
+
+    Returns
+    -------
+    audio (n_out * SAMPLES_PER_FRAME,) float32, the frame arrays with first axis n_out
+    """
+    from scipy.signal import resample_poly
+
+    k = len(audio) // SAMPLES_PER_FRAME
+    g = math.gcd(n_out, k)
+    out = resample_poly(audio, n_out // g, k // g).astype(np.float32)
+    out = np.pad(out, (0, max(0, n_out * SAMPLES_PER_FRAME - len(out))))[: n_out * SAMPLES_PER_FRAME]
+    idx = np.minimum(((np.arange(n_out) + 0.5) * k / n_out).astype(np.int64), k - 1)
+    return out, [f[idx] for f in frames]
+
+
 def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size: int, crop_frames: int,
                p_clean: float, aug: AugmentConfig, fcfg: FeatureConfig, p_silence: float = 0.0,
-               silence_seconds: tuple[float, float] = (0.5, 3.0)) -> dict[str, torch.Tensor]:
+               silence_seconds: tuple[float, float] = (0.5, 3.0), p_pause: float = 0.0, p_speed: float = 0.0,
+               speed: tuple[float, float] = (1.0, 1.0)) -> dict[str, torch.Tensor]:
     """A batch of random crops, each independently augmented (a pure function of ``rng``).
 
-    With probability ``p_silence`` a crop starts with an utterance's beginning preceded by extra
-    silence (which augmentation fills with room tone and noise), targeted with the utterance's
-    first (rest) frame. Corpus utterances have short pauses only, but real recordings have long
-    ones, during which the feature normalisation settles on the noise floor; this shows the model
-    that situation and what to do in it (stay at rest).
+    Corpus utterances have short pauses only, but real recordings have long ones, during which the
+    feature normalisation settles on the noise floor and people breathe; with probability
+    ``p_silence`` a crop starts with extra silence before an utterance, with ``p_pause`` it holds a
+    long pause between an utterance's end and its start, and augmentation fills either with room
+    tone, noise and often a breath (rest targets). With probability ``p_speed`` the crop is played
+    at a speed drawn from ``speed`` (read and conversational speech is faster than TTS, and its
+    closures shorter).
     """
     feats, ws, cms, cls, vis, valid = [], [], [], [], [], []
     for _ in range(batch_size):
         ex = examples[int(rng.integers(len(examples)))]
-        n = ex.n_frames
-        lead = 0
-        if p_silence > 0 and rng.random() < p_silence:
-            lead = min(crop_frames - 1, int(rng.uniform(*silence_seconds) * FPS))
-            start = 0
-        else:
-            start = int(rng.integers(0, n - crop_frames + 1)) if n > crop_frames else 0
-        stop = min(n, start + crop_frames - lead)
-        k = stop - start
-        audio = np.zeros(crop_frames * SAMPLES_PER_FRAME, np.float32)
-        seg = _audio_float(ex.audio[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME])
-        audio[lead * SAMPLES_PER_FRAME: lead * SAMPLES_PER_FRAME + len(seg)] = seg
-        # The lead-in is a known (rest) target only if the utterance itself starts in silence.
-        lead_ok = lead > 0 and not ex.speech[0]
+        s = float(rng.uniform(*speed)) if p_speed > 0 and rng.random() < p_speed else 1.0
+        total = max(1, int(round(crop_frames * s)))
+        audio, w, c, v, ok, pause = _lay_out_crop(ex, rng, total, p_silence=p_silence, p_pause=p_pause,
+                                                    silence_seconds=silence_seconds)
         clean = rng.random() < p_clean
+        if not clean and pause is not None and pause[1] > pause[0] and rng.random() < aug.p_pause_sound:
+            audio = add_pause_sounds(audio, pause[0], pause[1], rng=rng, config=aug)
+        if total != crop_frames:
+            audio, (w, c, v, ok) = change_speed(audio, [w, c, v, ok], crop_frames)
         if not clean:
-            if lead_ok and rng.random() < aug.p_pause_sound:
-                # Stop short of the utterance so the breath stays inside the targets' rest.
-                audio = add_pause_sounds(audio, 0, max(0, lead - 5) * SAMPLES_PER_FRAME, rng=rng, config=aug)
             audio = augment(audio, rng=rng, config=aug)
         f = log_mel(audio, config=fcfg)
         if not clean and rng.random() < aug.p_freq_mask:
-            f = mask_frequencies(f, rng=rng, max_bins=aug.freq_mask_bins)
+            f = mask_frequencies(f, rng=rng, max_bins=aug.freq_mask_bins, groups=fcfg.n_features // fcfg.n_mels)
         feats.append(f)
-        pad = crop_frames - k - lead
-        w = ex.weights[start:stop]
-        ws.append(np.concatenate([np.repeat(ex.weights[:1], lead, axis=0), w, np.zeros((pad, w.shape[1]), np.float32)]))
+        ws.append(w)
         cms.append(ex.channel_mask)
-        cls.append(np.pad(ex.closure[start:stop], (lead, pad)))
-        vis.append(np.pad(ex.visemes[start:stop], (lead, pad)))
-        v = np.zeros(crop_frames, bool)
-        v[(0 if lead_ok else lead): lead + k] = True
-        valid.append(v)
+        cls.append(c)
+        vis.append(v)
+        valid.append(ok)
     return {
         "feats": torch.from_numpy(np.stack(feats)),
         "weights": torch.from_numpy(np.stack(ws)),
@@ -222,7 +302,9 @@ class BatchSource:
                  workers: int, depth: int = 3):
         self.args = dict(batch_size=int(tc["batch_size"]), crop_frames=int(round(tc["crop_seconds"] * FPS)),
                          p_clean=float(tc["p_clean"]), aug=aug, fcfg=fcfg, p_silence=float(tc.get("p_silence", 0.0)),
-                         silence_seconds=tuple(tc.get("silence_seconds", (0.5, 3.0))))
+                         silence_seconds=tuple(tc.get("silence_seconds", (0.5, 3.0))),
+                         p_pause=float(tc.get("p_pause", 0.0)), p_speed=float(tc.get("p_speed", 0.0)),
+                         speed=tuple(tc.get("speed", (1.0, 1.0))))
         self.examples, self.seed, self.depth = examples, seed, depth
         self.pool = None
         self.pending: dict[int, Any] = {}
@@ -394,7 +476,8 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         torch.set_num_threads(int(cfg["threads"]))
     device = _device(cfg)
     fcfg = FeatureConfig.from_dict(cfg["features"])
-    mcfg = ModelConfig.from_dict(cfg["model"])
+    # The network's input width is the features' (model.n_mels counts feature channels).
+    mcfg = ModelConfig.from_dict({**cfg["model"], "n_mels": fcfg.n_features})
     aug = AugmentConfig.from_dict(cfg["augment"])
     if corpus is None:
         corpora = open_corpora(cfg)
@@ -420,6 +503,7 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], betas=(0.9, 0.98))
     step = 0
     last = out / "last"
+    prior_seconds = 0.0  # training time of the run before this resume
     if (out / "last.json").is_file():
         meta = load_meta(last)
         if meta.get("train_config", {}).get("model") != cfg["model"] or meta.get("seed") != seed:
@@ -429,6 +513,7 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         if ostate is not None:
             opt.load_state_dict(ostate)
         step = int(meta["step"])
+        prior_seconds = float(meta.get("train_seconds", 0.0))
     _truncate_logs(out, step)
 
     fixed_val = _fixed_val_batches(val_ex, seed=seed, fcfg=fcfg, crop_frames=crop_frames,
@@ -447,7 +532,8 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
 
     def save(name: str, extra: dict | None = None, with_opt: bool = True):
         save_checkpoint(out / name, model=model, optimizer=opt if with_opt else None,
-                        meta={**base_meta, "step": step, **(extra or {})})
+                        meta={**base_meta, "step": step, "train_seconds": prior_seconds + time.monotonic() - t0,
+                              **(extra or {})})
 
     t0 = time.monotonic()
     bar = None
@@ -501,7 +587,7 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         source.close()
         if bar is not None:
             bar.close()
-    summary = {"out_dir": str(out), "step": step, "seconds": time.monotonic() - t0,
+    summary = {"out_dir": str(out), "step": step, "seconds": prior_seconds + time.monotonic() - t0,
                "parameters": count_parameters(model)}
     if step >= total_steps:
         decoder, report = calibrate(model, val_ex, cfg, device=device)
