@@ -139,9 +139,9 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def rotvec_to_quat(rotvec: np.ndarray) -> np.ndarray:
     """Axis-angle (T, 3) to unit quaternions (T, 4) in glTF's (x, y, z, w) order, sign-continuous."""
-    from scipy.spatial.transform import Rotation
+    from ..numeric import rotvec_to_quat as wxyz
 
-    q = Rotation.from_rotvec(np.asarray(rotvec, np.float64)).as_quat()
+    q = wxyz(rotvec)[:, [1, 2, 3, 0]]
     # Keep consecutive keys in the same hemisphere so linear interpolation takes the short way.
     for i in range(1, len(q)):
         if np.dot(q[i], q[i - 1]) < 0:
