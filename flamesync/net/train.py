@@ -158,7 +158,7 @@ def _audio_float(a: np.ndarray) -> np.ndarray:
 
 
 def _lay_out_crop(ex: Example, rng: np.random.Generator, total: int, *, p_silence: float, p_pause: float,
-                    silence_seconds: tuple[float, float]):
+                  silence_seconds: tuple[float, float]):
     """Lay out one crop of ``total`` frames from ``ex``: audio, targets and where a pause sound may go.
 
     Three layouts: a plain crop; the utterance's start after extra silence (``p_silence``); or the
@@ -264,7 +264,7 @@ def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size:
         s = float(rng.uniform(*speed)) if p_speed > 0 and rng.random() < p_speed else 1.0
         total = max(1, int(round(crop_frames * s)))
         audio, w, c, v, ok, pause = _lay_out_crop(ex, rng, total, p_silence=p_silence, p_pause=p_pause,
-                                                    silence_seconds=silence_seconds)
+                                                  silence_seconds=silence_seconds)
         clean = rng.random() < p_clean
         if not clean and pause is not None and pause[1] > pause[0] and rng.random() < aug.p_pause_sound:
             audio = add_pause_sounds(audio, pause[0], pause[1], rng=rng, config=aug)
