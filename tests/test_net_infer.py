@@ -26,7 +26,9 @@ def model():
         torch.nn.init.normal_(blk.attn.rel_bias)
     torch.nn.init.normal_(net.head_closure.weight, std=0.5)
     meta = {"closure_decoder": ClosureDecoder(on=0.55, off=0.4, min_frames=3).to_dict(),
-            "closure_pose": {"jawOpen": 0.02, "mouthClose": 0.03, "mouthPressLeft": 0.4, "mouthPressRight": 0.4}}
+            "closure_pose": {"jawOpen": 0.02, "mouthClose": 0.03, "mouthPressLeft": 0.4, "mouthPressRight": 0.4},
+            # Stream, chunk and closure tests below then cover the amplitude map too.
+            "amplitude_map": {"jawOpen": {"x": [0.0, 0.3, 0.6, 1.0], "y": [0.0, 0.45, 0.8, 1.0]}}}
     return LoadedModel(net, meta)
 
 
@@ -75,6 +77,14 @@ def test_streaming_equals_offline(model, audio):
     for n, frames in first_frames:
         expect = int(np.floor((n / 16000 - s.lookahead_seconds) * 50 + 1e-9)) + 1
         assert frames == max(0, expect)
+
+
+def test_amplitude_map_reshapes_only_its_channels(model, audio):
+    bare = LoadedModel(model.net, {k: v for k, v in model.meta.items() if k != "amplitude_map"})
+    plain, mapped = bare.predict(audio, closures=False), model.predict(audio, closures=False)
+    np.testing.assert_allclose(mapped.channel("jawOpen"), np.interp(plain.channel("jawOpen"), [0, 0.3, 0.6, 1],
+                                                                     [0, 0.45, 0.8, 1]), atol=1e-6)
+    np.testing.assert_array_equal(plain.channel("mouthFunnel"), mapped.channel("mouthFunnel"))
 
 
 def test_closures_seal_lips(model, audio):

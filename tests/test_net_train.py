@@ -70,7 +70,12 @@ def test_final_checkpoint_is_calibrated_and_usable(full_run):
     assert 0.0 < meta["closure_decoder"]["on"] < 1.0
     assert "noisy" in meta["calibration"]["data"] or "noise" in meta["calibration"]["data"]
     assert set(meta["closure_pose"]) >= {"jawOpen", "mouthClose"}
+    assert set(meta["amplitude_map"]) == {"jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight",
+                                          "mouthUpperUpLeft", "mouthUpperUpRight"}
+    for m in meta["amplitude_map"].values():
+        assert np.all(np.diff(m["x"]) > 0) and np.all(np.diff(m["y"]) >= 0)
     model = load_model(out / "final")
+    assert model.amplitude_map == meta["amplitude_map"]
     anim = model.predict(np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1)
     assert anim.n_frames == 50
 
@@ -228,3 +233,37 @@ def test_speed_perturbation_scales_audio_and_targets_together():
         assert out.shape == (k_out * 320,) and lab.shape == (k_out,) and lab[0] == 0 and lab[-1] == 159
         onset = int(np.argmax(np.abs(out) > 0.05))
         assert abs(onset - 10 * 320 * k_out / 160) < 160
+
+
+def test_closure_detection_loss_is_noisy_or_over_each_closure():
+    from flamesync.net.train import closure_detection_loss
+
+    labels = torch.tensor([[0, 1, 1, 0, 0, 1, 0], [1, 1, 0, 0, 0, 0, 0]], dtype=torch.float32)
+    p = torch.tensor([[0.9, 0.5, 0.2, 0.9, 0.9, 0.7, 0.9], [0.1, 0.3, 0.9, 0.9, 0.9, 0.9, 0.9]])
+    logits = torch.logit(p).requires_grad_(True)
+    loss = closure_detection_loss(logits, labels)
+    # Closures: frames 1-2 of row 0, frame 5 of row 0, frames 0-1 of row 1; frames outside them do not count.
+    detected = [1 - 0.5 * 0.8, 0.7, 1 - 0.9 * 0.7]
+    assert float(loss.detach()) == pytest.approx(float(np.mean([-np.log(d) for d in detected])), rel=1e-5)
+    loss.backward()
+    assert torch.all(logits.grad[labels == 0] == 0)
+    assert torch.all(logits.grad[labels == 1] < 0)  # every closure frame is pushed up
+    assert float(closure_detection_loss(logits, torch.zeros_like(labels))) == 0.0
+
+
+def test_acceleration_term_penalises_wobble_the_targets_do_not_have():
+    from flamesync.net.train import compute_loss
+
+    b, t, c = 2, 20, 3
+    target = torch.linspace(0, 1, t)[None, :, None].expand(b, t, c).contiguous()  # constant velocity
+    wobble = target + 0.01 * (-1.0) ** torch.arange(t)[None, :, None]
+    batch = {"valid": torch.ones(b, t), "channel_mask": torch.ones(b, c), "weights": target,
+             "closure": torch.zeros(b, t), "visemes": torch.zeros(b, t, dtype=torch.long)}
+    lw = {"weights": 0.0, "velocity": 0.0, "acceleration": 1.0, "closure": 0.0, "closure_pos_weight": 4.0,
+          "visemes": 0.0}
+    outs = lambda w: (w, torch.zeros(b, t), torch.zeros(b, t, 4))  # noqa: E731
+    _, exact = compute_loss(outs(target), batch, lw)
+    _, wobbly = compute_loss(outs(wobble), batch, lw)
+    assert exact["l_acceleration"] == pytest.approx(0.0, abs=1e-7)
+    assert wobbly["l_acceleration"] == pytest.approx(0.04, rel=1e-4)  # |+-0.01 - 2(-+0.01) +- 0.01| = 0.04
+    assert wobbly["loss"] == pytest.approx(wobbly["l_acceleration"])

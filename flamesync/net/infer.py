@@ -21,6 +21,7 @@ from ..animation import Animation
 from ..audio.features import FeatureConfig, LogMelStream
 from ..channels import JAW_OPEN_RAD, JAW_ROTATION_IMPLIED
 from ..errors import InputError, ModelFileError
+from .amplitude import apply_quantile_maps
 from .checkpoint import load_meta, load_weights, stem
 from .closure import ClosureDecoder, apply_closures, closure_strength, decode_closures
 from .config import ModelConfig
@@ -60,6 +61,7 @@ class LoadedModel:
         self.features = FeatureConfig.from_dict(meta.get("features", {}))
         self.decoder = ClosureDecoder.from_dict(meta.get("closure_decoder", {}))
         self.pose: dict[str, float] = dict(meta.get("closure_pose", {}))
+        self.amplitude_map: dict[str, dict] = dict(meta.get("amplitude_map", {}))
         self.channels: tuple[str, ...] = tuple(self.cfg.channels)
         self.source: Path | None = getattr(net, "path", None)  # the file it was loaded from, if any
 
@@ -123,8 +125,7 @@ class LoadedModel:
         """
         audio = check_audio(audio)
         raw = self.predict_raw(audio, chunk_seconds=chunk_seconds)
-        post = Postprocessor(self) if closures else None
-        weights = post.process(raw.weights, raw.closure_prob) if post else raw.weights
+        weights = Postprocessor(self, closures=closures).process(raw.weights, raw.closure_prob)
         return self.to_animation(weights)
 
     def to_animation(self, weights: np.ndarray, *, audio_offset: float = 0.0) -> Animation:
@@ -138,14 +139,20 @@ class LoadedModel:
 
 
 class Postprocessor:
-    """Causal closure decoding + sealing, carried across calls (so streams match whole files)."""
+    """Amplitude maps (if the checkpoint has them), then causal closure decoding + sealing, carried
+    across calls (so streams match whole files)."""
 
-    def __init__(self, model: LoadedModel):
+    def __init__(self, model: LoadedModel, *, closures: bool = True):
         self.model = model
+        self.closures = closures
         self._dec_state = None
         self._strength_state = None
 
     def process(self, weights: np.ndarray, closure_prob: np.ndarray) -> np.ndarray:
+        if self.model.amplitude_map:
+            weights = apply_quantile_maps(weights, self.model.amplitude_map, channels=self.model.channels)
+        if not self.closures:
+            return np.asarray(weights, np.float32)
         d = self.model.decoder
         mask, self._dec_state = decode_closures(closure_prob, on=d.on, off=d.off, min_frames=d.min_frames,
                                                 state=self._dec_state)

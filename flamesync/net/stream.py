@@ -39,7 +39,7 @@ class Streamer:
         # The torch network is stepped layer by layer (each layer recomputes only its own context);
         # an ONNX graph can only be run whole, over the full receptive field each push.
         self._runner = StreamRunner(model) if model.backend == "torch" else NetRunner(model)
-        self._post = Postprocessor(model) if closures else None
+        self._post = Postprocessor(model, closures=closures)
         self._finished = False
 
     @property
@@ -73,5 +73,5 @@ class Streamer:
         return out
 
     def _emit(self, raw: RawOutput, first: int) -> Animation:
-        w = self._post.process(raw.weights, raw.closure_prob) if self._post else raw.weights
+        w = self._post.process(raw.weights, raw.closure_prob)
         return self.model.to_animation(np.asarray(w, np.float32), audio_offset=first / FPS)

@@ -30,6 +30,7 @@ from ..errors import FlamesyncError, InputError
 from ..fileio import atomic_write_text
 from .augment import AugmentConfig, add_pause_sounds, augment, mask_frequencies
 from .checkpoint import load_meta, load_optimizer_state, load_weights, save_checkpoint, stem
+from .amplitude import OPENING_CHANNELS, fit_quantile_map
 from .closure import ClosureDecoder, CLOSURE_CHANNELS, calibrate_threshold
 from .model import FlameSyncNet, ModelConfig, count_parameters
 from .targets import frame_labels
@@ -66,9 +67,10 @@ DEFAULTS: dict[str, Any] = {
         "val_every": 500,
         "ckpt_every": 250,
         "max_val_items": 64,
-        "loss": {"weights": 1.0, "velocity": 0.5, "closure": 0.5, "closure_pos_weight": 4.0, "visemes": 0.2},
+        "loss": {"weights": 1.0, "velocity": 0.5, "acceleration": 0.0, "closure": 0.5, "closure_pos_weight": 4.0,
+                 "closure_detection": 0.0, "visemes": 0.2},
     },
-    "calibration": {"max_items": 200, "max_false_rate": 0.03},
+    "calibration": {"max_items": 200, "max_false_rate": 0.03, "amplitude_map": False},
 }
 
 
@@ -342,8 +344,10 @@ def _worker_batch(step: int) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------------------------------- loss
 def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of: L1 on weights, L1 on their frame-to-frame velocity, closure BCE with positive
-    frames weighted ``closure_pos_weight``, and viseme cross-entropy. Padded frames are excluded."""
+    """Weighted sum of: L1 on weights, L1 on their frame-to-frame velocity and acceleration, closure
+    BCE with positive frames weighted ``closure_pos_weight``, a per-closure detection term
+    (:func:`closure_detection_loss`), and viseme cross-entropy. Padded frames are excluded; loss
+    weights missing from ``lw`` count as 0."""
     pred_w, closure_logit, vis_logit = outputs
     valid = batch["valid"]  # (B, T)
     cmask = batch["channel_mask"][:, None, :]  # (B, 1, C)
@@ -353,15 +357,52 @@ def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[tor
     mv = (valid[:, 1:] * valid[:, :-1])[..., None] * cmask
     dv = (pred_w[:, 1:] - pred_w[:, :-1]) - (tw[:, 1:] - tw[:, :-1])
     l_v = (dv.abs() * mv).sum() / mv.sum().clamp_min(1.0)
+    # Acceleration: frame-to-frame wobble that the velocity term barely sees (it shows as jitter).
+    ma = (valid[:, 2:] * valid[:, 1:-1] * valid[:, :-2])[..., None] * cmask
+    da = torch.diff(pred_w, n=2, dim=1) - torch.diff(tw, n=2, dim=1)
+    l_acc = (da.abs() * ma).sum() / ma.sum().clamp_min(1.0)
     tc = batch["closure"]
     wc = valid * (1.0 + (float(lw["closure_pos_weight"]) - 1.0) * tc)
     l_c = (F.binary_cross_entropy_with_logits(closure_logit, tc, reduction="none") * wc).sum() / wc.sum().clamp_min(1.0)
+    l_det = closure_detection_loss(closure_logit, tc * valid)
     ce = F.cross_entropy(vis_logit.reshape(-1, vis_logit.shape[-1]), batch["visemes"].reshape(-1), reduction="none")
     l_a = (ce * valid.reshape(-1)).sum() / valid.sum().clamp_min(1.0)
-    total = lw["weights"] * l_w + lw["velocity"] * l_v + lw["closure"] * l_c + lw["visemes"] * l_a
+    total = (lw["weights"] * l_w + lw["velocity"] * l_v + lw.get("acceleration", 0.0) * l_acc
+             + lw["closure"] * l_c + lw.get("closure_detection", 0.0) * l_det + lw["visemes"] * l_a)
     parts = {"loss": float(total.detach()), "l_weights": float(l_w.detach()), "l_velocity": float(l_v.detach()),
-             "l_closure": float(l_c.detach()), "l_visemes": float(l_a.detach())}
+             "l_acceleration": float(l_acc.detach()), "l_closure": float(l_c.detach()),
+             "l_detection": float(l_det.detach()), "l_visemes": float(l_a.detach())}
     return total, parts
+
+
+def closure_detection_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over labelled closures of -log P(the closure is detected on at least one of its frames).
+
+    The decoder fires when any frame's probability crosses its threshold, and a /p b m/ counts as
+    closed when any of its frames is; per-frame BCE instead spreads a hard closure's probability thinly
+    over all its frames. Frames are treated as independent detectors (noisy-OR):
+    ``P = 1 - prod_t (1 - p_t)``, computed in log space.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (B, T)
+    labels : torch.Tensor, shape (B, T), 1 on closure frames (0 on padding)
+
+    Returns
+    -------
+    torch.Tensor, scalar (0 when the batch holds no closure)
+    """
+    pos = labels > 0.5
+    starts = pos.clone()
+    starts[:, 1:] &= ~pos[:, :-1]
+    n_seg = int(starts.sum())
+    if n_seg == 0:
+        return logits.sum() * 0.0
+    # Number the closures 0 .. n_seg-1 across the batch, in row-major order.
+    seg = torch.cumsum(starts.reshape(-1).long(), 0).reshape(pos.shape) - 1
+    log_miss = torch.zeros(n_seg, dtype=logits.dtype, device=logits.device)
+    log_miss = log_miss.index_add(0, seg[pos], -F.softplus(logits[pos]))  # log prod (1 - p_t)
+    return -torch.log(-torch.expm1(log_miss.clamp(max=-1e-6))).mean()
 
 
 # ---------------------------------------------------------------------------------------- corpus
@@ -544,11 +585,15 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     source = BatchSource(train_ex, seed=seed, tc=tc, aug=aug, fcfg=fcfg,
                          workers=int(cfg.get("data_workers") or 0) if step < end else 0)
     csv_path = out / "log.csv"
-    fields = ["step", "lr", "loss", "l_weights", "l_velocity", "l_closure", "l_visemes", "seconds"]
+    fields = ["step", "lr", "loss", "l_weights", "l_velocity", "l_acceleration", "l_closure", "l_detection",
+              "l_visemes", "seconds"]
     new_csv = not csv_path.is_file()
+    if not new_csv:  # a run started by older code keeps its own columns
+        with open(csv_path, newline="") as fh:
+            fields = next(csv.reader(fh), None) or fields
     try:
         with open(csv_path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
             if new_csv:
                 writer.writeheader()
             while step < end:
@@ -591,8 +636,10 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
                "parameters": count_parameters(model)}
     if step >= total_steps:
         decoder, report = calibrate(model, val_ex, cfg, device=device)
+        amplitude = report.pop("amplitude_map", None)
         save("final", {"closure_decoder": decoder.to_dict(), "calibration": report,
-                       "train_seconds": summary["seconds"]}, with_opt=False)
+                       "train_seconds": summary["seconds"], **({"amplitude_map": amplitude} if amplitude else {})},
+             with_opt=False)
         summary.update(calibration=report, closure_decoder=decoder.to_dict(), final=str(out / "final"))
     return summary
 
@@ -645,25 +692,41 @@ def evaluate_loss(model: FlameSyncNet, batches, lw: dict, device) -> dict[str, f
 
 @torch.no_grad()
 def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=None) -> tuple[ClosureDecoder, dict]:
-    """Choose the closure decoder on noisy, reverberant versions of the validation utterances."""
+    """Choose the closure decoder on noisy, reverberant versions of the validation utterances.
+
+    With ``calibration.amplitude_map`` set, the report's ``amplitude_map`` holds quantile maps for
+    the mouth-opening channels fitted on the same predictions (:mod:`flamesync.net.amplitude`).
+    """
     model.eval()
     device = device or torch.device("cpu")
     fcfg = FeatureConfig.from_dict(cfg["features"])
     hard = AugmentConfig(p_reverb=1.0, p_noise=1.0)
-    probs, labels, speech = [], [], []
+    channels = tuple(model.cfg.channels)
+    probs, labels, speech, preds, targets = [], [], [], [], []
     for i, ex in enumerate(val_ex):
         rng = np.random.default_rng([int(cfg["seed"]), 2_000_003, i])
         audio = augment(_audio_float(ex.audio), rng=rng, config=hard)
         feats = torch.from_numpy(log_mel(audio, config=fcfg))[None].to(device)
-        _, logit, _ = model(feats)
+        w, logit, _ = model(feats)
         n = min(ex.n_frames, logit.shape[1])
         probs.append(torch.sigmoid(logit[0, :n]).cpu().numpy())
         labels.append(ex.closure[:n])
         speech.append(ex.speech[:n])
+        preds.append(w[0, :n].cpu().numpy())
+        targets.append(np.where(ex.channel_mask[None] > 0, ex.weights[:n], np.nan))
     if not probs:
         return ClosureDecoder(), {"note": "no validation items; default decoder"}
     decoder, report = calibrate_threshold(probs, labels, speech,
                                           max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)))
     report["n_items"] = len(probs)
     report["data"] = "val split, every item with reverb (RT60 0.1-0.9 s) and noise (5-35 dB SNR)"
+    if cfg["calibration"].get("amplitude_map"):
+        p, t = np.concatenate(preds), np.concatenate(targets)
+        report["amplitude_map"] = {}
+        for name in OPENING_CHANNELS:
+            if name in channels:
+                j = channels.index(name)
+                ok = np.isfinite(t[:, j])
+                if ok.any():
+                    report["amplitude_map"][name] = fit_quantile_map(p[ok, j], t[ok, j])
     return decoder, report
