@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from ..audio.features import FeatureConfig, log_mel
 from ..errors import FlamesyncError, InputError
 from ..fileio import atomic_write_text
+from .amplitude import OPENING_CHANNELS, fit_quantile_map
 from .augment import AugmentConfig, add_pause_sounds, augment, mask_frequencies
 from .checkpoint import load_meta, load_optimizer_state, load_weights, save_checkpoint, stem
-from .amplitude import OPENING_CHANNELS, fit_quantile_map
 from .closure import ClosureDecoder, CLOSURE_CHANNELS, calibrate_threshold
 from .model import FlameSyncNet, ModelConfig, count_parameters
 from .targets import frame_labels
@@ -346,8 +346,9 @@ def _worker_batch(step: int) -> dict[str, torch.Tensor]:
 def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of: L1 on weights, L1 on their frame-to-frame velocity and acceleration, closure
     BCE with positive frames weighted ``closure_pos_weight``, a per-closure detection term
-    (:func:`closure_detection_loss`), and viseme cross-entropy. Padded frames are excluded; loss
-    weights missing from ``lw`` count as 0."""
+    (:func:`closure_detection_loss`), and viseme cross-entropy. Padded frames are excluded. The
+    acceleration and detection weights may be absent from ``lw`` (0: off, as in older configs); both
+    terms are computed anyway, for the training log."""
     pred_w, closure_logit, vis_logit = outputs
     valid = batch["valid"]  # (B, T)
     cmask = batch["channel_mask"][:, None, :]  # (B, 1, C)
