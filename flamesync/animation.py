@@ -226,7 +226,8 @@ class Animation:
             if names[0] not in self.channels:
                 continue
             cols = [self.channels.index(n) for n in names]
-            out[:, cols] = _slerp_rotvec(src[:, cols], lo, hi, frac[:, 0])
+            rot = src[:, cols]
+            out[:, cols] = slerp_rotvec(rot[lo], rot[hi], frac[:, 0])
         return self.replace(fps=fps, values=out.astype(np.float32))
 
     # ------------------------------------------------------------------ files
@@ -292,7 +293,3 @@ class Animation:
             f"{self.duration:.2f} s)"
         )
 
-
-def _slerp_rotvec(rotvec: np.ndarray, lo: np.ndarray, hi: np.ndarray, frac: np.ndarray) -> np.ndarray:
-    """Spherical interpolation between axis-angle rows ``lo`` and ``hi``, shape (N, 3)."""
-    return slerp_rotvec(rotvec[lo], rotvec[hi], frac)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import numeric
 from ..animation import Animation
 from .rig import Rig, Take, carry_audio, rig_from_face, take_for
 
@@ -139,9 +140,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def rotvec_to_quat(rotvec: np.ndarray) -> np.ndarray:
     """Axis-angle (T, 3) to unit quaternions (T, 4) in glTF's (x, y, z, w) order, sign-continuous."""
-    from ..numeric import rotvec_to_quat as wxyz
-
-    q = wxyz(rotvec)[:, [1, 2, 3, 0]]
+    q = numeric.rotvec_to_quat(rotvec)[:, [1, 2, 3, 0]]  # (w, x, y, z) -> (x, y, z, w)
     # Keep consecutive keys in the same hemisphere so linear interpolation takes the short way.
     for i in range(1, len(q)):
         if np.dot(q[i], q[i - 1]) < 0:
