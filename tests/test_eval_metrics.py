@@ -26,6 +26,17 @@ def test_closure_rate_counts_bilabials_that_close():
     assert n == 2 and rate == 0.5
 
 
+def test_vowel_closure_rate_counts_vowels_shut_in_their_middle_half():
+    fps = 100
+    opening = np.full(100, 0.01)
+    opening[10:12] = 0.0005  # shut at the very start of the first vowel: coarticulation, not counted
+    opening[45:47] = 0.0005  # shut in the middle of the second vowel
+    phones = [seg(0.1, 0.3, "a"), seg(0.3, 0.4, "m"), seg(0.4, 0.5, "ɪ"), seg(0.5, 0.6, "s"), seg(0.6, 0.8, "oʊ")]
+    rate, n = m.vowel_closure_rate(opening, fps, phones)
+    assert n == 3 and rate == 1 / 3
+    assert np.isnan(m.vowel_closure_rate(opening, fps, [seg(0.0, 0.2, "m")])[0])
+
+
 def test_silence_at_rest():
     fps = 50
     opening = np.zeros(100)

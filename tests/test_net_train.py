@@ -267,3 +267,20 @@ def test_acceleration_term_penalises_wobble_the_targets_do_not_have():
     assert exact["l_acceleration"] == pytest.approx(0.0, abs=1e-7)
     assert wobbly["l_acceleration"] == pytest.approx(0.04, rel=1e-4)  # |+-0.01 - 2(-+0.01) +- 0.01| = 0.04
     assert wobbly["loss"] == pytest.approx(wobbly["l_acceleration"])
+
+
+def test_hard_negative_weight_counts_other_stops_and_nasals_more():
+    from flamesync.net.targets import VISEME_CLASSES, viseme_of
+    from flamesync.net.train import compute_loss
+
+    phones = ["a", "n", "m", "k", "s"]
+    vis = torch.tensor([[viseme_of(p) for p in phones]])
+    batch = {"valid": torch.ones(1, 5), "channel_mask": torch.ones(1, 1), "weights": torch.zeros(1, 5, 1),
+             "closure": torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.0]]), "visemes": vis}
+    logits = torch.tensor([[0.0, 2.0, 0.0, 2.0, 2.0]])
+    outs = (torch.zeros(1, 5, 1), logits, torch.zeros(1, 5, len(VISEME_CLASSES)))
+    lw = {"weights": 0.0, "velocity": 0.0, "closure": 1.0, "closure_pos_weight": 4.0, "visemes": 0.0}
+    bce = [np.log(2), np.log1p(np.e ** 2), np.log(2), np.log1p(np.e ** 2), np.log1p(np.e ** 2)]
+    for hard, w in ((None, [1, 1, 4, 1, 1]), (3.0, [1, 3, 4, 3, 1])):  # /n/ and /k/ are hard, /s/ is not
+        _, parts = compute_loss(outs, batch, lw if hard is None else {**lw, "closure_hard_negative": hard})
+        assert parts["l_closure"] == pytest.approx(np.dot(w, bce) / sum(w), rel=1e-5)

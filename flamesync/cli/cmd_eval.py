@@ -14,7 +14,9 @@ closures, open vowels and silences the metrics look at; the systems themselves h
 
 Metrics per clip: share of /p b m/ with the lips closed, lip gap on open vowels (mm), share of
 long silences at rest, audio-to-motion lag (ms, positive = motion late) and the correlation with a
-phone-derived openness curve at that lag, jitter (mean |second derivative| of the lip gap).
+phone-derived openness curve at that lag, jitter (mean |second derivative| of the lip gap), and
+the share of vowels with the lips shut in their middle half (the price of closing too eagerly:
+a system that shuts the lips whenever in doubt closes every /p b m/ and many vowels).
 """
 
 

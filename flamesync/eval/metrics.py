@@ -15,6 +15,7 @@ import numpy as np
 BILABIALS = frozenset({"p", "b", "m"})
 OPEN_VOWELS = frozenset({"a", "aː", "ɑ", "ɑː", "æ", "ɒ", "aɪ", "aʊ", "ʌ"})
 SILENCE = "_"
+_VOWEL_CHARS = set("aeiouyæɑɒɔəɛɜɪʊʌɐɘɵɤɯœøɶɨʉɚ")
 
 
 def lip_vertex_error(pred: np.ndarray, ref: np.ndarray, lip_vertices: np.ndarray) -> float:
@@ -55,6 +56,32 @@ def closure_rate(opening: np.ndarray, fps: float, phones, *, threshold: float = 
         return float("nan"), 0
     closed = [np.min(opening[_frames(s, fps, len(opening))]) < threshold for s in segs]
     return float(np.mean(closed)), len(segs)
+
+
+def vowel_closure_rate(opening: np.ndarray, fps: float, phones, *, threshold: float = 0.002) -> tuple[float, int]:
+    """Share of vowels during whose middle half the lips close (gap below ``threshold`` metres).
+
+    The other side of :func:`closure_rate`: a system that shuts the lips whenever it is unsure
+    closes every /p b m/ and many vowels. Only the middle half counts, because a vowel next to
+    /p b m/ legitimately starts or ends with the lips still closing or opening.
+
+    Returns
+    -------
+    (rate, count) : float in [0, 1] (NaN when there are none), number of vowels
+    """
+    n = len(opening)
+    closed = []
+    for s in phones:
+        if not s.phone or s.phone[0] not in _VOWEL_CHARS:
+            continue
+        quarter = (s.end - s.start) / 4
+        a = int(np.floor((s.start + quarter) * fps))
+        b = int(np.ceil((s.end - quarter) * fps))
+        a, b = max(0, min(a, n - 1)), max(1, min(b, n))
+        closed.append(np.min(opening[a:max(b, a + 1)]) < threshold)
+    if not closed:
+        return float("nan"), 0
+    return float(np.mean(closed)), len(closed)
 
 
 def open_vowel_opening(opening: np.ndarray, fps: float, phones) -> float:
@@ -109,9 +136,6 @@ def _openness_table() -> dict[str, float]:
 
     table = {row["phone"]: float(row["openness"]) for row in read_tsv(config_path("eval", "openness.tsv"))}
     return table
-
-
-_VOWEL_CHARS = set("aeiouyæɑɒɔəɛɜɪʊʌɐɘɵɤɯœøɶɨʉɚ")
 
 
 def phone_openness(phone: str) -> float:

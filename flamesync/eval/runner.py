@@ -47,6 +47,8 @@ class ClipScore:
     lag_ms: float
     corr: float
     jitter: float
+    closed_vowels: float = float("nan")  # share of vowels with the lips shut mid-vowel (lower is better)
+    n_vowel: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -113,13 +115,14 @@ def score_animation(anim: Animation, phones, duration: float, face, *, system: s
         weights = np.pad(weights, ((0, n - len(weights)), (0, 0)), mode="edge")
     closure, n_b = metrics.closure_rate(opening, EVAL_FPS, phones)
     rest, n_s = metrics.silence_at_rest(opening, weights, EVAL_FPS, phones)
+    closed_v, n_v = metrics.vowel_closure_rate(opening, EVAL_FPS, phones)
     ref = metrics.openness_curve(phones, EVAL_FPS, n)
     lag, corr = metrics.av_lag(opening, ref, EVAL_FPS)
     return ClipScore(
         clip=clip, system=system, closure=closure, n_bilabial=n_b,
         open_vowel_mm=1000 * metrics.open_vowel_opening(opening, EVAL_FPS, phones),
         rest=rest, n_silence=n_s, lag_ms=1000 * lag, corr=corr,
-        jitter=metrics.jitter(opening, EVAL_FPS),
+        jitter=metrics.jitter(opening, EVAL_FPS), closed_vowels=closed_v, n_vowel=n_v,
     )
 
 
@@ -193,6 +196,8 @@ def summarize(scores: list[ClipScore]) -> dict[str, dict[str, float]]:
             "abs_lag_ms": float(np.nanmedian([abs(r.lag_ms) for r in rows])),
             "corr": float(np.nanmean([r.corr for r in rows])),
             "jitter": float(np.nanmean([r.jitter for r in rows])),
+            "closed_vowels": pooled("closed_vowels", "n_vowel"),
+            "n_vowel": sum(r.n_vowel for r in rows),
         }
     return out
 
@@ -201,20 +206,21 @@ def format_table(scores: list[ClipScore], summary: dict[str, dict[str, float]]) 
     def f(x, fmt):
         return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
-    head = f"{'clip':42s} {'system':7s} {'pbm closed':>11s} {'open vowel':>10s} {'rest':>9s} {'lag':>7s} {'corr':>5s} {'jitter':>7s}"
+    head = f"{'clip':42s} {'system':7s} {'pbm closed':>11s} {'open vowel':>10s} {'rest':>9s} {'lag':>7s} {'corr':>5s} {'jitter':>7s} {'vowels shut':>12s}"
     lines = [head, f"{'':42s} {'':7s} {'':>11s} {'mm':>10s} {'':>9s} {'ms':>7s} {'':>5s} {'m/s2':>7s}", "-" * len(head)]
     for s in scores:
         lines.append(
             f"{s.clip[:42]:42s} {s.system:7s} {f(s.closure, '.0%'):>6s} ({s.n_bilabial:2d}) "
             f"{f(s.open_vowel_mm, '10.1f')} {f(s.rest, '.0%'):>5s} ({s.n_silence}) {f(s.lag_ms, '7.0f')} "
-            f"{f(s.corr, '5.2f')} {f(s.jitter, '7.2f')}"
+            f"{f(s.corr, '5.2f')} {f(s.jitter, '7.2f')} {f(s.closed_vowels, '.1%'):>6s} ({s.n_vowel:3d})"
         )
     lines.append("-" * len(head))
     for system, m in summary.items():
         lines.append(
             f"{'OVERALL':42s} {system:7s} {f(m['closure'], '.0%'):>6s} ({m['n_bilabial']:2d}) "
             f"{f(m['open_vowel_mm'], '10.1f')} {f(m['rest'], '.0%'):>5s} ({m['n_silence']}) "
-            f"{f(m['lag_ms'], '7.0f')} {f(m['corr'], '5.2f')} {f(m['jitter'], '7.2f')}"
+            f"{f(m['lag_ms'], '7.0f')} {f(m['corr'], '5.2f')} {f(m['jitter'], '7.2f')} "
+            f"{f(m.get('closed_vowels'), '.1%'):>6s} ({m.get('n_vowel', 0):3d})"
         )
     return "\n".join(lines)
 
@@ -300,6 +306,7 @@ def target_report(summary: dict[str, dict[str, float]]) -> list[tuple[str, str, 
             "corr": m["corr"] > b["corr"],
             "jitter": m["jitter"] < b["jitter"],
             "open_vowel_mm (closer to the text reference)": abs(m["open_vowel_mm"] - ref) < abs(b["open_vowel_mm"] - ref),
+            "closed_vowels (fewer)": m.get("closed_vowels", math.nan) <= b.get("closed_vowels", math.nan),
         }
         for k, ok in better.items():
             rows.append((f"better than the phone-recognition baseline: {k}", "yes" if ok else "no", ok))
