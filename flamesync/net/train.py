@@ -350,6 +350,7 @@ def _worker_batch(step: int) -> dict[str, torch.Tensor]:
 HARD_NEGATIVE_VISEMES: tuple[str, ...] = ("TDNL", "KG")
 _HARD_NEGATIVE_IDS = torch.tensor([float(c in HARD_NEGATIVE_VISEMES) for c in VISEME_CLASSES])
 
+
 def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of: L1 on weights, L1 on their frame-to-frame velocity and acceleration, closure
     BCE with positive frames weighted ``closure_pos_weight`` and the other stops and nasals
