@@ -37,8 +37,13 @@ def lip_vertex_error(pred: np.ndarray, ref: np.ndarray, lip_vertices: np.ndarray
 
 
 def _frames(seg, fps: float, n: int) -> slice:
-    a = int(np.floor(seg.start * fps))
-    b = int(np.ceil(seg.end * fps))
+    return _span(seg.start, seg.end, fps, n)
+
+
+def _span(start: float, end: float, fps: float, n: int) -> slice:
+    """Frames overlapping ``[start, end]`` s, clipped to ``n`` frames and never empty."""
+    a = int(np.floor(start * fps))
+    b = int(np.ceil(end * fps))
     return slice(max(0, min(a, n - 1)), max(1, min(b, n)))
 
 
@@ -75,10 +80,7 @@ def vowel_closure_rate(opening: np.ndarray, fps: float, phones, *, threshold: fl
         if not s.phone or s.phone[0] not in _VOWEL_CHARS:
             continue
         quarter = (s.end - s.start) / 4
-        a = int(np.floor((s.start + quarter) * fps))
-        b = int(np.ceil((s.end - quarter) * fps))
-        a, b = max(0, min(a, n - 1)), max(1, min(b, n))
-        closed.append(np.min(opening[a:max(b, a + 1)]) < threshold)
+        closed.append(np.min(opening[_span(s.start + quarter, s.end - quarter, fps, n)]) < threshold)
     if not closed:
         return float("nan"), 0
     return float(np.mean(closed)), len(closed)

@@ -714,6 +714,7 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
     fcfg = FeatureConfig.from_dict(cfg["features"])
     hard = AugmentConfig(p_reverb=1.0, p_noise=1.0)
     channels = tuple(model.cfg.channels)
+    fit_map = bool(cfg["calibration"].get("amplitude_map"))
     probs, labels, speech, preds, targets = [], [], [], [], []
     for i, ex in enumerate(val_ex):
         rng = np.random.default_rng([int(cfg["seed"]), 2_000_003, i])
@@ -724,15 +725,16 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
         probs.append(torch.sigmoid(logit[0, :n]).cpu().numpy())
         labels.append(ex.closure[:n])
         speech.append(ex.speech[:n])
-        preds.append(w[0, :n].cpu().numpy())
-        targets.append(np.where(ex.channel_mask[None] > 0, ex.weights[:n], np.nan))
+        if fit_map:
+            preds.append(w[0, :n].cpu().numpy())
+            targets.append(np.where(ex.channel_mask[None] > 0, ex.weights[:n], np.nan))
     if not probs:
         return ClosureDecoder(), {"note": "no validation items; default decoder"}
     decoder, report = calibrate_threshold(probs, labels, speech,
                                           max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)))
     report["n_items"] = len(probs)
     report["data"] = "val split, every item with reverb (RT60 0.1-0.9 s) and noise (5-35 dB SNR)"
-    if cfg["calibration"].get("amplitude_map"):
+    if fit_map:
         p, t = np.concatenate(preds), np.concatenate(targets)
         report["amplitude_map"] = {}
         for name in OPENING_CHANNELS:
