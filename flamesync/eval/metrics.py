@@ -15,7 +15,6 @@ import numpy as np
 BILABIALS = frozenset({"p", "b", "m"})
 OPEN_VOWELS = frozenset({"a", "aː", "ɑ", "ɑː", "æ", "ɒ", "aɪ", "aʊ", "ʌ"})
 SILENCE = "_"
-_VOWEL_CHARS = set("aeiouyæɑɒɔəɛɜɪʊʌɐɘɵɤɯœøɶɨʉɚ")
 
 
 def lip_vertex_error(pred: np.ndarray, ref: np.ndarray, lip_vertices: np.ndarray) -> float:
@@ -74,10 +73,14 @@ def vowel_closure_rate(opening: np.ndarray, fps: float, phones, *, threshold: fl
     -------
     (rate, count) : float in [0, 1] (NaN when there are none), number of vowels
     """
+    from ..phonetics.phoneset import inventory
+
+    phone_set = inventory()
     n = len(opening)
     closed = []
     for s in phones:
-        if not s.phone or s.phone[0] not in _VOWEL_CHARS:
+        info = phone_set.get(s.phone)
+        if info is None or not info.is_vowel:
             continue
         quarter = (s.end - s.start) / 4
         closed.append(np.min(opening[_span(s.start + quarter, s.end - quarter, fps, n)]) < threshold)
@@ -138,6 +141,9 @@ def _openness_table() -> dict[str, float]:
 
     table = {row["phone"]: float(row["openness"]) for row in read_tsv(config_path("eval", "openness.tsv"))}
     return table
+
+
+_VOWEL_CHARS = set("aeiouyæɑɒɔəɛɜɪʊʌɐɘɵɤɯœøɶɨʉɚ")
 
 
 def phone_openness(phone: str) -> float:
