@@ -109,6 +109,23 @@ def test_deterministic_for_a_seed_and_resumable(tiny, tmp_path):
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
 
 
+def test_parent_c_rand_state_does_not_leak(tiny, tmp_path):
+    """espeak's voice variants draw breath noise from libc rand(), inherited by forked workers."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.srand(12345)
+    for _ in range(10):
+        libc.rand()
+    other = tmp_path / "c"
+    synthesize_corpus(other, workers=1, **TINY)
+    a, b = all_items(tiny[0]), all_items(other)
+    for split in SPLITS:
+        assert [x.meta["id"] for x in a[split]] == [y.meta["id"] for y in b[split]]
+        for x, y in zip(a[split], b[split]):
+            assert np.array_equal(x.audio, y.audio), (x.meta["id"], x.meta["voice"])
+
+
 def test_other_seed_in_same_folder_is_refused(tiny):
     with pytest.raises(InputError, match="other settings"):
         synthesize_corpus(tiny[0], workers=1, **{**TINY, "seed": 8})
@@ -156,3 +173,46 @@ def test_split_schedule():
     splits = [split_of_shard(i) for i in range(20)]
     assert splits.count("val") == 2 and splits.count("test_lang") == 1
     assert set(splits[:3]) == set(SPLITS)
+
+
+# ------------------------------------------------------------------------------------ fillers
+def test_fillers_off_leaves_text_and_keys_as_before():
+    from flamesync.data.synth import SynthConfig
+    from flamesync.data.text import text_generator
+
+    plain = text_generator("en", 11)
+    off = text_generator("en", 11, fillers=0.0)
+    assert [plain.sentence() for _ in range(20)] == [off.sentence() for _ in range(20)]
+    # corpora made before the option existed must keep their key (else they would be refused)
+    assert SynthConfig(hours=1.0).key() == SynthConfig(hours=1.0, fillers=0.0).key() == "3e5dba5dd5f5cdcb"
+    assert SynthConfig(hours=1.0, fillers=0.05).key() != SynthConfig(hours=1.0).key()
+
+
+def test_fillers_appear_in_english_text():
+    from flamesync.data.text import FILLERS, text_generator
+
+    gen = text_generator("en", 3, fillers=0.2)
+    sentences = [gen.sentence() for _ in range(200)]
+    words = [w.strip(",.?!").lower() for s in sentences for w in s.split()]
+    share = sum(w in FILLERS for w in words) / len(words)
+    assert 0.12 < share < 0.3
+    assert not any(",," in s or ",." in s or ",?" in s or ",!" in s for s in sentences)
+    # other languages have no English hesitations
+    de = text_generator("de", 3, fillers=0.2)
+    assert not any(w.strip(",.?!").lower() in ("um", "uh") for _ in range(50) for w in de.sentence().split())
+
+
+def test_corpus_with_fillers_speaks_them(tmp_path):
+    cfg = dict(TINY, hours=0.002, english_share=1.0, fillers=0.3)
+    synthesize_corpus(tmp_path / "f", workers=1, **cfg)
+    items = [it for s in SPLITS for it in Corpus(tmp_path / "f").items(s) if it.meta["language"] == "en"]
+    assert items
+    texts = " ".join(it.meta["text"].lower() for it in items)
+    assert " um" in texts or "um " in texts
+    # the "um" is spoken, so its /m/ is a labelled closure like any other
+    ums = [(it, w) for it in items for w in it.meta["words"] if w[2].lower().strip(",") == "um"]
+    assert ums
+    for it, (start, end, _) in ums:
+        assert any(p.phone == "m" and start - 0.01 <= p.start < end for p in it.phones)
+    with pytest.raises(InputError, match="fillers"):
+        synthesize_corpus(tmp_path / "g", hours=0.01, fillers=0.9)

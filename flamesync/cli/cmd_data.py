@@ -30,6 +30,9 @@ def register(sub) -> None:
                    help="share of utterances in English, the rest espeak-ng in --languages (default 0.6)")
     s.add_argument("--gender-share", type=float, default=0.35,
                    help="share of utterances given a Praat voice change (default 0.35)")
+    s.add_argument("--fillers", type=float, default=0.0,
+                   help="share of English words that become hesitations like 'um' and 'uh', as in "
+                   "spontaneous speech (default 0)")
     s.add_argument("--shard-seconds", type=float, default=None, help=argparse.SUPPRESS)
     s.set_defaults(func=_synth)
     st = dsub.add_parser("stats", help="print a corpus's statistics")
@@ -46,7 +49,7 @@ def _synth(args) -> int:
     manifest = synthesize_corpus(
         out, hours=args.hours, seed=args.seed, workers=args.workers, languages=args.languages,
         test_languages=args.test_languages, shard_seconds=args.shard_seconds, engines=args.engines,
-        english_share=args.english_share, gender_share=args.gender_share,
+        english_share=args.english_share, gender_share=args.gender_share, fillers=args.fillers,
     )
     st = manifest["stats"]
     print(f"corpus: {out}")

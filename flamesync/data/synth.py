@@ -13,6 +13,7 @@ Splits keep evaluation honest: ``train``; ``val``, made only with voices that ``
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import math
@@ -63,10 +64,13 @@ class SynthConfig:
     shard_seconds: float = 180.0
     fps: float = FPS
     sample_rate: int = SAMPLE_RATE
+    fillers: float = 0.0
 
     def key(self) -> str:
         d = asdict(self)
         d.pop("hours")  # more hours = more shards of the same kind
+        if not d["fillers"]:
+            d.pop("fillers")  # corpora made before fillers existed keep their key
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
@@ -238,7 +242,7 @@ def synth_shard(cfg: SynthConfig, index: int, out_dir: Path, available: dict[str
         spec = _choose_spec(cfg, split, rng, available)
         lang = spec["language"]
         if lang not in texts:
-            texts[lang] = text_generator(lang, int(rng.integers(2**31)))
+            texts[lang] = text_generator(lang, int(rng.integers(2**31)), fillers=cfg.fillers)
         text = texts[lang].sentence()
         try:
             utt = get_engine(spec["engine"]).synthesize(
@@ -334,10 +338,21 @@ def merge_stats(parts: list[dict]) -> dict:
 def _worker(job: tuple) -> tuple[int, dict, float]:
     cfg, index, out_dir, available = job
     t0 = time.perf_counter()
+    # espeak-ng's voice variants draw breath noise from the C library's rand(), whose state a
+    # forked worker inherits from the parent: reset it to the state of a fresh process (glibc
+    # treats an unseeded rand() as srand(1)) so a shard never depends on what the parent ran.
+    _reset_c_rand()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         stats = synth_shard(cfg, index, Path(out_dir), available)
     return index, stats, time.perf_counter() - t0
+
+
+def _reset_c_rand() -> None:
+    try:
+        ctypes.CDLL(None).srand(1)
+    except (OSError, AttributeError):  # no C library to reach (not on the platforms we run on)
+        pass
 
 
 def _preload() -> None:
@@ -382,6 +397,7 @@ def synthesize_corpus(
     engines: tuple[str, ...] | None = None,
     gender_share: float = 0.35,
     english_share: float = 0.6,
+    fillers: float = 0.0,
 ) -> dict:
     """Make (or finish) a corpus in ``out_dir``; return its manifest.
 
@@ -409,6 +425,8 @@ def synthesize_corpus(
         Share of utterances given a Praat "change gender" voice transformation.
     english_share : float
         Share of train/val utterances in English (the rest are espeak-ng in ``languages``).
+    fillers : float
+        Share of English word slots that become hesitations ("um", "uh", "er"), in [0, 0.5].
     """
     from ..fileio import atomic_write_text
     from ..progress import track
@@ -416,6 +434,8 @@ def synthesize_corpus(
 
     if not (isinstance(hours, (int, float)) and math.isfinite(hours) and hours > 0):
         raise InputError(f"--hours must be a positive number, got {hours!r}")
+    if not (isinstance(fillers, (int, float)) and 0.0 <= fillers <= 0.5):
+        raise InputError(f"--fillers must be a share between 0 and 0.5, got {fillers!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
@@ -443,7 +463,8 @@ def synthesize_corpus(
     cfg = SynthConfig(hours=float(hours), seed=int(seed), languages=languages,
                       test_languages=tuple(test_languages), shard_seconds=float(shard_seconds),
                       engines=tuple(engines) if engines else ("espeak", "flite", "festival"),
-                      gender_share=float(gender_share), english_share=float(english_share))
+                      gender_share=float(gender_share), english_share=float(english_share),
+                      fillers=float(fillers))
     if old and old.get("key") not in (None, cfg.key()):
         raise InputError(
             f"{out_dir} holds a corpus made with other settings (seed, languages or shard size); "

@@ -5,6 +5,9 @@ for the phones and diphones seen least so far, mixed with function words, names 
 commas, full stops and questions so the speech has pauses and varied intonation. Other languages
 use pseudo-words built from spelling units that espeak-ng reads as that language's phones
 (``configs/corpus/languages.tsv``), plus a few real words each.
+
+Spontaneous speech is full of hesitations ("um", "uh") that no read text has, and the "um" is a
+long, lightly articulated /m/: opt-in ``fillers`` scatter them through English sentences.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ FUNCTION_WORDS = (
     "from or have be are his her my your our their what when where who how will can do did so if "
     "then there here all some no yes very just about"
 ).split()
+
+# Hesitations every engine reads as phones (flite and festival spell out "hmm" and "mm"), each
+# followed by a comma half the time, since a filler often ends in a pause.
+FILLERS = ("um", "um", "uh", "er")
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,7 +92,10 @@ def _punctuate(words: list[str], rng: np.random.Generator) -> str:
     for i, w in enumerate(words):
         since += 1
         last = i == len(words) - 1
-        if not last and since >= 3 and rng.random() < 0.18:
+        if w.endswith(","):  # a filler's own pause (never drawn when fillers are off)
+            w = w[:-1] if last else w
+            since = 0
+        elif not last and since >= 3 and rng.random() < 0.18:
             w += "," if rng.random() < 0.75 else "."
             since = 0
         out.append(w)
@@ -97,12 +107,17 @@ def _punctuate(words: list[str], rng: np.random.Generator) -> str:
 
 
 class EnglishText:
-    """Generator of phonetically balanced English utterances (deterministic for a seed)."""
+    """Generator of phonetically balanced English utterances (deterministic for a seed).
 
-    def __init__(self, seed: int) -> None:
+    ``fillers`` is the share of word slots that become a hesitation (:data:`FILLERS`); at 0 no
+    random draw is spent on them, so the text is what it was before fillers existed.
+    """
+
+    def __init__(self, seed: int, *, fillers: float = 0.0) -> None:
         self.rng = np.random.default_rng(seed)
         self.words, self.units = _cmu_words()
         self.counts: Counter[str] = Counter()
+        self.fillers = float(fillers)
 
     def _content_word(self) -> str:
         cand = self.rng.integers(0, len(self.words), size=32)
@@ -115,6 +130,9 @@ class EnglishText:
     def sentence(self) -> str:
         words = []
         for _ in range(_length(self.rng)):
+            if self.fillers > 0 and self.rng.random() < self.fillers:
+                words.append(str(self.rng.choice(FILLERS)) + ("," if self.rng.random() < 0.5 else ""))
+                continue
             r = self.rng.random()
             if r < 0.35:
                 words.append(str(self.rng.choice(FUNCTION_WORDS)))
@@ -156,8 +174,11 @@ class PseudoText:
         return _punctuate(words, self.rng)
 
 
-def text_generator(language: str, seed: int) -> "EnglishText | PseudoText":
-    """A sentence generator for an espeak-ng language code (``en*`` gives English)."""
+def text_generator(language: str, seed: int, *, fillers: float = 0.0) -> "EnglishText | PseudoText":
+    """A sentence generator for an espeak-ng language code (``en*`` gives English).
+
+    ``fillers`` (English only): share of word slots that become hesitations such as "um".
+    """
     if language.split("-")[0] == "en":
-        return EnglishText(seed)
+        return EnglishText(seed, fillers=fillers)
     return PseudoText(language, seed)
