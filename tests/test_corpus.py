@@ -26,6 +26,16 @@ def all_items(path):
     return {s: list(c.items(s)) for s in SPLITS}
 
 
+def assert_same_corpus(path_a, path_b):
+    a, b = all_items(path_a), all_items(path_b)
+    for split in SPLITS:
+        assert len(a[split]) == len(b[split])
+        for x, y in zip(a[split], b[split]):
+            assert x.meta == y.meta
+            assert np.array_equal(x.audio, y.audio), (x.meta["id"], x.meta["voice"])
+            assert np.array_equal(x.targets, y.targets)
+
+
 def test_manifest_and_items(tiny):
     path, manifest = tiny
     c = Corpus(path)
@@ -86,13 +96,7 @@ def test_deterministic_for_a_seed_and_resumable(tiny, tmp_path):
     path, _ = tiny
     other = tmp_path / "b"
     synthesize_corpus(other, workers=1, **TINY)
-    a, b = all_items(path), all_items(other)
-    for split in SPLITS:
-        assert len(a[split]) == len(b[split])
-        for x, y in zip(a[split], b[split]):
-            assert x.meta == y.meta
-            assert np.array_equal(x.audio, y.audio)
-            assert np.array_equal(x.targets, y.targets)
+    assert_same_corpus(path, other)
     # resume: remove one shard, leave a stale temporary file; only that shard is made again
     shards = sorted(other.glob("*/shard-*.npz"))
     victim = shards[1]
@@ -119,11 +123,7 @@ def test_parent_c_rand_state_does_not_leak(tiny, tmp_path):
         libc.rand()
     other = tmp_path / "c"
     synthesize_corpus(other, workers=1, **TINY)
-    a, b = all_items(tiny[0]), all_items(other)
-    for split in SPLITS:
-        assert [x.meta["id"] for x in a[split]] == [y.meta["id"] for y in b[split]]
-        for x, y in zip(a[split], b[split]):
-            assert np.array_equal(x.audio, y.audio), (x.meta["id"], x.meta["voice"])
+    assert_same_corpus(tiny[0], other)
 
 
 def test_other_seed_in_same_folder_is_refused(tiny):

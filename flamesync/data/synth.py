@@ -351,7 +351,7 @@ def _worker(job: tuple) -> tuple[int, dict, float]:
 def _reset_c_rand() -> None:
     try:
         ctypes.CDLL(None).srand(1)
-    except (OSError, AttributeError):  # no C library to reach (not on the platforms we run on)
+    except (OSError, AttributeError):  # no C library with srand (not glibc or musl): nothing to reset
         pass
 
 
