@@ -13,7 +13,6 @@ Splits keep evaluation honest: ``train``; ``val``, made only with voices that ``
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import math
@@ -338,21 +337,10 @@ def merge_stats(parts: list[dict]) -> dict:
 def _worker(job: tuple) -> tuple[int, dict, float]:
     cfg, index, out_dir, available = job
     t0 = time.perf_counter()
-    # espeak-ng's voice variants draw breath noise from the C library's rand(), whose state a
-    # forked worker inherits from the parent: reset it to the state of a fresh process (glibc
-    # treats an unseeded rand() as srand(1)) so a shard never depends on what the parent ran.
-    _reset_c_rand()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         stats = synth_shard(cfg, index, Path(out_dir), available)
     return index, stats, time.perf_counter() - t0
-
-
-def _reset_c_rand() -> None:
-    try:
-        ctypes.CDLL(None).srand(1)
-    except (OSError, AttributeError):  # no C library with srand (not glibc or musl): nothing to reset
-        pass
 
 
 def _preload() -> None:

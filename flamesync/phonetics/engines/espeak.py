@@ -188,6 +188,13 @@ def _library() -> _Library:
         else:
             _LIB.lock = threading.Lock()
         _LIB_PID = os.getpid()
+        # Voice variants draw breath noise from the C library's rand(), whose state a forked child
+        # inherits too: start each process's espeak from a fresh process's state (glibc treats an
+        # unseeded rand() as srand(1)), so its output never depends on what the parent ran.
+        try:
+            ctypes.CDLL(None).srand(1)
+        except (OSError, AttributeError):  # no C library with srand (not glibc or musl)
+            pass
     return _LIB
 
 
