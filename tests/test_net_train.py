@@ -269,6 +269,47 @@ def test_acceleration_term_penalises_wobble_the_targets_do_not_have():
     assert wobbly["loss"] == pytest.approx(wobbly["l_acceleration"])
 
 
+def test_range_term_penalises_a_shrunk_output_and_is_not_bought_by_wobble():
+    from flamesync.net.train import compute_loss, range_loss
+
+    b, t, c = 2, 60, 3
+    time = torch.arange(t, dtype=torch.float32)
+    target = (0.4 + 0.3 * torch.sin(2 * np.pi * time / 30))[None, :, None].expand(b, t, c).contiguous()
+    mean = target.mean(dim=1, keepdim=True)
+    shrunk = mean + 0.6 * (target - mean)  # the median-seeking network: right shape, 60% of the range
+    wobbly = shrunk + 0.1 * (-1.0) ** time[None, :, None]  # the same, plus frame-to-frame wobble
+    valid, cmask = torch.ones(b, t), torch.ones(b, c)
+    assert float(range_loss(target, target, valid, cmask)) == pytest.approx(0.0, abs=1e-4)
+    shortfall = float(range_loss(shrunk, target, valid, cmask))
+    # Standard deviation of a sine of amplitude 0.3 is 0.3/sqrt(2); 40% of it is missing (smoothing
+    # over 5 of 30 frames per period shrinks both curves alike, by about 5%).
+    assert shortfall == pytest.approx(0.4 * 0.3 / np.sqrt(2), rel=0.1)
+    # Wobble of +-0.1 would make up most of the missing spread in the raw std (0.127 -> 0.162 of 0.212);
+    # after the 5-frame average it barely counts.
+    assert float(range_loss(wobbly, target, valid, cmask)) > 0.9 * shortfall
+    # Padding and undefined channels are ignored: garbage there changes nothing.
+    junk_valid = torch.cat([valid, torch.zeros(b, 10)], dim=1)
+    junk = torch.cat([shrunk, torch.full((b, 10, c), 5.0)], dim=1)
+    junk_target = torch.cat([target, torch.zeros(b, 10, c)], dim=1)
+    assert float(range_loss(junk, junk_target, junk_valid, cmask)) == pytest.approx(shortfall, rel=1e-4)
+    extra = torch.cat([shrunk, torch.rand(b, t, 1)], dim=2)
+    extra_target = torch.cat([target, torch.zeros(b, t, 1)], dim=2)
+    assert float(range_loss(extra, extra_target, valid, torch.cat([cmask, torch.zeros(b, 1)], dim=1))) == \
+        pytest.approx(shortfall, rel=1e-4)
+    # Through compute_loss, with only this term weighted, and a gradient that widens the output.
+    batch = {"valid": valid, "channel_mask": cmask, "weights": target,
+             "closure": torch.zeros(b, t), "visemes": torch.zeros(b, t, dtype=torch.long)}
+    lw = {"weights": 0.0, "velocity": 0.0, "range": 1.0, "closure": 0.0, "closure_pos_weight": 4.0, "visemes": 0.0}
+    pred = shrunk.clone().requires_grad_(True)
+    loss, parts = compute_loss((pred, torch.zeros(b, t), torch.zeros(b, t, 4)), batch, lw)
+    assert parts["l_range"] == pytest.approx(shortfall, rel=1e-5)
+    assert parts["loss"] == pytest.approx(shortfall, rel=1e-5)
+    loss.backward()
+    step = (pred - 0.5 * pred.grad).detach()
+    assert float(range_loss(step, target, valid, cmask)) < shortfall
+    assert float(step[:, 7].mean()) > float(shrunk[:, 7].mean())  # near a peak (frame 7.5): pushed up
+
+
 def test_hard_negative_weight_counts_other_stops_and_nasals_more():
     from flamesync.net.targets import VISEME_CLASSES, viseme_of
     from flamesync.net.train import compute_loss

@@ -67,8 +67,8 @@ DEFAULTS: dict[str, Any] = {
         "val_every": 500,
         "ckpt_every": 250,
         "max_val_items": 64,
-        "loss": {"weights": 1.0, "velocity": 0.5, "acceleration": 0.0, "closure": 0.5, "closure_pos_weight": 4.0,
-                 "closure_hard_negative": 1.0, "closure_detection": 0.0, "visemes": 0.2},
+        "loss": {"weights": 1.0, "velocity": 0.5, "acceleration": 0.0, "range": 0.0, "closure": 0.5,
+                 "closure_pos_weight": 4.0, "closure_hard_negative": 1.0, "closure_detection": 0.0, "visemes": 0.2},
     },
     "calibration": {"max_items": 200, "max_false_rate": 0.03, "amplitude_map": False},
 }
@@ -352,12 +352,13 @@ _HARD_NEGATIVE_IDS = torch.tensor([float(c in HARD_NEGATIVE_VISEMES) for c in VI
 
 
 def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of: L1 on weights, L1 on their frame-to-frame velocity and acceleration, closure
-    BCE with positive frames weighted ``closure_pos_weight`` and the other stops and nasals
-    (:data:`HARD_NEGATIVE_VISEMES`) ``closure_hard_negative``, a per-closure detection term
-    (:func:`closure_detection_loss`), and viseme cross-entropy. Padded frames are excluded. The
-    acceleration, hard-negative and detection weights may be absent from ``lw`` (as in older configs:
-    0, 1 and 0); the acceleration and detection terms are computed anyway, for the training log."""
+    """Weighted sum of: L1 on weights, L1 on their frame-to-frame velocity and acceleration, the
+    range term (:func:`range_loss`), closure BCE with positive frames weighted ``closure_pos_weight``
+    and the other stops and nasals (:data:`HARD_NEGATIVE_VISEMES`) ``closure_hard_negative``, a
+    per-closure detection term (:func:`closure_detection_loss`), and viseme cross-entropy. Padded
+    frames are excluded. The acceleration, range, hard-negative and detection weights may be absent
+    from ``lw`` (as in older configs: 0, 0, 1 and 0); the optional terms are computed anyway, for the
+    training log."""
     pred_w, closure_logit, vis_logit = outputs
     valid = batch["valid"]  # (B, T)
     cmask = batch["channel_mask"][:, None, :]  # (B, 1, C)
@@ -371,6 +372,7 @@ def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[tor
     ma = (valid[:, 2:] * valid[:, 1:-1] * valid[:, :-2])[..., None] * cmask
     da = torch.diff(pred_w, n=2, dim=1) - torch.diff(tw, n=2, dim=1)
     l_acc = (da.abs() * ma).sum() / ma.sum().clamp_min(1.0)
+    l_range = range_loss(pred_w, tw, valid, batch["channel_mask"])
     tc = batch["closure"]
     hard = _HARD_NEGATIVE_IDS.to(batch["visemes"].device)[batch["visemes"]] * (1.0 - tc)
     wc = valid * (1.0 + (float(lw["closure_pos_weight"]) - 1.0) * tc
@@ -380,11 +382,54 @@ def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[tor
     ce = F.cross_entropy(vis_logit.reshape(-1, vis_logit.shape[-1]), batch["visemes"].reshape(-1), reduction="none")
     l_a = (ce * valid.reshape(-1)).sum() / valid.sum().clamp_min(1.0)
     total = (lw["weights"] * l_w + lw["velocity"] * l_v + lw.get("acceleration", 0.0) * l_acc
+             + lw.get("range", 0.0) * l_range
              + lw["closure"] * l_c + lw.get("closure_detection", 0.0) * l_det + lw["visemes"] * l_a)
     parts = {"loss": float(total.detach()), "l_weights": float(l_w.detach()), "l_velocity": float(l_v.detach()),
-             "l_acceleration": float(l_acc.detach()), "l_closure": float(l_c.detach()),
+             "l_acceleration": float(l_acc.detach()), "l_range": float(l_range.detach()),
+             "l_closure": float(l_c.detach()),
              "l_detection": float(l_det.detach()), "l_visemes": float(l_a.detach())}
     return total, parts
+
+
+def range_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, channel_mask: torch.Tensor, *,
+               window: int = 5) -> torch.Tensor:
+    """L1 between the prediction's and the target's spread over time, per sequence and channel.
+
+    An L1 fit predicts the median of what the audio leaves possible, so wherever the network is
+    unsure it drifts to a half-open mouth and its range shrinks (open vowels under-open; see
+    :mod:`flamesync.net.amplitude`). This term asks each crop's output to move over the same range as
+    its target, the "global variance" remedy for over-smoothing in statistical speech synthesis. Both
+    curves are first averaged over ``window`` frames, so frame-to-frame wobble (which the jitter
+    metric punishes) cannot buy range.
+
+    Parameters
+    ----------
+    pred, target : torch.Tensor, shape (B, T, C)
+    valid : torch.Tensor, shape (B, T), 1 on real frames, 0 on padding
+    channel_mask : torch.Tensor, shape (B, C), 1 where the target channel is defined
+    window : int
+        Odd length of the moving average, in frames.
+
+    Returns
+    -------
+    torch.Tensor, scalar: mean over (sequence, channel) of |std(smoothed pred) - std(smoothed target)|
+    """
+    w = valid[:, None, :].to(pred.dtype)  # (B, 1, T)
+    pad = window // 2
+
+    def smooth(x):  # moving average over valid frames only, (B, T, C) -> (B, C, T)
+        num = F.avg_pool1d(x.transpose(1, 2) * w, window, stride=1, padding=pad, count_include_pad=False)
+        den = F.avg_pool1d(w, window, stride=1, padding=pad, count_include_pad=False)
+        return num / den.clamp_min(1e-6)
+
+    n = w.sum(-1).clamp_min(1.0)  # (B, 1)
+
+    def spread(x):  # (B, C, T) -> (B, C)
+        mean = (x * w).sum(-1) / n
+        return (((x - mean[..., None]) ** 2 * w).sum(-1) / n + 1e-8).sqrt()
+
+    d = (spread(smooth(pred)) - spread(smooth(target))).abs() * channel_mask
+    return d.sum() / channel_mask.sum().clamp_min(1.0)
 
 
 def closure_detection_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -597,7 +642,7 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     source = BatchSource(train_ex, seed=seed, tc=tc, aug=aug, fcfg=fcfg,
                          workers=int(cfg.get("data_workers") or 0) if step < end else 0)
     csv_path = out / "log.csv"
-    fields = ["step", "lr", "loss", "l_weights", "l_velocity", "l_acceleration", "l_closure", "l_detection",
+    fields = ["step", "lr", "loss", "l_weights", "l_velocity", "l_acceleration", "l_range", "l_closure", "l_detection",
               "l_visemes", "seconds"]
     new_csv = not csv_path.is_file()
     if not new_csv:  # a run started by older code keeps its own columns
