@@ -416,11 +416,10 @@ def range_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, ch
     """
     w = valid[:, None, :].to(pred.dtype)  # (B, 1, T)
     pad = window // 2
+    share_valid = F.avg_pool1d(w, window, stride=1, padding=pad, count_include_pad=False).clamp_min(1e-6)
 
     def smooth(x):  # moving average over valid frames only, (B, T, C) -> (B, C, T)
-        num = F.avg_pool1d(x.transpose(1, 2) * w, window, stride=1, padding=pad, count_include_pad=False)
-        den = F.avg_pool1d(w, window, stride=1, padding=pad, count_include_pad=False)
-        return num / den.clamp_min(1e-6)
+        return F.avg_pool1d(x.transpose(1, 2) * w, window, stride=1, padding=pad, count_include_pad=False) / share_valid
 
     n = w.sum(-1).clamp_min(1.0)  # (B, 1)
 
