@@ -6,8 +6,9 @@ import argparse
 
 
 def register(sub) -> None:
-    p = sub.add_parser("data", help="make or inspect the synthetic training corpus",
-                       description="Make or inspect the synthetic speech corpus the model trains on.")
+    p = sub.add_parser("data", help="make or inspect training corpora (synthetic speech, real recordings)",
+                       description="Make or inspect the speech corpora the model trains on: synthetic speech "
+                                   "(synth) and transcribed real recordings (real).")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     s = dsub.add_parser(
         "synth", help="synthesize a corpus (sharded, resumable, parallel)",
@@ -35,6 +36,26 @@ def register(sub) -> None:
                    "spontaneous speech (default 0)")
     s.add_argument("--shard-seconds", type=float, default=None, help=argparse.SUPPRESS)
     s.set_defaults(func=_synth)
+    r = dsub.add_parser(
+        "real", help="turn a folder of transcribed recordings into training items",
+        description="Force-align each recording's transcript with pocketsphinx, score the alignment against a "
+        "free phone loop (badly aligned recordings are dropped and counted, badly aligned words masked), animate "
+        "the aligned phones with the coarticulation teacher and store the items in corpus shards, split "
+        "by speaker into train and val. Alignments are cached, so a rebuild is quick.",
+        epilog="Layouts: manifest (MANIFEST.tsv, as ../shared/realtrain), commonvoice (validated.tsv + clips/), "
+        "ljspeech (metadata.csv + wavs/), librispeech (*.trans.txt + .flac), folder (x.wav + x.txt or x.lab; the "
+        "speaker is the sub-folder). Example: flamesync data real ../shared/realtrain --out ~/corpora/realtrain",
+    )
+    r.add_argument("source", help="folder of recordings with transcripts")
+    r.add_argument("--out", default=None, help="corpus folder (default: <flamesync cache>/corpora/real-<folder name>)")
+    r.add_argument("--layout", default="auto", help="auto (default), manifest, commonvoice, ljspeech, librispeech or folder")
+    r.add_argument("--seed", type=int, default=0, help="which speakers are held out for validation (default 0)")
+    r.add_argument("--val-share", type=float, default=0.15, help="share of speakers held out for validation (default 0.15)")
+    r.add_argument("--val-source", action="append", default=None, metavar="NAME",
+                   help="a source held out whole (repeatable; default: ljspeech_part and ljspeech, single readers)")
+    r.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
+    r.add_argument("--limit", type=int, default=None, help="use only this many recordings (a trial run)")
+    r.set_defaults(func=_real)
     st = dsub.add_parser("stats", help="print a corpus's statistics")
     st.add_argument("dir", help="corpus folder")
     st.set_defaults(func=_stats)
@@ -57,6 +78,24 @@ def _synth(args) -> int:
     wall = st.get("wall_seconds_last_run", 0.0)
     if wall > 0:
         print(f"this run: {wall:.1f} s wall")
+    return 0
+
+
+def _real(args) -> int:
+    from pathlib import Path
+
+    from ..cache import cache_dir
+    from ..data.real import build_real_corpus, format_report
+    from ..errors import InputError
+
+    if not 0.0 < args.val_share < 1.0:
+        raise InputError(f"--val-share must be between 0 and 1, got {args.val_share}")
+    out = args.out or cache_dir("corpora", f"real-{Path(args.source).resolve().name}")
+    val_sources = args.val_source if args.val_source is not None else ["ljspeech_part", "ljspeech"]
+    manifest = build_real_corpus(args.source, out, layout=args.layout, seed=args.seed, val_share=args.val_share,
+                                 val_sources=val_sources, workers=args.workers, limit=args.limit)
+    print(f"corpus: {out}")
+    print(format_report(manifest))
     return 0
 
 

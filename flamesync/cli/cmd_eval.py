@@ -35,6 +35,13 @@ def register(sub) -> None:
     p.add_argument("--synthetic", nargs="?", const="default", default=None, metavar="CORPUS",
                    help="also measure lip vertex error against the teacher on the corpus's held-out "
                         "voices and languages (default corpus: <cache>/corpora/default)")
+    p.add_argument("--real-val", default=None, metavar="CORPUS",
+                   help="also score the systems on the val split of a real-speech corpus ('flamesync data real'; "
+                        "speakers never trained on), per source: where networks are compared and chosen")
+    p.add_argument("--per-source", type=int, default=150, metavar="N",
+                   help="with --real-val: at most N items per source, spread over the split (default 150)")
+    p.add_argument("--no-realspeech", action="store_true",
+                   help="skip the ../shared/realspeech and LibriVox clips (e.g. when choosing on --real-val only)")
     p.add_argument("--card", default=None, metavar="FILE",
                    help="write a Markdown model card (checkpoint metadata + these results)")
     p.set_defaults(func=run)
@@ -47,19 +54,35 @@ def run(args) -> int:
 
     repo = Path(__file__).resolve().parents[2]
     real_dir = Path(args.realspeech) if args.realspeech else repo.parent / "shared" / "realspeech"
-    clips = runner.realspeech_clips(real_dir) if (real_dir / "MANIFEST.tsv").is_file() else []
-    if not args.no_librivox:
-        clips += runner.librivox_clips()
-    if not clips:
-        raise InputError(f"no evaluation clips found (looked in {real_dir} and {runner.LIBRIVOX_DIR})")
+    clips = []
+    if not args.no_realspeech:
+        clips = runner.realspeech_clips(real_dir) if (real_dir / "MANIFEST.tsv").is_file() else []
+        if not args.no_librivox:
+            clips += runner.librivox_clips()
+        if not clips:
+            raise InputError(f"no evaluation clips found (looked in {real_dir} and {runner.LIBRIVOX_DIR})")
+    elif not args.real_val:
+        raise InputError("--no-realspeech leaves nothing to evaluate without --real-val")
     available = runner.default_systems(args.checkpoint)
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [n for n in names if n not in available]
     if unknown:
         raise InputError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(available)}")
-    scores = runner.evaluate_real(clips, {n: available[n] for n in names})
+    systems = {n: available[n] for n in names}
+    real_val = None
+    if args.real_val:
+        pairs = runner.corpus_clips(args.real_val, split="val", max_per_source=args.per_source)
+        if not pairs:
+            raise InputError(f"{args.real_val} has no val items to evaluate")
+        val_scores = runner.evaluate_corpus(pairs, systems)
+        real_val = {"overall": runner.summarize(val_scores), "by_source": runner.summarize_by_group(val_scores),
+                    "items": [s.__dict__ for s in val_scores]}
+        print(runner.format_groups(real_val["by_source"], real_val["overall"],
+                                   title=f"real val split of {args.real_val} (speakers never trained on)"))
+    scores = runner.evaluate_real(clips, systems) if clips else []
     summary = runner.summarize(scores)
-    print(runner.format_table(scores, summary))
+    if scores:
+        print(runner.format_table(scores, summary))
     synthetic = None
     if args.synthetic:
         from ..cache import cache_dir
@@ -83,7 +106,8 @@ def run(args) -> int:
         print(f"wrote {args.card}")
     if args.json:
         atomic_write_text(args.json, json.dumps(
-            {"clips": [s.__dict__ for s in scores], "overall": summary, "synthetic": synthetic},
+            {"clips": [s.__dict__ for s in scores], "overall": summary, "synthetic": synthetic,
+             "real_val": real_val},
             indent=1, default=float))
         print(f"wrote {args.json}")
     return 0

@@ -16,6 +16,12 @@ def register(sub) -> None:
     p.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) at this step")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    p.add_argument("--real", action="append", default=None, metavar="DIR",
+                   help="a folder of your own transcribed recordings (any layout 'flamesync data real' reads) to "
+                        "train on beside the config's corpora; repeatable. Without --init, this fine-tunes the "
+                        "shipped network")
+    p.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights ('default': the shipped network)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +37,19 @@ def run(args) -> int:
         over["threads"] = args.threads
     if args.device:
         over["device"] = args.device
+    if args.init:
+        over["init"] = args.init
     cfg = load_config(args.config, over)
+    if args.real:
+        from pathlib import Path
+
+        specs = list(cfg["corpus"].get("real") or [])
+        for d in args.real:
+            d = Path(d).resolve()
+            specs.append({"name": f"real-{d.name}", "source": str(d)})
+        cfg["corpus"]["real"] = specs
+        if not args.init and not cfg.get("init"):
+            cfg["init"] = "default"
     summary = train(cfg, out_dir=args.out, stop_after=args.stop_after)
     print(json.dumps(summary, indent=1))
     return 0

@@ -219,7 +219,6 @@ def synth_shard(cfg: SynthConfig, index: int, out_dir: Path, available: dict[str
     from ..phonetics import get_engine
     from ..phonetics.teacher import phones_to_animation
     from ..channels import SPEECH_CHANNELS, JAW_ROTATION
-    from ..fileio import atomic_path
     from .text import text_generator
 
     path = out_dir / shard_name(index)
@@ -233,7 +232,7 @@ def synth_shard(cfg: SynthConfig, index: int, out_dir: Path, available: dict[str
     split = split_of_shard(index)
     rng = np.random.default_rng([cfg.seed, index, 1])
     texts: dict[str, Any] = {}
-    audio, targets, p_start, p_end, p_label, metas = [], [], [], [], [], []
+    audio, targets, phones, metas = [], [], [], []
     total = 0.0
     attempts = 0
     while total < cfg.shard_seconds and attempts < 400:
@@ -258,9 +257,7 @@ def synth_shard(cfg: SynthConfig, index: int, out_dir: Path, available: dict[str
             anim = phones_to_animation(utt.phones, fps=cfg.fps, duration=dur)
         audio.append(a16)
         targets.append(anim.values)
-        p_start.append(np.array([p.start for p in utt.phones]))
-        p_end.append(np.array([p.end for p in utt.phones]))
-        p_label.extend(p.phone for p in utt.phones)
+        phones.append(list(utt.phones))
         metas.append({
             "id": f"{index:05d}-{len(metas):03d}", "text": text, "engine": utt.engine, "voice": spec["voice"],
             "language": lang, "rate": spec["rate"], "pitch": spec["pitch"], "gender": spec["gender"],
@@ -271,10 +268,32 @@ def synth_shard(cfg: SynthConfig, index: int, out_dir: Path, available: dict[str
     if not metas:
         raise InputError(f"corpus shard {index}: no utterance could be synthesized")
     channels = tuple(SPEECH_CHANNELS) + JAW_ROTATION
-    stats = _shard_stats(metas, p_label)
     header = {"format": FORMAT + ".shard", "version": VERSION, "key": cfg.key(), "index": index,
               "split": split, "fps": cfg.fps, "sample_rate": SAMPLE_RATE, "channels": list(channels),
               "seed": cfg.seed}
+    return write_shard(path, audio=audio, targets=targets, phones=phones, metas=metas, header=header)
+
+
+def write_shard(path: Path, *, audio: list[np.ndarray], targets: list[np.ndarray], phones: list[list],
+                metas: list[dict], header: dict) -> dict:
+    """Write one shard atomically (the format :func:`flamesync.data.corpus.read_shard` reads).
+
+    Parameters
+    ----------
+    audio : per utterance, int16 samples, shape (N_i,)
+    targets : per utterance, float32 targets, shape (T_i, C)
+    phones : per utterance, list of PhoneSegment
+    metas : per utterance, a JSON-ready dict (``duration``, ``engine``, ``voice``, ``language``,
+        ``split`` and ``gender`` feed the statistics)
+    header : JSON-ready shard header
+
+    Returns
+    -------
+    dict : the shard's statistics
+    """
+    from ..fileio import atomic_path
+
+    stats = _shard_stats(metas, [p.phone for ph in phones for p in ph])
     off = lambda arrs: np.concatenate([[0], np.cumsum([len(a) for a in arrs])]).astype(np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -283,8 +302,10 @@ def synth_shard(cfg: SynthConfig, index: int, out_dir: Path, available: dict[str
                 fh,
                 audio=np.concatenate(audio), audio_offsets=off(audio),
                 targets=np.concatenate(targets).astype(np.float32), target_offsets=off(targets),
-                phone_start=np.concatenate(p_start), phone_end=np.concatenate(p_end),
-                phone_label=np.array(p_label, dtype=str), phone_offsets=off(p_start),
+                phone_start=np.array([p.start for ph in phones for p in ph], np.float64),
+                phone_end=np.array([p.end for ph in phones for p in ph], np.float64),
+                phone_label=np.array([p.phone for ph in phones for p in ph], dtype=str),
+                phone_offsets=off(phones),
                 meta=np.array(json.dumps(metas, ensure_ascii=False)),
                 header=np.array(json.dumps(header)), stats=np.array(json.dumps(stats, ensure_ascii=False)),
             )

@@ -175,6 +175,58 @@ def evaluate_real(clips: list[Clip], systems: dict[str, Callable], *, face=None)
     return scores
 
 
+def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None = 150) -> list[tuple[Clip, object]]:
+    """Items of a real-speech corpus split (:mod:`flamesync.data.real`) as evaluation clips.
+
+    Items with distrusted (masked) words are left out, since their reference phones are in doubt.
+    Per source, at most ``max_per_source`` items, spread evenly over the split.
+
+    Returns
+    -------
+    list of (Clip, CorpusItem): the clip's ``group`` is its source, ``path`` its corpus shard.
+    """
+    from ..data.corpus import Corpus
+
+    corpus = Corpus(corpus_dir)
+    by_source: dict[str, list] = {}
+    for item in corpus.items(split):
+        if item.meta.get("mask"):
+            continue
+        by_source.setdefault(str(item.meta.get("source", "")), []).append(item)
+    out = []
+    for source, items in sorted(by_source.items()):
+        if max_per_source is not None and len(items) > max_per_source:
+            idx = np.linspace(0, len(items) - 1, max_per_source).round().astype(int)
+            items = [items[int(i)] for i in idx]
+        for item in items:
+            out.append((Clip(f"{source}/{item.meta.get('id')}", corpus.path, item.meta.get("text", ""), "en", source),
+                        item))
+    return out
+
+
+def evaluate_corpus(pairs, systems: dict[str, Callable], *, face=None) -> list[ClipScore]:
+    """Score every system on corpus items, against the corpus's own aligned phones."""
+    from ..face import load_face
+    from ..progress import track
+
+    face = load_face(face)
+    scores = []
+    for clip, item in track(pairs, desc="eval items"):
+        wave = item.audio_float()
+        for name, system in systems.items():
+            anim = system(wave, item.phones)
+            sc = score_animation(anim, item.phones, item.duration, face, system=name, clip=clip.name)
+            sc.extra["group"] = clip.group
+            scores.append(sc)
+    return scores
+
+
+def summarize_by_group(scores: list[ClipScore]) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`summarize` per ``extra["group"]`` (e.g. the source of each corpus item)."""
+    groups = sorted({s.extra.get("group", "") for s in scores})
+    return {g: summarize([s for s in scores if s.extra.get("group", "") == g]) for g in groups}
+
+
 def summarize(scores: list[ClipScore]) -> dict[str, dict[str, float]]:
     """Pooled figures per system: closure over all /p b m/, rest over all long silences, lag median."""
     out = {}
@@ -222,6 +274,25 @@ def format_table(scores: list[ClipScore], summary: dict[str, dict[str, float]]) 
             f"{f(m['lag_ms'], '7.0f')} {f(m['corr'], '5.2f')} {f(m['jitter'], '7.2f')} "
             f"{f(m.get('closed_vowels'), '.1%'):>6s} ({m.get('n_vowel', 0):3d})"
         )
+    return "\n".join(lines)
+
+
+def format_groups(by_group: dict[str, dict[str, dict[str, float]]], overall: dict[str, dict[str, float]], *,
+                  title: str = "") -> str:
+    """One line per (group, system) and the pooled lines: the summary table of a corpus evaluation."""
+    def f(x, fmt):
+        return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+    head = (f"{'source':24s} {'system':7s} {'pbm closed':>13s} {'open vowel':>10s} {'rest':>11s} {'|lag|':>6s} "
+            f"{'corr':>5s} {'jitter':>7s} {'vowels shut':>14s}")
+    lines = ([title] if title else []) + [head, "-" * len(head)]
+    rows = [(g, sysname, m) for g, per in by_group.items() for sysname, m in per.items()]
+    rows += [("OVERALL", sysname, m) for sysname, m in overall.items()]
+    for g, sysname, m in rows:
+        lines.append(f"{g[:24]:24s} {sysname:7s} {f(m['closure'], '.1%'):>6s} ({m['n_bilabial']:4d}) "
+                     f"{f(m['open_vowel_mm'], '10.1f')} {f(m['rest'], '.1%'):>6s} ({m['n_silence']:3d}) "
+                     f"{f(m['abs_lag_ms'], '6.0f')} {f(m['corr'], '5.2f')} {f(m['jitter'], '7.2f')} "
+                     f"{f(m.get('closed_vowels'), '.1%'):>6s} ({m.get('n_vowel', 0):5d})")
     return "\n".join(lines)
 
 

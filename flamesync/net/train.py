@@ -44,7 +44,10 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",  # auto | cpu | cuda
     "threads": None,  # torch CPU threads (None: torch's default)
     "data_workers": 1,  # processes preparing batches (augmentation + features) ahead of the trainer
-    "corpus": {"path": None, "name": "default", "synth": {}},
+    "init": None,  # checkpoint whose weights start the run (fine-tuning); "default" = the shipped network
+    # real: real-speech corpora ({name|path, source, layout}; flamesync.data.real), built on first use;
+    # real_share: the share of training crops drawn from them
+    "corpus": {"path": None, "name": "default", "synth": {}, "real": [], "real_share": 0.5},
     "features": {},
     "model": {},
     "augment": {},
@@ -70,7 +73,9 @@ DEFAULTS: dict[str, Any] = {
         "loss": {"weights": 1.0, "velocity": 0.5, "acceleration": 0.0, "range": 0.0, "closure": 0.5,
                  "closure_pos_weight": 4.0, "closure_hard_negative": 1.0, "closure_detection": 0.0, "visemes": 0.2},
     },
-    "calibration": {"max_items": 200, "max_false_rate": 0.03, "amplitude_map": False},
+    # data: "synthetic" (held-out voices, made noisy and reverberant) or "real" (the real corpora's
+    # speaker-disjoint val split, as recorded)
+    "calibration": {"max_items": 200, "max_false_rate": 0.03, "amplitude_map": False, "data": "synthetic"},
 }
 
 
@@ -121,6 +126,8 @@ class Example:
     closure: np.ndarray  # (T,) float32
     visemes: np.ndarray  # (T,) int64
     speech: np.ndarray  # (T,) bool, inside a non-silence phone
+    trusted: np.ndarray | None = None  # (T,) bool, False on frames of distrusted words (real speech)
+    source: str = ""  # the real recording's source (meta["source"]); "" for synthetic speech
 
     @property
     def n_frames(self) -> int:
@@ -149,8 +156,24 @@ def prepare_examples(items, channels: tuple[str, ...], *, limit: int | None = No
                     w[m:, j] = src[m - 1, idx[c]]
                 mask[j] = 1.0
         closure, vis = frame_labels(item.phones, n, fps=FPS)
-        out.append(Example(audio=audio, weights=w, channel_mask=mask, closure=closure, visemes=vis, speech=vis > 0))
+        out.append(Example(audio=audio, weights=w, channel_mask=mask, closure=closure, visemes=vis, speech=vis > 0,
+                           trusted=trusted_frames((item.meta or {}).get("mask"), n),
+                           source=str((item.meta or {}).get("source") or "")))
     return out
+
+
+def trusted_frames(mask_spans, n_frames: int) -> np.ndarray | None:
+    """Frames (at :data:`FPS`) outside the distrusted time spans of a real item, shape (n_frames,) bool.
+
+    None when there is nothing to distrust (every frame counts).
+    """
+    if not mask_spans:
+        return None
+    t = (np.arange(n_frames) + 0.5) / FPS
+    ok = np.ones(n_frames, bool)
+    for a, b in mask_spans:
+        ok &= ~((t >= float(a)) & (t < float(b)))
+    return ok
 
 
 def _audio_float(a: np.ndarray) -> np.ndarray:
@@ -212,7 +235,7 @@ def _lay_out_crop(ex: Example, rng: np.random.Generator, total: int, *, p_silenc
             ws.append(ex.weights[a:b])
             cls.append(ex.closure[a:b])
             vis.append(ex.visemes[a:b])
-            valid.append(np.ones(k, bool))
+            valid.append(np.ones(k, bool) if ex.trusted is None else ex.trusted[a:b])
         at += k
     pad = total - at
     ws.append(np.zeros((pad, ex.weights.shape[1]), np.float32))
@@ -249,7 +272,8 @@ def change_speed(audio: np.ndarray, frames: list[np.ndarray], n_out: int) -> tup
 def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size: int, crop_frames: int,
                p_clean: float, aug: AugmentConfig, fcfg: FeatureConfig, p_silence: float = 0.0,
                silence_seconds: tuple[float, float] = (0.5, 3.0), p_pause: float = 0.0, p_speed: float = 0.0,
-               speed: tuple[float, float] = (1.0, 1.0)) -> dict[str, torch.Tensor]:
+               speed: tuple[float, float] = (1.0, 1.0), real: list[Example] | None = None,
+               real_share: float = 0.0) -> dict[str, torch.Tensor]:
     """A batch of random crops, each independently augmented (a pure function of ``rng``).
 
     Corpus utterances have short pauses only, but real recordings have long ones, during which the
@@ -258,11 +282,14 @@ def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size:
     long pause between an utterance's end and its start, and augmentation fills either with room
     tone, noise and often a breath (rest targets). With probability ``p_speed`` the crop is played
     at a speed drawn from ``speed`` (read and conversational speech is faster than TTS, and its
-    closures shorter).
+    closures shorter). With ``real`` given, a crop comes from those real recordings with probability
+    ``real_share`` (they go through the same augmentation).
     """
     feats, ws, cms, cls, vis, valid = [], [], [], [], [], []
     for _ in range(batch_size):
-        ex = examples[int(rng.integers(len(examples)))]
+        # Draw the pool only when there is a choice, so synthetic-only runs keep their random stream.
+        pool = real if real and real_share > 0 and rng.random() < real_share else examples
+        ex = pool[int(rng.integers(len(pool)))]
         s = float(rng.uniform(*speed)) if p_speed > 0 and rng.random() < p_speed else 1.0
         total = max(1, int(round(crop_frames * s)))
         audio, w, c, v, ok, pause = _lay_out_crop(ex, rng, total, p_silence=p_silence, p_pause=p_pause,
@@ -301,12 +328,13 @@ class BatchSource:
     """
 
     def __init__(self, examples: list[Example], *, seed: int, tc: dict, aug: AugmentConfig, fcfg: FeatureConfig,
-                 workers: int, depth: int = 3):
+                 workers: int, depth: int = 3, real: list[Example] | None = None, real_share: float = 0.0):
         self.args = dict(batch_size=int(tc["batch_size"]), crop_frames=int(round(tc["crop_seconds"] * FPS)),
                          p_clean=float(tc["p_clean"]), aug=aug, fcfg=fcfg, p_silence=float(tc.get("p_silence", 0.0)),
                          silence_seconds=tuple(tc.get("silence_seconds", (0.5, 3.0))),
                          p_pause=float(tc.get("p_pause", 0.0)), p_speed=float(tc.get("p_speed", 0.0)),
-                         speed=tuple(tc.get("speed", (1.0, 1.0))))
+                         speed=tuple(tc.get("speed", (1.0, 1.0))), real=real or None,
+                         real_share=float(real_share) if real else 0.0)
         self.examples, self.seed, self.depth = examples, seed, depth
         self.pool = None
         self.pending: dict[int, Any] = {}
@@ -507,6 +535,37 @@ def open_corpora(cfg: dict) -> list:
     return [open_corpus(cfg)] + [_open_one(spec, int(cfg["seed"])) for spec in cfg["corpus"].get("extra") or ()]
 
 
+def open_real_corpora(cfg: dict) -> list:
+    """The real-speech corpora of ``cfg["corpus"]["real"]``, each built first if it is missing.
+
+    Each entry is ``{name or path, source, layout, val_share}``: ``source`` is the folder of
+    transcribed recordings that :func:`flamesync.data.real.build_real_corpus` aligns into the
+    corpus folder, ``val_share`` the share of its speakers held out (default 0.15).
+    """
+    from ..data.corpus import Corpus
+
+    out = []
+    for spec in cfg["corpus"].get("real") or ():
+        path = corpus_path(spec)
+        manifest = path / "manifest.json"
+        ready = False
+        if manifest.is_file():
+            try:
+                m = json.loads(manifest.read_text("utf-8"))
+                ready = m.get("kind") == "real" and bool(m.get("complete"))
+            except ValueError:
+                ready = False
+        if not ready:
+            if not spec.get("source"):
+                raise InputError(f"no real-speech corpus at {path} and the config gives no 'source' folder to build it from")
+            from ..data.real import build_real_corpus
+
+            build_real_corpus(spec["source"], path, layout=spec.get("layout", "auto"), seed=int(cfg["seed"]),
+                              val_share=float(spec.get("val_share", 0.15)))
+        out.append(Corpus(path))
+    return out
+
+
 def _interleave(lists: list[list]) -> list:
     """Items of several lists alternating (a, b, a, b, ...), so any prefix samples every list."""
     out = []
@@ -580,13 +639,17 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         corpora = open_corpora(cfg)
     else:
         corpora = list(corpus) if isinstance(corpus, (list, tuple)) else [corpus]
+    real_corpora = open_real_corpora(cfg)
     manifests = [dict(getattr(c, "manifest", {}) or {}) for c in corpora]
     for m in manifests:
         if float(m.get("fps", FPS)) != FPS:
             raise InputError(f"corpus targets must be at {FPS:g} fps, got {m.get('fps')}")
     manifest = manifests[0]
+    real_manifests = [dict(c.manifest) for c in real_corpora]
 
     train_ex = [ex for c in corpora for ex in prepare_examples(c.items("train"), mcfg.channels)]
+    real_train = [ex for c in real_corpora for ex in prepare_examples(c.items("train"), mcfg.channels)]
+    real_val = _interleave([prepare_examples(c.items("val"), mcfg.channels) for c in real_corpora])
     # Validation and calibration draw on every corpus alike (the extra ones hold other voices).
     n_val = int(cfg["calibration"]["max_items"])
     val_ex = _interleave([prepare_examples(c.items("val"), mcfg.channels, limit=-(-n_val // len(corpora)))
@@ -597,6 +660,8 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
 
     torch.manual_seed(seed)
     model = FlameSyncNet(mcfg).to(device)
+    if cfg.get("init") and not (out / "last.json").is_file():
+        init_from(model, cfg["init"], cfg["model"])
     opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], betas=(0.9, 0.98))
     step = 0
     last = out / "last"
@@ -615,6 +680,8 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
 
     fixed_val = _fixed_val_batches(val_ex, seed=seed, fcfg=fcfg, crop_frames=crop_frames,
                                    n=int(tc["max_val_items"]))
+    fixed_val += _fixed_val_batches(real_val, seed=seed, fcfg=fcfg, crop_frames=crop_frames,
+                                    n=int(tc["max_val_items"]), kind="real")
     lw = tc["loss"]
     total_steps = int(tc["steps"])
     end = total_steps if stop_after is None else min(total_steps, int(stop_after))
@@ -624,6 +691,9 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         "channels": list(mcfg.channels), "train_config": cfg, "closure_pose": pose,
         "corpus": {k: manifest.get(k) for k in ("seed", "stats", "fps", "channels")},
         "extra_corpora": [{k: m.get(k) for k in ("seed", "stats", "config")} for m in manifests[1:]],
+        "real_corpora": [{k: m.get(k) for k in ("stats", "config", "layout", "dropped", "speakers")}
+                         for m in real_manifests],
+        "init": str(cfg["init"]) if cfg.get("init") else None,
         "parameters": count_parameters(model),
     }
 
@@ -639,7 +709,8 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
 
         bar = tqdm(total=end, initial=step, desc="train", dynamic_ncols=True, leave=False)
     source = BatchSource(train_ex, seed=seed, tc=tc, aug=aug, fcfg=fcfg,
-                         workers=int(cfg.get("data_workers") or 0) if step < end else 0)
+                         workers=int(cfg.get("data_workers") or 0) if step < end else 0,
+                         real=real_train, real_share=float(cfg["corpus"].get("real_share", 0.0)))
     csv_path = out / "log.csv"
     fields = ["step", "lr", "loss", "l_weights", "l_velocity", "l_acceleration", "l_range", "l_closure", "l_detection",
               "l_visemes", "seconds"]
@@ -691,13 +762,43 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     summary = {"out_dir": str(out), "step": step, "seconds": prior_seconds + time.monotonic() - t0,
                "parameters": count_parameters(model)}
     if step >= total_steps:
-        decoder, report = calibrate(model, val_ex, cfg, device=device)
+        on_real = cfg["calibration"].get("data", "synthetic") == "real"
+        if on_real and not real_val:
+            raise InputError("calibration.data is 'real' but the real corpora have no val items")
+        decoder, report = calibrate(model, real_calibration_items(real_val, cfg["calibration"]) if on_real else val_ex,
+                                    cfg, device=device, as_recorded=on_real)
         amplitude = report.pop("amplitude_map", None)
         save("final", {"closure_decoder": decoder.to_dict(), "calibration": report,
                        "train_seconds": summary["seconds"], **({"amplitude_map": amplitude} if amplitude else {})},
              with_opt=False)
         summary.update(calibration=report, closure_decoder=decoder.to_dict(), final=str(out / "final"))
     return summary
+
+
+def real_calibration_items(real_val: list[Example], ccfg: dict) -> list[Example]:
+    """Up to ``ccfg["max_items"]`` real validation items, spread evenly over the split, from the
+    sources ``ccfg["sources"]`` names (all when absent)."""
+    keep = set(ccfg.get("sources") or ())
+    items = [ex for ex in real_val if not keep or ex.source in keep]
+    n = int(ccfg["max_items"])
+    if len(items) <= n:
+        return items
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
+
+
+def init_from(model: FlameSyncNet, init: str, model_cfg: dict) -> None:
+    """Start ``model`` from a checkpoint's weights (``"default"``: the shipped network).
+
+    The checkpoint's model config must equal ``model_cfg``: fine-tuning keeps the architecture.
+    """
+    from .infer import DEFAULT_CHECKPOINT
+
+    path = DEFAULT_CHECKPOINT if str(init) == "default" else Path(init)
+    meta = load_meta(path)
+    theirs = (meta.get("train_config") or {}).get("model", meta.get("model"))
+    if theirs != model_cfg and ModelConfig.from_dict(meta.get("model", {})).to_dict() != model.cfg.to_dict():
+        raise InputError(f"init checkpoint {path} has another model config than this run; fine-tuning keeps the architecture")
+    model.load_state_dict(load_weights(path))
 
 
 def _truncate_logs(out: Path, step: int) -> None:
@@ -715,17 +816,22 @@ def _truncate_logs(out: Path, step: int) -> None:
         atomic_write_text(jpath, "".join(l + "\n" for l in keep))
 
 
-def _fixed_val_batches(val_ex: list[Example], *, seed: int, fcfg: FeatureConfig, crop_frames: int, n: int):
-    """Validation batches made once: half clean, half strongly augmented (always reverb and noise)."""
+def _fixed_val_batches(val_ex: list[Example], *, seed: int, fcfg: FeatureConfig, crop_frames: int, n: int,
+                       kind: str | None = None):
+    """Validation batches made once: half clean, half strongly augmented (always reverb and noise).
+
+    With ``kind`` given, every item is taken as it is (real recordings) and logged under that name.
+    """
     if not val_ex:
         return []
     hard = AugmentConfig(p_reverb=1.0, p_noise=1.0, p_freq_mask=0.0)
     batches = []
+    fixed_kind = kind
     for i in range(min(n, len(val_ex))):
         rng = np.random.default_rng([seed, 1_000_003, i])
-        kind = "noisy" if i % 2 else "clean"
+        kind = fixed_kind or ("noisy" if i % 2 else "clean")
         b = make_batch([val_ex[i]], rng=rng, batch_size=1, crop_frames=min(crop_frames * 2, val_ex[i].n_frames),
-                       p_clean=1.0 if kind == "clean" else 0.0, aug=hard, fcfg=fcfg)
+                       p_clean=0.0 if kind == "noisy" else 1.0, aug=hard, fcfg=fcfg)
         batches.append((kind, b))
     return batches
 
@@ -747,8 +853,12 @@ def evaluate_loss(model: FlameSyncNet, batches, lw: dict, device) -> dict[str, f
 
 
 @torch.no_grad()
-def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=None) -> tuple[ClosureDecoder, dict]:
+def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=None,
+              as_recorded: bool = False) -> tuple[ClosureDecoder, dict]:
     """Choose the closure decoder on noisy, reverberant versions of the validation utterances.
+
+    With ``as_recorded``, the utterances (real recordings) are used as they are, and frames of
+    distrusted words count neither as closures nor as other speech.
 
     With ``calibration.amplitude_map`` set, the report's ``amplitude_map`` holds quantile maps for
     the mouth-opening channels fitted on the same predictions (:mod:`flamesync.net.amplitude`).
@@ -761,14 +871,16 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
     fit_map = bool(cfg["calibration"].get("amplitude_map"))
     probs, labels, speech, preds, targets = [], [], [], [], []
     for i, ex in enumerate(val_ex):
-        rng = np.random.default_rng([int(cfg["seed"]), 2_000_003, i])
-        audio = augment(_audio_float(ex.audio), rng=rng, config=hard)
+        audio = _audio_float(ex.audio)
+        if not as_recorded:
+            audio = augment(audio, rng=np.random.default_rng([int(cfg["seed"]), 2_000_003, i]), config=hard)
         feats = torch.from_numpy(log_mel(audio, config=fcfg))[None].to(device)
         w, logit, _ = model(feats)
         n = min(ex.n_frames, logit.shape[1])
         probs.append(torch.sigmoid(logit[0, :n]).cpu().numpy())
-        labels.append(ex.closure[:n])
-        speech.append(ex.speech[:n])
+        trusted = np.ones(n, bool) if ex.trusted is None else ex.trusted[:n]
+        labels.append(ex.closure[:n] * trusted)
+        speech.append(ex.speech[:n] & trusted)
         if fit_map:
             preds.append(w[0, :n].cpu().numpy())
             targets.append(np.where(ex.channel_mask[None] > 0, ex.weights[:n], np.nan))
@@ -777,7 +889,8 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
     decoder, report = calibrate_threshold(probs, labels, speech,
                                           max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)))
     report["n_items"] = len(probs)
-    report["data"] = "val split, every item with reverb (RT60 0.1-0.9 s) and noise (5-35 dB SNR)"
+    report["data"] = ("real speech: the real corpora's speaker-disjoint val split, as recorded" if as_recorded
+                      else "val split, every item with reverb (RT60 0.1-0.9 s) and noise (5-35 dB SNR)")
     if fit_map:
         p, t = np.concatenate(preds), np.concatenate(targets)
         report["amplitude_map"] = {}

@@ -23,6 +23,7 @@ inventory and cover the audio contiguously.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -175,7 +176,16 @@ def _frame_time(frame: int) -> float:
     return frame * FRAME + OFFSET if frame > 0 else 0.0
 
 
-def _decode(decoder, pcm: bytes, prons) -> list[tuple[str, int, int]] | None:
+def _log_ascore(seg) -> float:
+    """A segment's acoustic log-likelihood, in units shared by every search over the same audio.
+
+    pocketsphinx reports it as a probability relative to each frame's best senone, so scores of
+    two searches over one recording (the forced path and a free phone loop) can be subtracted.
+    """
+    return math.log(max(float(seg.ascore), 1e-300))
+
+
+def _decode(decoder, pcm: bytes, prons) -> list[tuple[str, int, int, float]] | None:
     _add_units(decoder, prons)
     decoder.add_jsgf_string(_SEARCH, _grammar(prons))
     decoder.activate_search(_SEARCH)
@@ -184,7 +194,7 @@ def _decode(decoder, pcm: bytes, prons) -> list[tuple[str, int, int]] | None:
     decoder.end_utt()
     if decoder.hyp() is None:
         return None
-    return [(s.word, s.start_frame, s.end_frame) for s in decoder.seg() if s.word != "(NULL)"]
+    return [(s.word, s.start_frame, s.end_frame, _log_ascore(s)) for s in decoder.seg() if s.word != "(NULL)"]
 
 
 def align(
@@ -193,6 +203,7 @@ def align(
     text: str = "",
     *,
     language: str = "en",
+    lexicon: dict[str, list[str]] | None = None,
 ) -> Utterance:
     """Align a transcript to speech.
 
@@ -207,6 +218,9 @@ def align(
         that is read as a word must be in the audio.
     language : str
         ``"en"`` (or ``"en-us"``/``"en-gb"``): the only language the bundled model covers.
+    lexicon : dict or None
+        Pronunciations to use instead of the dictionary's: lower-case word -> ARPAbet phones
+        (stress digits allowed), e.g. the canonical phones a corpus ships.
 
     Returns
     -------
@@ -236,6 +250,9 @@ def align(
         for beams in (WIDE, WIDER):
             decoder = _align_decoder(beams)
             sources = pronunciations(dict_words, decoder)
+            for w, phones in (lexicon or {}).items():
+                if w in sources and phones:
+                    sources[w] = ([[p.rstrip("012").upper() for p in phones]], "lexicon")
             prons = [sources[w][0] for w in dict_words]
             try:
                 segs = _decode(decoder, pcm, prons)
@@ -250,13 +267,21 @@ def align(
         )
     phones: list[PhoneSegment] = []
     spans: dict[int, list[float]] = {}
-    for name, a, b in segs:
+    # Per dictionary word: first frame, last frame, acoustic log-likelihood of its phones (for
+    # flamesync.phonetics.confidence); pauses are kept as word -1.
+    scored: list[list] = []
+    for name, a, b, ll in segs:
         start, end = _frame_time(a), _frame_time(b + 1)
         if name == _SIL_WORD or name in _FILLERS or not name.startswith("fs"):
             phones.append(PhoneSegment(start, end, SILENCE, "SIL"))
+            scored.append([-1, int(a), int(b), ll])
             continue
         idx, _, arpa = name[2:].partition("_")
         wi = int(idx)
+        if scored and scored[-1][0] == wi:
+            scored[-1][2], scored[-1][3] = int(b), scored[-1][3] + ll
+        else:
+            scored.append([wi, int(a), int(b), ll])
         phones.append(PhoneSegment(start, end, map_phone("cmu_arpabet", arpa), arpa.upper()))
         span = spans.setdefault(wi, [start, end])
         span[1] = end
@@ -280,7 +305,24 @@ def align(
     extra = {w: {"phones": p[0], "source": s} for w, (p, s) in sources.items() if s != "model"}
     return Utterance(audio=x, sample_rate=SAMPLE_RATE, phones=phones, words=words, text=text,
                      language="en-us", voice="", engine="pocketsphinx",
-                     meta={"pronunciations": extra})
+                     meta={"pronunciations": extra, "word_scores": scored,
+                           "dict_words": dict_words, "tokens": [len(ws) for _, ws in tokens]})
+
+
+def phone_loop(x: np.ndarray) -> list[tuple[str, int, int, float]]:
+    """Free phone-loop decoding of 16 kHz float audio (shape (N,)).
+
+    Returns
+    -------
+    list of (phone or filler name, first frame, last frame, acoustic log-likelihood); frames are
+    pocketsphinx's 10 ms frames.
+    """
+    with _LOCK:
+        d = _phone_decoder()
+        d.start_utt()
+        d.process_raw(_pcm(x), full_utt=True)
+        d.end_utt()
+        return [(s.word, s.start_frame, s.end_frame, _log_ascore(s)) for s in d.seg()]
 
 
 @functools.lru_cache(maxsize=1)
@@ -310,12 +352,7 @@ def recognize_phones(
         16 kHz audio, unified phones, no words, ``engine="pocketsphinx-allphone"``.
     """
     x = _prepare_audio(audio, sample_rate)
-    with _LOCK:
-        d = _phone_decoder()
-        d.start_utt()
-        d.process_raw(_pcm(x), full_utt=True)
-        d.end_utt()
-        segs = [(s.word, s.start_frame, s.end_frame) for s in d.seg()]
+    segs = [(w, a, b) for w, a, b, _ in phone_loop(x)]
     if not segs:
         raise InputError("pocketsphinx recognised nothing in the audio")
     phones = []
