@@ -9,7 +9,7 @@ import numpy as np
 from .animation import Animation
 from .errors import InputError
 
-BACKENDS = ("auto", "model", "text", "phones")
+BACKENDS = ("auto", "model", "text", "phones", "words")
 
 
 def animate(
@@ -37,9 +37,12 @@ def animate(
         Rate of an array ``audio``.
     fps : float
         Frame rate of the result.
-    backend : {"auto", "model", "text", "phones"}
+    backend : {"auto", "model", "text", "phones", "words"}
         ``"model"``: the network (audio only). ``"text"``: forced alignment of ``text`` plus the
         teacher. ``"phones"``: phone recognition without a transcript plus the teacher (a baseline).
+        ``"words"``: word recognition (pocketsphinx with its English language model, as phoneme
+        tools such as Rhubarb Lip Sync use), its words force-aligned and animated by the teacher;
+        about real time, so for short clips.
         ``"auto"``: ``"text"`` when ``text`` is given, else ``"model"``.
     language : str
         Language of the speech (alignment and phone recognition).
@@ -77,6 +80,10 @@ def animate(
         from .phonetics.textanimate import animate_with_text
 
         anim = animate_with_text(wave, text, sample_rate=SAMPLE_RATE, language=language, fps=fps)
+    elif backend == "words":
+        from .phonetics.textanimate import animate_recognized_words
+
+        anim = animate_recognized_words(wave, sample_rate=SAMPLE_RATE, fps=fps)
     else:
         from .phonetics.align import recognize_phones
         from .phonetics.teacher import phones_to_animation

@@ -79,3 +79,15 @@ def test_phone_recognition_backend_needs_no_transcript():
     anim = flamesync.animate(EXAMPLE / "hello.wav", backend="phones", fps=30)
     assert anim.meta["backend"] == "phones" and anim.n_frames > 150
     assert anim.channel("jawOpen").max() > 0.2  # it does move the mouth
+
+
+def test_word_recognition_backend_hears_words_and_rests_on_silence():
+    anim = flamesync.animate(EXAMPLE / "hello.wav", backend="words", fps=30)
+    assert anim.meta["backend"] == "words" and anim.meta["mode"] == "words"
+    heard = set(anim.meta["text"].split())
+    said = {w.strip(".,!?").lower() for w in (EXAMPLE / "hello.txt").read_text().split()}
+    assert len(heard & said) >= 2, anim.meta["text"]  # a language model's words, not phone soup
+    assert anim.channel("jawOpen").max() > 0.2
+    room = 1e-3 * np.random.default_rng(0).standard_normal(16000 * 2).astype(np.float32)  # room tone, no speech
+    quiet = flamesync.animate(room, sample_rate=16000, backend="words", fps=30)
+    assert quiet.meta["text"] == "" and np.abs(quiet.channel("jawOpen")).max() < 0.05

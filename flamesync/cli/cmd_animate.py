@@ -36,9 +36,10 @@ def register(sub) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the animation (default 30)")
     p.add_argument("--face", default="default",
                    help="face model for geometry outputs: 'default' or 'flame:/path/generic_model.pkl'")
-    p.add_argument("--backend", choices=("auto", "model", "text", "phones"), default="auto",
+    p.add_argument("--backend", choices=("auto", "model", "text", "phones", "words"), default="auto",
                    help="auto: text alignment when a transcript is given, else the network; "
-                        "phones: phone recognition baseline")
+                        "phones: phone recognition baseline; words: English word recognition "
+                        "(pocketsphinx language model, about real time) aligned and animated like a transcript")
     p.add_argument("--language", default="en", help="language of the speech (default en)")
     p.add_argument("--preview", nargs="?", const="", metavar="MP4",
                    help="also render a preview video (default: next to the first output)")

@@ -22,6 +22,9 @@ def register(sub) -> None:
                         "shipped network")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights ('default': the shipped network)")
+    p.add_argument("--recalibrate", default=None, metavar="CHECKPOINT",
+                   help="train nothing: fit CHECKPOINT's closure decoder anew on the real corpora's held-out "
+                        "speakers ('default': the shipped network) and write it to --out (a checkpoint stem)")
     p.set_defaults(func=run)
 
 
@@ -50,6 +53,15 @@ def run(args) -> int:
         cfg["corpus"]["real"] = specs
         if not args.init and not cfg.get("init"):
             cfg["init"] = "default"
+    if args.recalibrate:
+        from ..errors import InputError
+        from ..net.train import recalibrate
+
+        if not args.out:
+            raise InputError("--recalibrate needs --out (where to write the recalibrated checkpoint)")
+        cfg["calibration"]["data"] = "real"
+        print(json.dumps(recalibrate(args.recalibrate, cfg, out=args.out), indent=1))
+        return 0
     summary = train(cfg, out_dir=args.out, stop_after=args.stop_after)
     print(json.dumps(summary, indent=1))
     return 0

@@ -264,6 +264,15 @@ def split_key(clip: RealClip, splits: dict[str, str]) -> str:
     return splits.get(clip.group) or splits[f"{clip.source}:{clip.path.stem}"]
 
 
+def val_role(item_meta: dict, *, seed: int = 0) -> str:
+    """Which half of the held-out speakers a val item belongs to: ``"calibrate"`` or ``"select"``.
+
+    The closure decoder is calibrated on one half and networks are compared on the other, so no
+    score that chooses is measured on the speakers a threshold was fitted to.
+    """
+    return "calibrate" if _unit_hash(seed + 1_000_003, str(item_meta.get("speaker", ""))) < 0.5 else "select"
+
+
 # --------------------------------------------------------------------------------------- intents
 _SLOT = re.compile(r"\$(\w+):(\w+)")
 

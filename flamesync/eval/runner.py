@@ -152,9 +152,15 @@ def default_systems(checkpoint: str | None = None) -> dict[str, Callable]:
 
         return phones_to_animation(phones, fps=EVAL_FPS, duration=len(wave) / SAMPLE_RATE)
 
+    def words_system(wave, phones):
+        from ..phonetics.textanimate import animate_recognized_words
+
+        return animate_recognized_words(wave, sample_rate=SAMPLE_RATE, fps=EVAL_FPS)
+
     systems["model"] = model_system
     systems["phones"] = baseline_system
     systems["text"] = text_system
+    systems["words"] = words_system
     return systems
 
 
@@ -175,10 +181,13 @@ def evaluate_real(clips: list[Clip], systems: dict[str, Callable], *, face=None)
     return scores
 
 
-def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None = 150) -> list[tuple[Clip, object]]:
+def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None = 150,
+                 role: str | None = "select") -> list[tuple[Clip, object]]:
     """Items of a real-speech corpus split (:mod:`flamesync.data.real`) as evaluation clips.
 
     Items with distrusted (masked) words are left out, since their reference phones are in doubt.
+    With ``role`` (``"select"``, the default), only val items of that half of the held-out speakers
+    (:func:`flamesync.data.real.val_role`): the other half is where closure decoders are calibrated.
     Per source, at most ``max_per_source`` items, spread evenly over the split.
 
     Returns
@@ -187,10 +196,13 @@ def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None =
     """
     from ..data.corpus import Corpus
 
+    from ..data.real import val_role
+
     corpus = Corpus(corpus_dir)
+    seed = int(corpus.manifest.get("seed", 0))
     by_source: dict[str, list] = {}
     for item in corpus.items(split):
-        if item.meta.get("mask"):
+        if item.meta.get("mask") or (role and split == "val" and val_role(item.meta, seed=seed) != role):
             continue
         by_source.setdefault(str(item.meta.get("source", "")), []).append(item)
     out = []
@@ -390,6 +402,49 @@ def _hours(seconds_by_key) -> str:
     return ", ".join(f"{k} {v / 3600:.2f}" for k, v in sorted(seconds_by_key.items(), key=lambda kv: -kv[1]))
 
 
+def attributions(source_dir) -> list[str]:
+    """The ``Attribution:`` paragraphs of a speech folder's README.md (empty if it has none)."""
+    readme = Path(source_dir) / "README.md"
+    if not readme.is_file():
+        return []
+    out, cur = [], None
+    for line in readme.read_text("utf-8").splitlines():
+        if line.startswith("Attribution:"):
+            cur = [line.strip()]
+            out.append(cur)
+        elif cur is not None and line.strip() and not line.startswith("#"):
+            cur.append(line.strip())
+        else:
+            cur = None
+    return [" ".join(p) for p in out]
+
+
+def real_corpus_lines(meta: dict) -> list[str]:
+    """Model-card lines for the real speech a network was trained on, with its attribution."""
+    lines = []
+    for rc in meta.get("real_corpora") or ():
+        st = rc.get("stats") or {}
+        cfg = rc.get("config") or {}
+        drop = rc.get("dropped") or {}
+        lines += [
+            f"- real speech (`flamesync data real`, layout {rc.get('layout')}): {st.get('seconds', float('nan')) / 3600:.2f} h "
+            f"in {st.get('utterances')} of {cfg.get('recordings')} recordings kept; per split {_hours(st.get('split'))}; "
+            f"per source {_hours({k.split(':', 1)[-1]: v for k, v in (st.get('voice') or {}).items()})}; speakers "
+            f"{json.dumps(rc.get('speakers'))}; dropped {json.dumps(drop)}",
+        ]
+        credits = attributions(rc["source"]) if rc.get("source") else []
+        if credits:
+            lines += ["", "Real training speech, with the attribution its licences ask for "
+                      f"(from `{Path(rc['source']).name}/README.md`; licence texts in its `LICENSES/`):", ""]
+            lines += [f"  - {c}" for c in credits]
+            lines.append("")
+    if meta.get("init"):
+        lines.append(f"- fine-tuned from: `{meta['init']}`")
+    if meta.get("recalibrated_from"):
+        lines.append(f"- closure decoder recalibrated from: `{Path(meta['recalibrated_from']).name}`")
+    return lines
+
+
 def model_card(meta: dict, scores, summary, synthetic: dict | None, command: str) -> str:
     """A Markdown model card from the checkpoint's metadata and this evaluation."""
     import datetime
@@ -426,8 +481,10 @@ def model_card(meta: dict, scores, summary, synthetic: dict | None, command: str
             f"{st.get('seconds', float('nan')) / 3600:.2f} h in {st.get('utterances')} utterances; "
             f"per split {_hours(st.get('split'))}; per engine {_hours(st.get('engine'))}",
         ]
+    lines += real_corpus_lines(meta)
+    cal = meta.get("calibration") or {}
     lines += [
-        f"- closure calibration (on noisy, reverberant held-out synthetic voices): `{json.dumps(meta.get('calibration'))}`",
+        f"- closure calibration ({cal.get('data', 'noisy, reverberant held-out synthetic voices')}): `{json.dumps(cal)}`",
         "",
         "## Evaluation on real speech (never trained on)",
         "Systems hear audio only; the transcript is used only to align the reference phones.",

@@ -109,6 +109,10 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     unknown = set(cfg) - set(DEFAULTS) - {"name"}
     if unknown:
         raise InputError(f"unknown training config keys: {', '.join(sorted(unknown))}")
+    # A real corpus's source folder is written relative to the config file.
+    for spec in (cfg.get("corpus") or {}).get("real") or ():
+        if isinstance(spec, dict) and spec.get("source") and path is not None and not Path(spec["source"]).is_absolute():
+            spec["source"] = str((Path(path).resolve().parent / spec["source"]).resolve())
     cfg = _merge(DEFAULTS, cfg)
     cfg = _merge(cfg, overrides or {})
     cfg.setdefault("name", name)
@@ -650,6 +654,9 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     train_ex = [ex for c in corpora for ex in prepare_examples(c.items("train"), mcfg.channels)]
     real_train = [ex for c in real_corpora for ex in prepare_examples(c.items("train"), mcfg.channels)]
     real_val = _interleave([prepare_examples(c.items("val"), mcfg.channels) for c in real_corpora])
+    # The closure decoder is fitted on one half of the held-out speakers; the other half is left
+    # for comparing networks (flamesync eval --real-val).
+    real_cal = _interleave([prepare_examples(_calibration_half(c), mcfg.channels) for c in real_corpora])
     # Validation and calibration draw on every corpus alike (the extra ones hold other voices).
     n_val = int(cfg["calibration"]["max_items"])
     val_ex = _interleave([prepare_examples(c.items("val"), mcfg.channels, limit=-(-n_val // len(corpora)))
@@ -691,7 +698,7 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         "channels": list(mcfg.channels), "train_config": cfg, "closure_pose": pose,
         "corpus": {k: manifest.get(k) for k in ("seed", "stats", "fps", "channels")},
         "extra_corpora": [{k: m.get(k) for k in ("seed", "stats", "config")} for m in manifests[1:]],
-        "real_corpora": [{k: m.get(k) for k in ("stats", "config", "layout", "dropped", "speakers")}
+        "real_corpora": [{k: m.get(k) for k in ("stats", "config", "layout", "dropped", "speakers", "source")}
                          for m in real_manifests],
         "init": str(cfg["init"]) if cfg.get("init") else None,
         "parameters": count_parameters(model),
@@ -765,7 +772,7 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         on_real = cfg["calibration"].get("data", "synthetic") == "real"
         if on_real and not real_val:
             raise InputError("calibration.data is 'real' but the real corpora have no val items")
-        decoder, report = calibrate(model, real_calibration_items(real_val, cfg["calibration"]) if on_real else val_ex,
+        decoder, report = calibrate(model, real_calibration_items(real_cal or real_val, cfg["calibration"]) if on_real else val_ex,
                                     cfg, device=device, as_recorded=on_real)
         amplitude = report.pop("amplitude_map", None)
         save("final", {"closure_decoder": decoder.to_dict(), "calibration": report,
@@ -773,6 +780,58 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
              with_opt=False)
         summary.update(calibration=report, closure_decoder=decoder.to_dict(), final=str(out / "final"))
     return summary
+
+
+def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path) -> dict:
+    """Fit a trained network's closure decoder anew on real speech and save it as another checkpoint.
+
+    The weights are copied unchanged; only ``closure_decoder`` and ``calibration`` in the
+    description change. Uses the config's real corpora (their "calibrate" half of the val
+    speakers) and its ``calibration`` settings (``max_items``, ``max_false_rate``, ``sources``).
+
+    Parameters
+    ----------
+    checkpoint : path or "default"
+        The network (``"default"``: the shipped one).
+    config : dict
+        From :func:`load_config`; ``corpus.real`` must name at least one real corpus.
+    out : path
+        Checkpoint stem to write (``out.safetensors`` + ``out.json``).
+
+    Returns
+    -------
+    dict : the calibration report (with the chosen decoder under ``decoder``)
+    """
+    from .infer import DEFAULT_CHECKPOINT
+
+    path = DEFAULT_CHECKPOINT if str(checkpoint) == "default" else Path(checkpoint)
+    meta = load_meta(path)
+    mcfg = ModelConfig.from_dict(meta["model"])
+    model = FlameSyncNet(mcfg)
+    model.load_state_dict(load_weights(path))
+    real_corpora = open_real_corpora(config)
+    if not real_corpora:
+        raise InputError("recalibration needs a real-speech corpus (corpus.real in the config, or --real DIR)")
+    items = _interleave([prepare_examples(_calibration_half(c), mcfg.channels) for c in real_corpora])
+    items = real_calibration_items(items, config["calibration"])
+    if not items:
+        raise InputError("the real corpora hold no val items to calibrate on")
+    cfg = {**config, "features": meta.get("features", {}), "seed": meta.get("seed", 0)}
+    decoder, report = calibrate(model, items, cfg, as_recorded=True)
+    report.pop("amplitude_map", None)
+    report["sources"] = sorted({ex.source for ex in items})
+    new = {**meta, "closure_decoder": decoder.to_dict(), "calibration": report, "recalibrated_from": str(path)}
+    new.pop("format", None)
+    new.pop("version", None)
+    save_checkpoint(out, model=model, meta=new)
+    return {**report, "decoder": decoder.to_dict()}
+
+
+def _calibration_half(corpus):
+    from ..data.real import val_role
+
+    seed = int(corpus.manifest.get("seed", 0))
+    return (it for it in corpus.items("val") if val_role(it.meta, seed=seed) == "calibrate")
 
 
 def real_calibration_items(real_val: list[Example], ccfg: dict) -> list[Example]:

@@ -326,6 +326,42 @@ def phone_loop(x: np.ndarray) -> list[tuple[str, int, int, float]]:
 
 
 @functools.lru_cache(maxsize=1)
+def _word_decoder():
+    model = _model_dir()
+    # pocketsphinx's own default beams: wide enough for its language model, and about real time.
+    return _decoder(Beams(beam=1e-48, wbeam=7e-29, pbeam=1e-48), lm=str(model / "en-us.lm.bin"))
+
+
+def recognize_words(audio: "np.ndarray | str | os.PathLike", sample_rate: int | None = None) -> str:
+    """The words pocketsphinx hears, with its bundled English language model and dictionary.
+
+    The same recogniser a phoneme tool like Rhubarb Lip Sync relies on: an acoustic model trained
+    on real speech, constrained by a word-trigram model, so its phones are those of real words.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (N,), or a path
+    sample_rate : int or None
+        Rate of an array ``audio``.
+
+    Returns
+    -------
+    str : the recognised words, lower case (empty when it hears none)
+    """
+    x = _prepare_audio(audio, sample_rate)
+    with _LOCK:
+        d = _word_decoder()
+        d.start_utt()
+        d.process_raw(_pcm(x), full_utt=True)
+        d.end_utt()
+        hyp = d.hyp()
+    if hyp is None:
+        return ""
+    words = [w.split("(")[0] for w in hyp.hypstr.split() if w not in _FILLERS and not w.startswith("[")]
+    return " ".join(words)
+
+
+@functools.lru_cache(maxsize=1)
 def _phone_decoder():
     model = _model_dir()
     return _decoder(Beams(beam=1e-200, wbeam=1e-100, pbeam=1e-20), lm=None,

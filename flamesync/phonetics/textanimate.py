@@ -136,3 +136,51 @@ def animate_with_text(
     meta = {**anim.meta, "mode": "text", "text": text, "aligner": utt.engine or "pocketsphinx",
             "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in utt.phones]}
     return anim.replace(audio_path=path, meta=meta)
+
+
+def animate_recognized_words(
+    audio: str | Path | np.ndarray,
+    *,
+    fps: float = 30.0,
+    sample_rate: int | None = None,
+    **style: float,
+) -> Animation:
+    """Animate English speech from the words a recogniser hears: recognise, align, then the teacher.
+
+    The transcript-free path of phoneme lip-sync tools: pocketsphinx's word recogniser (with its
+    language model, so its phones are those of real words) finds the words, which are then
+    force-aligned and animated like a given transcript. Where it hears nothing, or its words
+    cannot be aligned, the face stays at rest.
+
+    Parameters
+    ----------
+    audio : str, Path or np.ndarray
+    fps : float
+    sample_rate : int or None
+        Rate of an array ``audio``.
+    **style
+        Teacher style parameters.
+
+    Returns
+    -------
+    Animation
+        ``meta["text"]`` holds the recognised words.
+    """
+    from ..audio.io import SAMPLE_RATE, load_audio
+    from .align import align, recognize_words
+    from .types import PhoneSegment
+
+    samples = load_audio(audio, sample_rate=SAMPLE_RATE, source_rate=sample_rate)
+    duration = len(samples) / SAMPLE_RATE
+    words = recognize_words(samples, SAMPLE_RATE)
+    phones = [PhoneSegment(0.0, duration, SILENCE, "SIL")]
+    if words:
+        try:
+            phones = list(align(samples, SAMPLE_RATE, words).phones)
+        except InputError:
+            pass  # the recogniser's own words did not align: a face at rest says less that is wrong
+    anim = phones_to_animation(phones, fps=fps, duration=duration, **style)
+    path = None if isinstance(audio, np.ndarray) else str(audio)
+    meta = {**anim.meta, "mode": "words", "text": words, "recognizer": "pocketsphinx-lm",
+            "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in phones]}
+    return anim.replace(audio_path=path, meta=meta)
