@@ -273,3 +273,32 @@ def test_tiny_training_mixes_real_and_synthetic(layouts, tmp_path, monkeypatch):
                       aug=AugmentConfig(), fcfg=FeatureConfig())
     assert np.array_equal(only_syn["feats"], same["feats"])  # share 0 draws exactly as before
     assert not np.array_equal(only_real["feats"], same["feats"])
+
+
+def test_cli_fine_tunes_on_your_own_recordings_and_recalibrates(layouts, tmp_path, monkeypatch):
+    from flamesync.cli import main
+    from flamesync.net import train as train_mod
+    from flamesync.net.checkpoint import load_meta, load_weights
+    from net_standin import StandinCorpus
+
+    monkeypatch.setenv("FLAMESYNC_CACHE", str(tmp_path / "cache"))
+    synthetic = StandinCorpus(n_train=8, n_val=2, seconds=2.5)
+    monkeypatch.setattr(train_mod, "open_corpora", lambda cfg: [synthetic])
+    tiny = str(REPO / "configs" / "tiny.yaml")
+    base = train_mod.train(train_mod.load_config(tiny, {"train": {"steps": 4}}), corpus=synthetic,
+                           out_dir=tmp_path / "base", show_progress=False)["final"]
+    assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--init", base, "--steps", "4",
+                 "--out", str(tmp_path / "ft")]) == 0
+    meta = load_meta(tmp_path / "ft" / "final")
+    assert meta["init"] == base
+    assert [rc["layout"] for rc in meta["real_corpora"]] == ["folder"]
+    assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate", base,
+                 "--out", str(tmp_path / "recal")]) == 0
+    recal = load_meta(tmp_path / "recal")
+    assert "real speech" in recal["calibration"]["data"] and recal["recalibrated_from"].startswith(base)
+    w0, w1 = load_weights(base), load_weights(tmp_path / "recal")
+    assert all(np.array_equal(w0[k].numpy(), w1[k].numpy()) for k in w0)  # only the decoder changes
+    # A config whose model differs from the checkpoint's cannot fine-tune it.
+    assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--init", "default", "--steps", "1",
+                 "--out", str(tmp_path / "bad")]) != 0
+    assert not (tmp_path / "bad" / "last.json").exists()

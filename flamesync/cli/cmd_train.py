@@ -9,7 +9,8 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train the audio-to-face network on the synthetic corpus",
                        description="Train the audio-to-face network. Builds the corpus first if it is missing, "
                                    "saves safetensors checkpoints in the run directory and resumes from them.")
-    p.add_argument("--config", default="configs/default.yaml", help="training config (YAML)")
+    p.add_argument("--config", default=None,
+                   help="training config (YAML; default configs/default.yaml, or configs/finetune_real.yaml with --real)")
     p.add_argument("--out", default=None, help="run directory (default: config out_dir or <cache>/runs/<name>)")
     p.add_argument("--corpus", default=None, help="corpus directory (overrides the config)")
     p.add_argument("--steps", type=int, default=None, help="total training steps (overrides the config)")
@@ -42,11 +43,24 @@ def run(args) -> int:
         over["device"] = args.device
     if args.init:
         over["init"] = args.init
-    cfg = load_config(args.config, over)
-    if args.real:
-        from pathlib import Path
+    from pathlib import Path
 
-        specs = list(cfg["corpus"].get("real") or [])
+    repo = Path(__file__).resolve().parents[2]
+    config = args.config or str(repo / "configs" / ("finetune_real.yaml" if args.real else "default.yaml"))
+    cfg = load_config(config, over)
+    if args.real:
+        import warnings
+
+        from ..net.train import corpus_path
+
+        specs = []
+        for spec in cfg["corpus"].get("real") or []:
+            # The config's own real corpora join in where they are built or their recordings are here.
+            if (corpus_path(spec) / "manifest.json").is_file() or Path(spec.get("source", "")).is_dir():
+                specs.append(spec)
+            else:
+                warnings.warn(f"real corpus {spec.get('name') or spec.get('path')} is not built and its recordings "
+                              f"({spec.get('source')}) are not here: training without it")
         for d in args.real:
             d = Path(d).resolve()
             specs.append({"name": f"real-{d.name}", "source": str(d)})

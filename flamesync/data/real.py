@@ -243,8 +243,8 @@ def assign_splits(clips: list[RealClip], *, seed: int = 0, val_share: float = 0.
     Returns
     -------
     dict
-        ``RealClip.group`` -> ``"train"`` or ``"val"``. With a single speaker in all, the split
-        is made by file instead (and cannot be speaker-disjoint).
+        ``RealClip.group`` -> ``"train"`` or ``"val"``. At least one speaker is held out. With a
+        single speaker in all, the split is made by file instead (and cannot be speaker-disjoint).
     """
     held = set(val_sources)
     groups = sorted({c.group for c in clips})
@@ -257,6 +257,9 @@ def assign_splits(clips: list[RealClip], *, seed: int = 0, val_share: float = 0.
         if key in out:
             continue
         out[key] = "val" if c.source in held or _unit_hash(seed, key) < val_share else "train"
+    if val_share > 0 and "val" not in out.values() and len(out) > 1:
+        # Few speakers: hold out the one the hash ranks first, so there is something to validate on.
+        out[min(out, key=lambda k: _unit_hash(seed, k))] = "val"
     return out
 
 

@@ -639,6 +639,10 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     # The network's input width is the features' (model.n_mels counts feature channels).
     mcfg = ModelConfig.from_dict({**cfg["model"], "n_mels": fcfg.n_features})
     aug = AugmentConfig.from_dict(cfg["augment"])
+    # Before any corpus is built: a checkpoint that cannot start this run should fail at once.
+    init_weights = None
+    if cfg.get("init") and not (out / "last.json").is_file():
+        init_weights = init_weights_for(cfg["init"], cfg["model"], mcfg)
     if corpus is None:
         corpora = open_corpora(cfg)
     else:
@@ -667,8 +671,8 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
 
     torch.manual_seed(seed)
     model = FlameSyncNet(mcfg).to(device)
-    if cfg.get("init") and not (out / "last.json").is_file():
-        init_from(model, cfg["init"], cfg["model"])
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
     opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"], betas=(0.9, 0.98))
     step = 0
     last = out / "last"
@@ -836,28 +840,30 @@ def _calibration_half(corpus):
 
 def real_calibration_items(real_val: list[Example], ccfg: dict) -> list[Example]:
     """Up to ``ccfg["max_items"]`` real validation items, spread evenly over the split, from the
-    sources ``ccfg["sources"]`` names (all when absent)."""
+    sources ``ccfg["sources"]`` names (all when absent, or when none of those sources is there,
+    as when fine-tuning on a user's own recordings alone)."""
     keep = set(ccfg.get("sources") or ())
-    items = [ex for ex in real_val if not keep or ex.source in keep]
+    items = [ex for ex in real_val if not keep or ex.source in keep] or list(real_val)
     n = int(ccfg["max_items"])
     if len(items) <= n:
         return items
     return [items[int(i)] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
-def init_from(model: FlameSyncNet, init: str, model_cfg: dict) -> None:
-    """Start ``model`` from a checkpoint's weights (``"default"``: the shipped network).
+def init_weights_for(init: str, model_cfg: dict, mcfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """The weights a run starts from (``init``: a checkpoint, ``"default"``: the shipped network).
 
-    The checkpoint's model config must equal ``model_cfg``: fine-tuning keeps the architecture.
+    The checkpoint's model config must equal the run's (``model_cfg`` as written in the config, or
+    ``mcfg`` once resolved): fine-tuning keeps the architecture.
     """
     from .infer import DEFAULT_CHECKPOINT
 
     path = DEFAULT_CHECKPOINT if str(init) == "default" else Path(init)
     meta = load_meta(path)
     theirs = (meta.get("train_config") or {}).get("model", meta.get("model"))
-    if theirs != model_cfg and ModelConfig.from_dict(meta.get("model", {})).to_dict() != model.cfg.to_dict():
+    if theirs != model_cfg and ModelConfig.from_dict(meta.get("model", {})).to_dict() != mcfg.to_dict():
         raise InputError(f"init checkpoint {path} has another model config than this run; fine-tuning keeps the architecture")
-    model.load_state_dict(load_weights(path))
+    return load_weights(path)
 
 
 def _truncate_logs(out: Path, step: int) -> None:
