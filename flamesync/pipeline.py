@@ -22,6 +22,7 @@ def animate(
     language: str = "en",
     face=None,
     model=None,
+    progress=None,
 ) -> Animation:
     """Animate speech.
 
@@ -49,6 +50,9 @@ def animate(
         expression coefficients and jaw pose (see :mod:`flamesync.retarget`).
     model : LoadedModel or None
         A loaded network (:func:`flamesync.net.infer.load_model`); the shipped default when None.
+    progress : callable or None
+        Network backend: ``progress(done, total)`` in samples after each chunk of audio; an
+        exception it raises stops the work.
 
     Returns
     -------
@@ -72,7 +76,7 @@ def animate(
         from .net.infer import load_default_model
 
         net = model if model is not None else load_default_model()
-        anim = net.predict(wave)
+        anim = net.predict(wave, progress=progress)
     elif backend == "text":
         from .phonetics.textanimate import animate_with_text
 

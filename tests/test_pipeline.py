@@ -79,3 +79,21 @@ def test_phone_recognition_backend_needs_no_transcript():
     anim = flamesync.animate(EXAMPLE / "hello.wav", backend="phones", fps=30)
     assert anim.meta["backend"] == "phones" and anim.n_frames > 150
     assert anim.channel("jawOpen").max() > 0.2  # it does move the mouth
+
+
+def test_network_progress_reports_samples_and_can_stop():
+    from flamesync.audio import load_audio
+
+    wave = load_audio(EXAMPLE / "hello.wav")
+    calls = []
+    anim = flamesync.animate(EXAMPLE / "hello.wav", backend="model", progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (len(wave), len(wave)) and anim.n_frames > 0
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        raise Stop
+
+    with pytest.raises(Stop):
+        flamesync.animate(EXAMPLE / "hello.wav", backend="model", progress=stop)
