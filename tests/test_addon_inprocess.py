@@ -162,6 +162,7 @@ def _assert_keys_equal_take(keys, take: Animation, *, scene_fps=24.0):
 @needs_bpy
 def test_builtin_backend_keys_equal_flamesync_animate(blender_session):
     r = blender_session["result"]
+    assert r["validate"][0] == 0, r["validate"][1]
     assert r["install"] == ["FINISHED"] and r["enabled"]
     assert r["flamesync_on_path"] is None and not r["torch_loaded"]
     assert r["builtin_run"] == ["FINISHED"], r["builtin_run"]

@@ -17,7 +17,9 @@ Each take's F-curve keys go to OUT.json for the test to compare with ``flamesync
 
 import importlib.abc
 import json
+import os
 import shutil
+import subprocess
 import sys
 
 
@@ -39,6 +41,11 @@ import bpy  # noqa: E402
 args = sys.argv[sys.argv.index("--") + 1:]
 zip_path, audio_path, transcript_path, exe, out_path = args
 result = {"flamesync_on_path": shutil.which("flamesync")}
+
+# Blender's own extension validator on the zip (what "blender --command extension validate" runs).
+validator = os.path.join(bpy.utils.system_resource("SCRIPTS"), "addons_core", "bl_pkg", "cli", "blender_ext.py")
+proc = subprocess.run([sys.executable, validator, "validate", zip_path], capture_output=True, text=True)
+result["validate"] = [proc.returncode, (proc.stdout + proc.stderr).strip()]
 
 bpy.ops.wm.read_factory_settings(use_empty=True)
 result["install"] = list(bpy.ops.extensions.package_install_files(
