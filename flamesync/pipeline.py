@@ -23,6 +23,7 @@ def animate(
     face=None,
     model=None,
     progress=None,
+    landmarks=None,
 ) -> Animation:
     """Animate speech.
 
@@ -53,6 +54,9 @@ def animate(
     progress : callable or None
         Network backend: ``progress(done, total)`` in samples after each chunk of audio; an
         exception it raises stops the work.
+    landmarks : dict, path or None
+        For a FLAME ``face``: landmarks on its template (JSON/CSV file or ``name -> (3,)``), used
+        when fitting the ARKit-to-FLAME map if they are not found automatically.
 
     Returns
     -------
@@ -92,7 +96,7 @@ def animate(
         from .face import load_face
         from .retarget import animation_for_face
 
-        anim = animation_for_face(anim, load_face(face))
+        anim = animation_for_face(anim, load_face(face), landmarks=landmarks)
     meta = dict(anim.meta)
     meta.setdefault("backend", backend)
     return anim.replace(audio_path=audio_path, meta=meta)
