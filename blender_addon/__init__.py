@@ -55,6 +55,7 @@ class FLAMESYNC_AddonPreferences(bpy.types.AddonPreferences):
         description="Your FLAME model file (generic_model.pkl or a flamesync .npz) for FLAME targets")
     backend: EnumProperty(
         name="Inference", items=inference.backend_items,
+        default=inference.item_number("builtin" if engine.bundled() else "cli"),
         description="How audio becomes animation: the built-in network, or the flamesync command "
                     "(needed for transcripts and FLAME heads)")
 

@@ -215,7 +215,7 @@ def main(argv=None) -> int:
         for p in plats:
             path = build(Path(args.out_dir), plat=p, wheel_cache=Path(args.wheel_cache))
             print(path)  # stdout: the paths only, for scripts
-            print(f"{path.name}: {path.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
+            print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB", file=sys.stderr)
     except BuildError as exc:
         print(f"build.py: error: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ import queue
 import shutil
 import subprocess
 import threading
+import zlib
 
 BACKENDS: dict = {}
 
@@ -38,9 +39,22 @@ def register_backend(name: str, fn, *, label: str | None = None, first: bool = F
         BACKENDS[name] = (fn, label or name)
 
 
+_ITEMS: list = []  # Blender reads the strings of callback items later: Python must keep them alive
+
+
 def backend_items(_self=None, _context=None) -> list:
-    """EnumProperty items for the preferences' backend menu."""
-    return [(k, v[1], "") for k, v in BACKENDS.items()]
+    """EnumProperty items for the preferences' backend menu.
+
+    Each item's number is derived from its name: Blender stores an enum setting as that number,
+    so a saved choice survives other backends being registered before it.
+    """
+    _ITEMS[:] = [(k, v[1], "", "NONE", item_number(k)) for k, v in BACKENDS.items()]
+    return _ITEMS
+
+
+def item_number(name: str) -> int:
+    """The menu number of backend ``name`` (stable across sessions and registration order)."""
+    return zlib.crc32(name.encode()) & 0x3FFFFFFF
 
 
 def call_backend(fn, audio, **kw) -> None:

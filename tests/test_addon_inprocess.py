@@ -84,6 +84,19 @@ def test_cancel_stops_a_running_command(tmp_path):
     assert time.monotonic() - start < 5
 
 
+def test_real_command_reports_progress_to_the_addon(tmp_path):
+    inference = _load_inference()
+    events = []
+    inference.cli_backend(str(HELLO), fps=30.0, out_path=str(tmp_path / "t.npz"),
+                          exe=str(_flamesync_wrapper(tmp_path / "flamesync")),
+                          progress=lambda done, total, task: events.append((done, total, task)))
+    import soundfile as sf
+
+    n = sf.info(str(HELLO)).frames  # 16 kHz already: samples in = samples the network sees
+    assert events and events[-1] == (n, n, "animate")
+    assert Animation.load(tmp_path / "t.npz").fps == 30.0
+
+
 def test_backends_get_only_the_arguments_they_declare():
     inference = _load_inference()
     got = {}
@@ -165,6 +178,7 @@ def test_builtin_backend_keys_equal_flamesync_animate(blender_session):
     assert r["validate"][0] == 0, r["validate"][1]
     assert r["install"] == ["FINISHED"] and r["enabled"]
     assert r["flamesync_on_path"] is None and not r["torch_loaded"]
+    assert r["ui_progress"]
     assert r["builtin_run"] == ["FINISHED"], r["builtin_run"]
     _cli("animate", blender_session["wav"], "-o", "ref.npz", cwd=blender_session["tmp"])
     ref = Animation.load(blender_session["tmp"] / "ref.npz")

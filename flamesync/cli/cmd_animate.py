@@ -78,8 +78,13 @@ def run(args) -> int:
         from ..face import load_face
 
         face = load_face(args.face)
+    from .. import progress
+
+    def report(done, total):  # JSON progress for tools (the Blender add-on); a no-op otherwise
+        progress.emit("progress", task="animate", done=int(done), total=int(total))
+
     anim = animate(args.audio, text=text, fps=args.fps, backend=args.backend, language=args.language, face=face,
-                   landmarks=args.landmarks)
+                   landmarks=args.landmarks, progress=report)
     for out in args.output:
         export(anim, out, face=face)
         print(f"wrote {out}")

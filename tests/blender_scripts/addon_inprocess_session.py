@@ -69,7 +69,10 @@ for name in ("cli", "other", "builtin"):
         menu["chosen"][name] = prefs.backend
     except (TypeError, ValueError) as exc:  # not among the menu's items
         menu["chosen"][name] = f"error: {exc}"
-menu["labels"] = [label for _key, label, _desc in addon.inference.backend_items(prefs, bpy.context)]
+menu["labels"] = [item[1] for item in addon.inference.backend_items(prefs, bpy.context)]
+# The job's progress bar (panel and status bar) uses UILayout.progress, which headless Blender
+# cannot draw: at least it must exist in this Blender.
+result["ui_progress"] = "progress" in bpy.types.UILayout.bl_rna.functions
 result["menu"] = menu
 
 
