@@ -189,6 +189,12 @@ def test_builtin_backend_keys_equal_flamesync_animate(blender_session):
     # cancelling stops the work; a transcript is refused with the backend that can use it
     assert r["cancel"] == "Cancelled: cancelled"
     assert r["builtin_transcript_run"][0] == "CANCELLED" and "flamesync command" in r["builtin_transcript_run"][1]
+    # the UI's job: progress rises to 1, the take is written, status bar and panel show bar + cancel
+    job = r["job"]
+    assert job["error"] is None and job["wrote"] and job["fractions"][-1] == 1.0
+    assert job["fractions"] == sorted(job["fractions"])
+    assert job["drawn"].count(["progress", "flamesync 100%"]) == 1 and ["progress", "Animating 100%"] in job["drawn"]
+    assert sum(1 for c in job["drawn"] if c[0] == "operator" and c[1] == "") == 2  # the two cancel buttons
 
 
 @needs_bpy

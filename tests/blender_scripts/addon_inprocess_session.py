@@ -135,6 +135,35 @@ try:
     result["cancel"] = "finished"
 except addon.inference.InferenceError as exc:
     result["cancel"] = f"{exc.__class__.__name__}: {exc}"
+
+# 5: the job the UI runs (a worker thread polled by a timer; headless Blender has no window for the
+# modal operator itself), and the panel and status bar drawn with a recording layout while it runs.
+class Recorder:
+    def __init__(self, calls):
+        self.calls = calls
+
+    def __getattr__(self, name):
+        def call(*a, **k):
+            self.calls.append((name, k.get("text")))
+            return Recorder(self.calls)
+        return call
+
+
+job = addon._Job(fn=addon.engine.builtin_backend, audio=audio_path, kw={"fps": 30.0},
+                 tmp=os.path.dirname(out_path))
+fractions = []
+job.thread.start()
+while job.thread.is_alive():
+    fractions.append(job.fraction)
+    job.thread.join(0.005)
+fractions.append(job.fraction)
+addon.JOB = job
+calls = []
+addon.draw_status(type("StatusBar", (), {"layout": Recorder(calls)})(), bpy.context)
+addon.FLAMESYNC_PT_panel.draw(type("Panel", (), {"layout": Recorder(calls)})(), bpy.context)
+addon.JOB = None
+result["job"] = {"error": job.error, "fractions": fractions, "wrote": os.path.isfile(job.out),
+                 "drawn": [c for c in calls if c[0] in ("progress", "operator")]}
 result["torch_loaded"] = "torch" in sys.modules
 with open(out_path, "w") as fh:
     json.dump(result, fh)
