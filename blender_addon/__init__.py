@@ -364,6 +364,7 @@ class FLAMESYNC_OT_animate_audio(_TakeOperator, bpy.types.Operator):
         job = JOB
         if event.type == "ESC" and event.value == "PRESS":
             job.cancel.set()
+            return {"RUNNING_MODAL"}  # consumed: Esc means "stop flamesync" here, nothing else
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         if job.thread.is_alive():
