@@ -4,8 +4,10 @@
 
 - *Target*: the active mesh, the default head (created from a flamesync-exported ``.glb`` or by an
   installed ``flamesync``) or a FLAME head (``flamesync --face flame:PATH``).
-- *Animate audio*: runs the configured backend (an installed ``flamesync`` command, path in the
-  preferences) on an audio file (+ optional transcript) and keys the result.
+- *Animate audio*: runs the configured backend on an audio file and keys the result: the built-in
+  network (flamesync's own code and model, bundled with the platform zips; no other install) or an
+  installed ``flamesync`` command (path in the preferences), which also aligns a transcript. Long
+  clips run as a background job with a progress bar in the status bar and a cancel button (Esc).
 - *Import animation*: keys a ready flamesync ``.npz`` (needs neither flamesync nor torch).
 - *Name map*: which shape key each channel drives; filled automatically for the usual naming
   schemes, editable; channels without a key are reported.
@@ -14,15 +16,19 @@ Every take goes into a new action; an existing action on the shape keys is kept 
 track (the operator asks first when run from the UI); one undo removes the take.
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations" here: Blender reads the properties from the class
+# annotations, and string annotations are evaluated without this module's globals, so a callable
+# like the backend menu's items would fail to find ``inference`` and the menu stay empty.
 
 import os
+import shutil
 import tempfile
+import threading
 
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import animfile, inference, keying, namemap
+from . import animfile, engine, inference, keying, namemap  # noqa: F401  (engine registers "builtin")
 
 bl_info = {  # legacy add-on loading (Blender < 4.2 or "Install from Disk" of the folder)
     "name": "flamesync",
@@ -48,8 +54,10 @@ class FLAMESYNC_AddonPreferences(bpy.types.AddonPreferences):
         name="FLAME model", subtype="FILE_PATH",
         description="Your FLAME model file (generic_model.pkl or a flamesync .npz) for FLAME targets")
     backend: EnumProperty(
-        name="Inference", items=lambda self, ctx: [(k, v[1], "") for k, v in inference.BACKENDS.items()],
-        description="How audio becomes animation")
+        name="Inference", items=inference.backend_items,
+        default=inference.item_number("builtin" if engine.bundled() else "cli"),
+        description="How audio becomes animation: the built-in network, or the flamesync command "
+                    "(needed for transcripts and FLAME heads)")
 
     def draw(self, context):
         col = self.layout.column()
@@ -77,6 +85,12 @@ class FLAMESYNC_Settings(bpy.types.PropertyGroup):
         ("FLAME", "FLAME head", "A FLAME head made by flamesync from your FLAME model"),
     ], default="ACTIVE")
     frame_start: IntProperty(name="Start frame", default=1, description="Scene frame of the take's first frame")
+    fps: FloatProperty(name="Take fps", default=0.0, min=0.0, max=240.0,
+                       description="Frame rate the take is computed at (0: the scene's frame rate)")
+    offset_ms: FloatProperty(name="Offset (ms)", default=0.0, min=-1000.0, max=1000.0,
+                             description="Move the keys against the audio (positive: later)")
+    strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=3.0,
+                            description="Multiplies every shape-key weight of the take")
     add_audio: BoolProperty(name="Add audio strip", default=True)
     fit_range: BoolProperty(name="Fit scene range", default=True, description="Extend the scene's frame range to the take")
     show_map: BoolProperty(name="Show name map", default=False)
@@ -127,10 +141,10 @@ def apply_take(op, context, anim, *, anim_path, obj, take_name):
         return {"CANCELLED"}
     scene = context.scene
     action = keying.key_take(obj, anim, mapping, scene=scene, frame_start=settings.frame_start,
-                             take_name=take_name)
+                             take_name=take_name, strength=settings.strength, offset_s=settings.offset_ms / 1000.0)
     obj["flamesync_last_action"] = action.name
     scene_fps = scene.render.fps / scene.render.fps_base
-    last = settings.frame_start + (anim.n_frames - 1) * scene_fps / anim.fps
+    last = settings.frame_start + ((anim.n_frames - 1) / anim.fps + settings.offset_ms / 1000.0) * scene_fps
     if settings.fit_range:
         scene.frame_start = min(scene.frame_start, settings.frame_start)
         scene.frame_end = max(scene.frame_end, int(last + 0.999))
@@ -224,59 +238,195 @@ class FLAMESYNC_OT_import_animation(_TakeOperator, bpy.types.Operator):
                           take_name=f"flamesync_{name}")
 
 
+class _Job:
+    """One animation running in a worker thread (the backend never touches bpy)."""
+
+    def __init__(self, *, fn, audio, kw, tmp):
+        self.audio = audio
+        self.tmp = tmp
+        self.out = os.path.join(tmp, "take.npz")
+        self.done, self.total, self.task = 0, 0, ""
+        self.cancel = threading.Event()
+        self.error = None
+        kw = dict(kw, out_path=self.out, progress=self.progress, cancelled=self.cancel.is_set)
+        self.thread = threading.Thread(target=self._run, args=(fn, audio, kw), daemon=True)
+
+    def progress(self, done, total, task):
+        self.done, self.total, self.task = done or 0, total or 0, task or ""
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    def _run(self, fn, audio, kw):
+        try:
+            inference.call_backend(fn, audio, **kw)
+        except inference.InferenceError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # a backend bug: still one line for the user
+            self.error = f"{exc.__class__.__name__}: {exc}"
+
+
+JOB = None  # the running _Job (one at a time)
+
+
+def _redraw_status(context):
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type in ("STATUSBAR", "VIEW_3D"):
+                area.tag_redraw()
+
+
 class FLAMESYNC_OT_animate_audio(_TakeOperator, bpy.types.Operator):
-    """Animate the target from the chosen audio with the configured backend (flamesync command)"""
+    """Animate the target from the chosen audio with the configured backend (built-in network or flamesync command)"""
 
     bl_idname = "flamesync.animate_audio"
     bl_label = "Animate Audio"
     bl_options = {"REGISTER", "UNDO"}
 
     audio_override: StringProperty(options={"HIDDEN"})
+    background_job: BoolProperty(default=False, options={"HIDDEN", "SKIP_SAVE"},
+                                 description="Run as a job with progress and cancel (set when started from the UI)")
 
-    def execute(self, context):
+    _timer = None
+
+    def prepare(self, context):
+        """(backend fn, audio, keyword arguments, target) or None after reporting what is wrong."""
         settings = context.scene.flamesync
         p = prefs(context)
         audio = bpy.path.abspath(settings.audio_path)
         if not audio or not os.path.isfile(audio):
             self.report({"ERROR"}, "choose an audio file first")
-            return {"CANCELLED"}
+            return None
         obj = self.resolve_target(context)
         if obj is None:
-            return {"CANCELLED"}
-        if self.needs_confirmation(obj):
-            return self.refuse_existing(obj)
-        backend_name = (p.backend if p else "") or "cli"
+            return None
+        backend_name = (p.backend if p else "") or next(iter(inference.BACKENDS))
+        if backend_name not in inference.BACKENDS:
+            self.report({"ERROR"}, f"unknown inference backend {backend_name!r}; choose one in the preferences")
+            return None
         fn, _label = inference.BACKENDS[backend_name]
         face = None
         if settings.target == "FLAME":
             if not (p and p.flame_model):
                 self.report({"ERROR"}, "set the FLAME model file in the add-on preferences")
-                return {"CANCELLED"}
+                return None
             face = "flame:" + bpy.path.abspath(p.flame_model)
         transcript = bpy.path.abspath(settings.transcript_path) if settings.transcript_path else None
+        if transcript and not os.path.isfile(transcript):
+            self.report({"ERROR"}, f"transcript file not found: {transcript}")
+            return None
+        scene = context.scene
+        fps = settings.fps or scene.render.fps / scene.render.fps_base
+        kw = {"transcript": transcript, "face": face, "fps": fps}
+        if backend_name == "cli":
+            kw["exe"] = inference.find_flamesync(p.flamesync_path if p else "")
+        return fn, audio, kw, obj
+
+    def invoke(self, context, event):
+        self.background_job = True
+        return _TakeOperator.invoke(self, context, event)
+
+    def execute(self, context):
+        global JOB
+        if JOB is not None:
+            self.report({"ERROR"}, "flamesync is already animating; wait or cancel it")
+            return {"CANCELLED"}
+        ready = self.prepare(context)
+        if ready is None:
+            return {"CANCELLED"}
+        fn, audio, kw, obj = ready
+        if self.needs_confirmation(obj):
+            return self.refuse_existing(obj)
+        job = _Job(fn=fn, audio=audio, kw=kw, tmp=tempfile.mkdtemp(prefix="flamesync-"))
+        if self.background_job and context.window is not None and not bpy.app.background:
+            JOB = job
+            job.thread.start()
+            wm = context.window_manager
+            wm.progress_begin(0, 100)
+            self._timer = wm.event_timer_add(0.1, window=context.window)
+            wm.modal_handler_add(self)
+            return {"RUNNING_MODAL"}
+        # From scripts: the same work, waited for here.
         wm = context.window_manager
         wm.progress_begin(0, 100)
+        try:
+            job.thread.start()
+            while job.thread.is_alive():
+                job.thread.join(0.1)
+                wm.progress_update(int(100 * job.fraction))
+        finally:
+            wm.progress_end()
+        return self.finish(context, job, obj)
 
-        def progress(done, total, task):
-            if total:
-                wm.progress_update(int(100 * done / total))
+    def modal(self, context, event):
+        global JOB
+        job = JOB
+        if event.type == "ESC" and event.value == "PRESS":
+            job.cancel.set()
+            return {"RUNNING_MODAL"}  # consumed: Esc means "stop flamesync" here, nothing else
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        if job.thread.is_alive():
+            context.window_manager.progress_update(int(100 * job.fraction))
+            context.workspace.status_text_set(
+                f"flamesync: animating {os.path.basename(job.audio)} {100 * job.fraction:.0f}%  (Esc: cancel)")
+            _redraw_status(context)
+            return {"RUNNING_MODAL"}
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        context.workspace.status_text_set(None)
+        JOB = None
+        _redraw_status(context)
+        obj = self.resolve_target(context)
+        if obj is None:
+            shutil.rmtree(job.tmp, ignore_errors=True)
+            return {"CANCELLED"}
+        return self.finish(context, job, obj)
 
-        with tempfile.TemporaryDirectory(prefix="flamesync-") as tmp:
-            out = os.path.join(tmp, "take.npz")
+    def finish(self, context, job, obj):
+        try:
+            if job.cancel.is_set():
+                self.report({"WARNING"}, "flamesync: cancelled")
+                return {"CANCELLED"}
+            if job.error:
+                self.report({"ERROR"}, f"flamesync: {job.error}")
+                return {"CANCELLED"}
             try:
-                kw = {}
-                if backend_name == "cli":
-                    kw["exe"] = inference.find_flamesync(p.flamesync_path if p else "")
-                fn(audio, transcript=transcript, face=face, out_path=out, progress=progress, **kw)
-                anim = animfile.read_animation(out)
-            except (inference.InferenceError, animfile.AnimationFileError) as exc:
+                anim = animfile.read_animation(job.out)
+            except animfile.AnimationFileError as exc:
                 self.report({"ERROR"}, f"flamesync: {exc}")
                 return {"CANCELLED"}
-            finally:
-                wm.progress_end()
-            self.audio_override = audio
-            name = os.path.splitext(os.path.basename(audio))[0]
-            return apply_take(self, context, anim, anim_path=out, obj=obj, take_name=f"flamesync_{name}")
+            self.audio_override = job.audio
+            name = os.path.splitext(os.path.basename(job.audio))[0]
+            return apply_take(self, context, anim, anim_path=job.out, obj=obj, take_name=f"flamesync_{name}")
+        finally:
+            shutil.rmtree(job.tmp, ignore_errors=True)
+
+
+class FLAMESYNC_OT_cancel(bpy.types.Operator):
+    """Stop the running flamesync animation job"""
+
+    bl_idname = "flamesync.cancel"
+    bl_label = "Cancel flamesync"
+
+    @classmethod
+    def poll(cls, context):
+        return JOB is not None
+
+    def execute(self, context):
+        JOB.cancel.set()
+        return {"FINISHED"}
+
+
+def draw_status(self, context):
+    """Status bar: the running job's progress bar and a cancel button."""
+    if JOB is None:
+        return
+    row = self.layout.row(align=True)
+    row.progress(factor=JOB.fraction, type="BAR", text=f"flamesync {100 * JOB.fraction:.0f}%")
+    row.operator("flamesync.cancel", text="", icon="CANCEL")
 
 
 class FLAMESYNC_OT_create_head(bpy.types.Operator):
@@ -388,8 +538,13 @@ class FLAMESYNC_PT_panel(bpy.types.Panel):
         s = context.scene.flamesync
         layout = self.layout
         col = layout.column()
+        p = prefs(context)
+        if p is not None:
+            col.prop(p, "backend")
         col.prop(s, "audio_path")
         col.prop(s, "transcript_path")
+        if s.transcript_path and p is not None and p.backend != "cli":
+            col.label(text="Transcripts need the flamesync command backend", icon="INFO")
         col.prop(s, "target")
         if s.target != "ACTIVE":
             op = col.operator("flamesync.create_head", icon="MESH_MONKEY")
@@ -397,10 +552,19 @@ class FLAMESYNC_PT_panel(bpy.types.Panel):
         obj = target_object(context, s)
         col.label(text=f"Target: {obj.name}" if obj else "Target: none", icon="OBJECT_DATA")
         col.prop(s, "frame_start")
+        col.prop(s, "fps")
+        row = col.row(align=True)
+        row.prop(s, "offset_ms")
+        row.prop(s, "strength")
         row = col.row()
         row.prop(s, "add_audio")
         row.prop(s, "fit_range")
-        col.operator("flamesync.animate_audio", icon="SPEAKER")
+        if JOB is not None:
+            row = col.row(align=True)
+            row.progress(factor=JOB.fraction, type="BAR", text=f"Animating {100 * JOB.fraction:.0f}%")
+            row.operator("flamesync.cancel", text="", icon="CANCEL")
+        else:
+            col.operator("flamesync.animate_audio", icon="SPEAKER")
         col.operator("flamesync.import_animation", icon="IMPORT")
         box = layout.box()
         box.prop(s, "show_map", icon="TRIA_DOWN" if s.show_map else "TRIA_RIGHT", emboss=False)
@@ -411,7 +575,7 @@ class FLAMESYNC_PT_panel(bpy.types.Panel):
 
 CLASSES = (
     FLAMESYNC_AddonPreferences, FLAMESYNC_MapEntry, FLAMESYNC_Settings,
-    FLAMESYNC_OT_import_animation, FLAMESYNC_OT_animate_audio, FLAMESYNC_OT_create_head,
+    FLAMESYNC_OT_import_animation, FLAMESYNC_OT_animate_audio, FLAMESYNC_OT_cancel, FLAMESYNC_OT_create_head,
     FLAMESYNC_OT_auto_map, FLAMESYNC_UL_map, FLAMESYNC_PT_panel,
 )
 
@@ -426,9 +590,13 @@ def register():
     bpy.types.Scene.flamesync = bpy.props.PointerProperty(type=FLAMESYNC_Settings)
     bpy.types.Object.flamesync_map = CollectionProperty(type=FLAMESYNC_MapEntry)
     bpy.types.TOPBAR_MT_file_import.append(menu_import)
+    bpy.types.STATUSBAR_HT_header.append(draw_status)
 
 
 def unregister():
+    if JOB is not None:
+        JOB.cancel.set()
+    bpy.types.STATUSBAR_HT_header.remove(draw_status)
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
     del bpy.types.Object.flamesync_map
     del bpy.types.Scene.flamesync

@@ -44,11 +44,13 @@ def stash_action(key, action, frame):
     ad.action = None
 
 
-def key_take(obj, anim, mapping, *, scene, frame_start, take_name):
+def key_take(obj, anim, mapping, *, scene, frame_start, take_name, strength=1.0, offset_s=0.0):
     """Key ``anim`` onto ``obj``'s shape keys through ``mapping`` {channel: shape key} in a new action.
 
-    Keys sit at the animation's own times expressed in scene frames (``frame_start + t * scene
-    fps``), so the take stays in sync with its audio at any scene frame rate. Returns the action.
+    Keys sit at the animation's own times expressed in scene frames (``frame_start + (t +
+    offset_s) * scene fps``), so the take stays in sync with its audio at any scene frame rate;
+    ``offset_s`` moves the keys against the audio (positive: later). Every weight is multiplied by
+    ``strength``. Returns the action.
     """
     key = obj.data.shape_keys
     old = existing_action(obj)
@@ -58,12 +60,12 @@ def key_take(obj, anim, mapping, *, scene, frame_start, take_name):
     fcurves = channelbag_fcurves(key, action)
     scene_fps = scene.render.fps / scene.render.fps_base
     n = anim.n_frames
-    frames = (frame_start + np.arange(n, dtype=np.float64) * (scene_fps / anim.fps)).astype(np.float32)
+    frames = (frame_start + (np.arange(n, dtype=np.float64) / anim.fps + offset_s) * scene_fps).astype(np.float32)
     co = np.empty(2 * n, np.float32)
     co[0::2] = frames
     for channel, kname in mapping.items():
         kb = key.key_blocks[kname]
-        values = anim.column(channel)
+        values = anim.column(channel) * np.float32(strength)
         kb.slider_min = max(-10.0, min(kb.slider_min, float(np.floor(values.min()))))
         kb.slider_max = min(10.0, max(kb.slider_max, float(np.ceil(values.max()))))
         fc = fcurves.new(f'key_blocks["{bpy.utils.escape_identifier(kname)}"].value', index=0)

@@ -22,6 +22,8 @@ def animate(
     language: str = "en",
     face=None,
     model=None,
+    progress=None,
+    landmarks=None,
 ) -> Animation:
     """Animate speech.
 
@@ -52,6 +54,12 @@ def animate(
         expression coefficients and jaw pose (see :mod:`flamesync.retarget`).
     model : LoadedModel or None
         A loaded network (:func:`flamesync.net.infer.load_model`); the shipped default when None.
+    progress : callable or None
+        Network backend: ``progress(done, total)`` in samples after each chunk of audio; an
+        exception it raises stops the work.
+    landmarks : dict, path or None
+        For a FLAME ``face``: landmarks on its template (JSON/CSV file or ``name -> (3,)``), used
+        when fitting the ARKit-to-FLAME map if they are not found automatically.
 
     Returns
     -------
@@ -75,7 +83,7 @@ def animate(
         from .net.infer import load_default_model
 
         net = model if model is not None else load_default_model()
-        anim = net.predict(wave)
+        anim = net.predict(wave, progress=progress)
     elif backend == "text":
         from .phonetics.textanimate import animate_with_text
 
@@ -95,7 +103,7 @@ def animate(
         from .face import load_face
         from .retarget import animation_for_face
 
-        anim = animation_for_face(anim, load_face(face))
+        anim = animation_for_face(anim, load_face(face), landmarks=landmarks)
     meta = dict(anim.meta)
     meta.setdefault("backend", backend)
     return anim.replace(audio_path=audio_path, meta=meta)

@@ -32,3 +32,17 @@ def test_bad_audio_gives_input_error(tmp_path, case):
         p.write_bytes(b"RIFF0000WAVEjunk" * 10)
     with pytest.raises(InputError):
         load_audio(p)
+
+
+@pytest.mark.parametrize("n, rate", [(44100, 44100), (48001, 48000), (12345, 8000), (1000, 44100)])
+def test_resample_equals_librosa_soxr_hq(n, rate):
+    # flamesync calls soxr itself (the Blender add-on has no librosa): same samples, same length.
+    import librosa
+
+    from flamesync.audio.io import resample
+
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    want = librosa.resample(x, orig_sr=rate, target_sr=16000, res_type="soxr_hq")
+    got = resample(x, rate=rate, target=16000)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)

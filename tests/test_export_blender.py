@@ -21,9 +21,9 @@ needs_blender = pytest.mark.skipif(
 pytestmark = [pytest.mark.blender]
 
 
-def sample_in_blender(path, out, *, fps, n, first=1):
+def sample_in_blender(path, out, *, fps, n, first=1, defaults=False):
     cmd = [BLENDER.executable, str(REPO / "tests" / "blender_scripts" / "sample_import.py"), "--",
-           str(path), str(out), str(fps), str(n), str(first)]
+           str(path), str(out), str(fps), str(n), str(first)] + (["defaults"] if defaults else [])
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -51,6 +51,24 @@ def test_shape_keys_round_trip(exported, suffix):
     np.testing.assert_allclose(got["values"], anim.weights(ARKIT_52), atol=1e-5)
     # Shape keys + jaw bone evaluate to flamesync's own vertices (in Blender's z-up frame).
     np.testing.assert_allclose(got["vertices"], to_blender(face.animate(anim)), atol=1e-5)
+
+
+@needs_blender
+def test_fbx_default_import_lands_on_frame_1_at_the_take_rate(exported):
+    """File > Import > FBX with its defaults (Animation Offset 1) into a 24 fps scene: the importer
+    takes the file's 25 fps and the first key is on frame 1, as in the other formats."""
+    d, face, anim, files = exported
+    got = sample_in_blender(files[".fbx"], d / "s.fbx.defaults.npz", fps=anim.fps, n=anim.n_frames, defaults=True)
+    assert float(got["fps"]) == anim.fps
+    np.testing.assert_allclose(got["values"], anim.weights(ARKIT_52), atol=1e-5)
+
+
+@needs_blender
+def test_usda_records_frames_per_second(exported):
+    d, face, anim, files = exported
+    text = files[".usda"].read_text()
+    header = text[: text.index("\n)\n")]
+    assert f"framesPerSecond = {anim.fps:g}" in header and f"timeCodesPerSecond = {anim.fps:g}" in header
 
 
 @needs_blender

@@ -91,3 +91,21 @@ def test_word_recognition_backend_hears_words_and_rests_on_silence():
     room = 1e-3 * np.random.default_rng(0).standard_normal(16000 * 2).astype(np.float32)  # room tone, no speech
     quiet = flamesync.animate(room, sample_rate=16000, backend="words", fps=30)
     assert quiet.meta["text"] == "" and np.abs(quiet.channel("jawOpen")).max() < 0.05
+
+
+def test_network_progress_reports_samples_and_can_stop():
+    from flamesync.audio import load_audio
+
+    wave = load_audio(EXAMPLE / "hello.wav")
+    calls = []
+    anim = flamesync.animate(EXAMPLE / "hello.wav", backend="model", progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (len(wave), len(wave)) and anim.n_frames > 0
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        raise Stop
+
+    with pytest.raises(Stop):
+        flamesync.animate(EXAMPLE / "hello.wav", backend="model", progress=stop)

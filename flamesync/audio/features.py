@@ -85,21 +85,38 @@ def n_feature_frames(n_samples: int, *, config: FeatureConfig = FeatureConfig(),
     return per_out * int(math.ceil(n_samples / spf))
 
 
+def mel_basis_filename(config: FeatureConfig = FeatureConfig()) -> str:
+    """File name of the cached mel bank for ``config``: ``mel-<hash of its parameters>.npy``."""
+    import hashlib
+    import json
+
+    key = hashlib.sha1(json.dumps(
+        [config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax, "slaney"]).encode()).hexdigest()[:16]
+    return f"mel-{key}.npy"
+
+
 @functools.lru_cache(maxsize=8)
 def mel_basis(config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """Mel filter bank from ``librosa.filters.mel``, shape (n_mels, n_fft // 2 + 1), float64.
 
     The bank is cached as ``.npy`` in the flamesync cache: importing librosa (and numba behind it)
-    costs over a second, which would otherwise be paid by every cold start.
+    costs over a second, which would otherwise be paid by every cold start. A bank file shipped
+    beside this module (:func:`mel_basis_filename`; the Blender add-on's build writes one, since
+    Blender has no librosa) is used first.
     """
-    import hashlib
-    import json
+    from pathlib import Path
+
+    packaged = Path(__file__).with_name(mel_basis_filename(config))
+    if packaged.is_file():
+        basis = np.load(packaged, allow_pickle=False)
+        if basis.shape == (config.n_mels, config.n_fft // 2 + 1):
+            basis = np.ascontiguousarray(basis, dtype=np.float64)
+            basis.setflags(write=False)
+            return basis
 
     from ..cache import cache_dir
 
-    key = hashlib.sha1(json.dumps(
-        [config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax, "slaney"]).encode()).hexdigest()[:16]
-    path = cache_dir("features") / f"mel-{key}.npy"
+    path = cache_dir("features") / mel_basis_filename(config)
     basis = None
     if path.is_file():
         try:

@@ -61,13 +61,39 @@ def load_audio(
     if rate <= 0:
         raise InputError(f"{name}: invalid sample rate {rate}")
     if rate != sample_rate:
-        import librosa
-
-        data = librosa.resample(data, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+        data = resample(data, rate=rate, target=sample_rate)
     peak = float(np.max(np.abs(data))) if data.size else 0.0
     if peak < 1e-4 and not allow_silent:
         raise InputError(f"{name} is silent (peak amplitude {peak:.1e})")
     return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def resample(data: np.ndarray, *, rate: int, target: int) -> np.ndarray:
+    """Resample mono ``data`` from ``rate`` to ``target`` Hz with soxr's high-quality filter.
+
+    The result has ``ceil(N * target / rate)`` samples (soxr's output trimmed or zero-padded), the
+    same samples ``librosa.resample(res_type="soxr_hq")`` returns. soxr is called directly so that
+    the Blender add-on, which bundles soxr but not librosa, reads audio exactly as the CLI does.
+
+    Parameters
+    ----------
+    data : np.ndarray, shape (N,), float32
+    rate, target : int
+        Source and target sample rates.
+
+    Returns
+    -------
+    np.ndarray, shape (ceil(N * target / rate),), float32
+    """
+    import soxr
+
+    if rate == target:
+        return data
+    n_out = int(np.ceil(data.shape[0] * (float(target) / rate)))
+    out = np.asarray(soxr.resample(data, rate, target, quality="soxr_hq"), dtype=data.dtype)
+    if out.shape[0] >= n_out:
+        return out[:n_out]
+    return np.concatenate([out, np.zeros(n_out - out.shape[0], out.dtype)])
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:

@@ -12,6 +12,10 @@ import sys
 
 from ..errors import FlamesyncError
 
+# What --face accepts (flamesync.face.load_face), for every command that has the option.
+FACE_HELP = ("'default' (the default head), 'flame:/path/generic_model.pkl' (a FLAME model, or its "
+             "converted .npz) or 'head:/path/head.npz' (a head made by 'flamesync retarget')")
+
 # Order is the order shown in --help.
 COMMAND_MODULES = (
     "demo",

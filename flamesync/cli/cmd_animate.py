@@ -13,6 +13,8 @@ examples:
   flamesync animate speech.wav -o speech.glb
   flamesync animate speech.wav --text "the child almost hurt the small dog" -o take.npz -o take.csv
   flamesync animate speech.flac -o take.fbx --fps 24 --preview
+  flamesync animate speech.wav --face head:myhead_arkit.npz -o take.glb
+  flamesync animate speech.wav --face flame:generic_model.pkl -o take.flame.npz
 
 Output formats follow the extension of each -o (see 'flamesync export --help' for the list).
 Without --text the audio-to-face network animates the audio alone; with --text the transcript is
@@ -34,8 +36,12 @@ def register(sub) -> None:
     g.add_argument("--text", help="the transcript of the audio (improves accuracy)")
     g.add_argument("--text-file", metavar="FILE", help="read the transcript from a UTF-8 text file")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the animation (default 30)")
-    p.add_argument("--face", default="default",
-                   help="face model for geometry outputs: 'default' or 'flame:/path/generic_model.pkl'")
+    from . import FACE_HELP
+
+    p.add_argument("--face", default="default", help="face model for geometry outputs: " + FACE_HELP)
+    p.add_argument("--landmarks", metavar="FILE", default=None,
+                   help="with --face flame:...: landmarks on the FLAME template (JSON/CSV, as for "
+                        "'flamesync retarget'), needed when they are not found automatically")
     p.add_argument("--backend", choices=("auto", "model", "text", "phones", "words"), default="auto",
                    help="auto: text alignment when a transcript is given, else the network; "
                         "phones: phone recognition baseline; words: English word recognition "
@@ -61,6 +67,11 @@ def run(args) -> int:
         if not path.is_file():
             raise InputError(f"transcript file not found: {path}")
         text = path.read_text(encoding="utf-8")
+    if args.landmarks is not None:
+        if not args.face.startswith("flame:"):
+            raise InputError("--landmarks is for FLAME faces (--face flame:PATH)")
+        if not Path(args.landmarks).is_file():
+            raise InputError(f"landmark file not found: {args.landmarks}")
     face = None
     # The default head is needed only for geometry (and costs a second to build on a new machine);
     # a FLAME face also changes the animation itself, so it is always loaded.
@@ -68,7 +79,13 @@ def run(args) -> int:
         from ..face import load_face
 
         face = load_face(args.face)
-    anim = animate(args.audio, text=text, fps=args.fps, backend=args.backend, language=args.language, face=face)
+    from .. import progress
+
+    def report(done, total):  # JSON progress for tools (the Blender add-on); a no-op otherwise
+        progress.emit("progress", task="animate", done=int(done), total=int(total))
+
+    anim = animate(args.audio, text=text, fps=args.fps, backend=args.backend, language=args.language, face=face,
+                   landmarks=args.landmarks, progress=report)
     for out in args.output:
         export(anim, out, face=face)
         print(f"wrote {out}")

@@ -18,8 +18,10 @@ def register(sub) -> None:
     )
     p.add_argument("animation", help="a flamesync animation file (.npz)")
     p.add_argument("-o", "--output", required=True, help="output file; its extension picks the format")
+    from . import FACE_HELP
+
     p.add_argument("--face", default=None,
-                   help="face model for formats with geometry: 'default' (the default head) or flame:PATH")
+                   help="face model for formats with geometry: " + FACE_HELP)
     p.add_argument("--fps", type=float, default=None, help="resample to this frame rate before writing")
     p.add_argument("--audio", default=None,
                    help="audio to carry alongside the output (default: the one the animation references)")

@@ -23,7 +23,9 @@ def register(sub) -> None:
     p.add_argument("--camera", default="front", help="camera preset (default: front)")
     p.add_argument("--size", default="512", help="pixels per view: N or WxH (default: 512)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of the video (default: the animation's)")
-    p.add_argument("--face", default=None, help="'default' (the default head) or flame:PATH")
+    from . import FACE_HELP
+
+    p.add_argument("--face", default=None, help="face model (default: the default head): " + FACE_HELP)
     p.add_argument("--side-by-side", metavar="OTHER.npz", default=None,
                    help="show a second take on the right (e.g. model vs teacher), labelled with the file names")
     p.add_argument("--labels", default=None, help="captions for the two takes, comma separated")

@@ -15,12 +15,14 @@ or eye holes; otherwise give them with --landmarks (JSON: {"nose_tip": 1234, "ch
 
 A FLAME model (flame:/path/generic_model.pkl or .npz): fits the linear map from ARKit weights to
 FLAME expression coefficients and jaw pose, caches it, and prints the per-shape fit error.
-'flamesync animate ... --face flame:...' uses that map.
+'flamesync animate ... --face flame:...' uses that map. --landmarks gives the landmarks on the
+FLAME template when they are not found automatically; the map fitted with them is the one cached.
 
 examples:
   flamesync retarget head.obj -o head_arkit.glb
   flamesync retarget scan.ply --landmarks scan_landmarks.json -o scan_arkit.npz
   flamesync retarget flame:~/flame/generic_model.pkl
+  flamesync retarget flame:my_flame.npz --landmarks flame_landmarks.json
 """
 
 
@@ -48,7 +50,7 @@ def run(args) -> int:
         from ..retarget import flame_map
 
         model = load_face(target)
-        fm = flame_map(model, refit=args.refit)
+        fm = flame_map(model, refit=args.refit, landmarks=args.landmarks)
         print(f"FLAME map {fm.key}: {model.n_expr} expression components + jaw pose from 52 ARKit weights")
         print(format_report(fm.report))
         print("per-shape fit error (FLAME reproduction vs transferred shape, over moved vertices):")
@@ -57,7 +59,7 @@ def run(args) -> int:
             from ..retarget.head import retarget_head
             from ..retarget.io import save_face
 
-            res = retarget_head(model.template, model.faces, name="flame")
+            res = retarget_head(model.template, model.faces, landmarks=args.landmarks, name="flame")
             save_face(res.face, args.output)
             print(f"wrote {args.output}")
         return 0

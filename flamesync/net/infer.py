@@ -81,8 +81,12 @@ class LoadedModel:
             w, c, v = self.net(x)
             return w[0].numpy(), c[0].numpy(), torch.softmax(v[0], -1).numpy()
 
-    def predict_raw(self, audio: np.ndarray, *, chunk_seconds: float = 60.0) -> RawOutput:
-        """Network outputs for a whole signal, computed in chunks (see the module docstring)."""
+    def predict_raw(self, audio: np.ndarray, *, chunk_seconds: float = 60.0, progress=None) -> RawOutput:
+        """Network outputs for a whole signal, computed in chunks (see the module docstring).
+
+        ``progress(done, total)`` (samples), if given, is called after each chunk; an exception it
+        raises stops the work (the Blender add-on cancels this way).
+        """
         from concurrent.futures import ThreadPoolExecutor
 
         runner = NetRunner(self, chunk_frames=max(1, int(round(chunk_seconds * FPS))))
@@ -102,10 +106,13 @@ class LoadedModel:
                 new = pending.result()
                 pending = pool.submit(features, starts[k + 1]) if k + 1 < len(starts) else None
                 parts.append(runner.accept(new))
+                if progress is not None:
+                    progress(min(len(audio), starts[k] + step), len(audio))
             parts.append(runner.accept(runner.feats.finish(), final=True))
         return _concat_raw(parts, len(self.channels), self.cfg.n_visemes)
 
-    def predict(self, audio: np.ndarray, *, chunk_seconds: float = 60.0, closures: bool = True) -> Animation:
+    def predict(self, audio: np.ndarray, *, chunk_seconds: float = 60.0, closures: bool = True,
+                progress=None) -> Animation:
         """Speech audio to an :class:`Animation` at 50 fps.
 
         Parameters
@@ -116,6 +123,8 @@ class LoadedModel:
             Audio per network pass; memory grows with it, results do not depend on it.
         closures : bool
             Decode lip closures and seal the lips during them (the calibrated decoder).
+        progress : callable or None
+            ``progress(done, total)`` in samples after each chunk (see :meth:`predict_raw`).
 
         Returns
         -------
@@ -124,7 +133,7 @@ class LoadedModel:
             ``jawOpen`` (``meta["jaw_rotation"] == "implied"``); frame ``i`` at ``i / 50`` s.
         """
         audio = check_audio(audio)
-        raw = self.predict_raw(audio, chunk_seconds=chunk_seconds)
+        raw = self.predict_raw(audio, chunk_seconds=chunk_seconds, progress=progress)
         weights = Postprocessor(self, closures=closures).process(raw.weights, raw.closure_prob)
         return self.to_animation(weights)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -214,28 +215,61 @@ def fit_flame_map(flame, *, source=None, ridge: float = DEFAULT_RIDGE, landmarks
     return FlameMap(exp, jaw, errors, result.report, model_key(flame, source))
 
 
-def flame_map(flame, *, source=None, ridge: float = DEFAULT_RIDGE, refit: bool = False) -> FlameMap:
-    """The cached map for ``flame`` (fitted and stored on first use)."""
+def flame_map(flame, *, source=None, ridge: float = DEFAULT_RIDGE, refit: bool = False, landmarks=None) -> FlameMap:
+    """The cached map for ``flame`` (fitted and stored on first use).
+
+    Parameters
+    ----------
+    flame : FlameModel
+    source : BlendshapeFace, optional
+        The ARKit head (default: the default head).
+    ridge : float
+    refit : bool
+        Fit again even if a map is cached.
+    landmarks : dict, path or None
+        Landmarks on the FLAME template (see :func:`~flamesync.retarget.head.retarget_head`), for
+        models whose landmarks are not found automatically. None uses the cached map whatever
+        landmarks it was fitted with; given, a map cached with other landmarks is fitted again
+        (and replaces it, so later calls without landmarks get it).
+    """
     from ..cache import cache_dir
     from ..fileio import atomic_path
 
     key = model_key(flame, source if source is not None else _default_source())
     path = cache_dir("retarget") / f"flame-map-{key}-r{ridge:g}.npz"
+    tag = _landmarks_tag(landmarks)
     if path.is_file() and not refit:
         try:
             with np.load(path, allow_pickle=False) as z:
                 info = json.loads(str(z["info"]))
-                return FlameMap(z["expression"], z["jaw"], {k: tuple(v) for k, v in info["errors"].items()},
-                                info["report"], key)
+                if landmarks is None or info.get("landmarks") == tag:
+                    return FlameMap(z["expression"], z["jaw"], {k: tuple(v) for k, v in info["errors"].items()},
+                                    info["report"], key)
         except Exception:  # a damaged cache entry is rebuilt, not fatal
             pass
-    fm = fit_flame_map(flame, source=source, ridge=ridge)
+    fm = fit_flame_map(flame, source=source, ridge=ridge, landmarks=landmarks)
     fm.key = key
-    info = json.dumps({"errors": fm.fit_error_mm, "report": fm.report, "version": MAP_VERSION})
+    info = json.dumps({"errors": fm.fit_error_mm, "report": fm.report, "version": MAP_VERSION, "landmarks": tag})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, expression=fm.expression, jaw=fm.jaw, info=np.array(info))
     return fm
+
+
+def _landmarks_tag(landmarks) -> str | None:
+    """A hash of user landmarks (a file's bytes or the positions), recorded with the cached map."""
+    if landmarks is None:
+        return None
+    h = hashlib.sha256()
+    if isinstance(landmarks, (str, Path)):
+        path = Path(landmarks)
+        if not path.is_file():
+            raise InputError(f"landmark file not found: {path}")
+        h.update(path.read_bytes())
+    else:
+        for name in sorted(landmarks):
+            h.update(name.encode() + np.asarray(landmarks[name], np.float64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _default_source():
@@ -245,7 +279,7 @@ def _default_source():
 
 
 # --------------------------------------------------------------------------- per-frame use
-def to_flame(animation: Animation, flame, *, mapping: FlameMap | None = None) -> Animation:
+def to_flame(animation: Animation, flame, *, mapping: FlameMap | None = None, landmarks=None) -> Animation:
     """Convert an ARKit animation into FLAME parameters.
 
     Parameters
@@ -255,6 +289,8 @@ def to_flame(animation: Animation, flame, *, mapping: FlameMap | None = None) ->
     flame : FlameModel
     mapping : FlameMap, optional
         Default: :func:`flame_map` of ``flame`` (cached).
+    landmarks : dict, path or None
+        Landmarks on the FLAME template for fitting the default map (see :func:`flame_map`).
 
     Returns
     -------
@@ -263,7 +299,7 @@ def to_flame(animation: Animation, flame, *, mapping: FlameMap | None = None) ->
     jaw rotation the input marks as implied by ``jawOpen`` is not added again; an explicit one
     is added to the mapped jaw pose.
     """
-    mapping = flame_map(flame) if mapping is None else mapping
+    mapping = flame_map(flame, landmarks=landmarks) if mapping is None else mapping
     if mapping.expression.shape[0] != flame.n_expr:
         raise InputError(f"map has {mapping.expression.shape[0]} expression components, model {flame.n_expr}")
     psi, jaw = mapping.apply(animation.weights(ARKIT_52))
@@ -280,11 +316,12 @@ def to_flame(animation: Animation, flame, *, mapping: FlameMap | None = None) ->
     return animation.replace(channels=tuple(names), values=np.concatenate(cols, axis=1).astype(np.float32), meta=meta)
 
 
-def animation_for_face(animation: Animation, face) -> Animation:
+def animation_for_face(animation: Animation, face, *, landmarks=None) -> Animation:
     """What ``face`` should be animated with, given an ARKit animation.
 
-    FLAME models get FLAME parameters (:func:`to_flame`) unless the animation already carries
-    their expression channels; models with ARKit channels get the animation unchanged.
+    FLAME models get FLAME parameters (:func:`to_flame`, its map fitted with ``landmarks`` on the
+    FLAME template when given) unless the animation already carries their expression channels;
+    models with ARKit channels get the animation unchanged.
     """
     from ..face.flame import FlameModel
 
@@ -292,7 +329,7 @@ def animation_for_face(animation: Animation, face) -> Animation:
     if isinstance(face, FlameModel):
         if not has_arkit and any(animation.has(c) for c in face.channels):
             return animation
-        return to_flame(animation, face)
+        return to_flame(animation, face, landmarks=landmarks)
     if any(c in face.channels for c in ARKIT_52) or not has_arkit:
         return animation
     raise InputError(f"face model {face.name} takes neither ARKit channels nor FLAME parameters; "

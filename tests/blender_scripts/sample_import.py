@@ -1,6 +1,9 @@
 """Runs in Blender: import a file, then sample shape-key values and evaluated vertices per frame.
 
-    python sample_import.py -- INPUT OUT.npz FPS N_FRAMES FIRST_FRAME
+    python sample_import.py -- INPUT OUT.npz FPS N_FRAMES FIRST_FRAME [defaults]
+
+With ``defaults`` the scene starts at 24 fps and the importer runs with its default options (what a
+user gets from File > Import); otherwise the scene rate is set to FPS first.
 
 Writes ``names`` (K,), ``values`` (N, K) shape-key values, ``vertices`` (N, V, 3) evaluated world
 positions of the mesh, ``frames`` sampled and the scene's ``fps`` after import.
@@ -13,14 +16,14 @@ import numpy as np
 
 args = sys.argv[sys.argv.index("--") + 1:]
 src, out, fps, n, first = args[0], args[1], float(args[2]), int(args[3]), int(args[4])
+defaults = args[5:] == ["defaults"]
 bpy.ops.wm.read_factory_settings(use_empty=True)
 scene = bpy.context.scene
 # Set the frame rate before importing: importers convert key times with the scene's rate.
-scene.render.fps, scene.render.fps_base = int(round(fps)), 1.0
+scene.render.fps, scene.render.fps_base = (24, 1.0) if defaults else (int(round(fps)), 1.0)
 ext = src.lower().rsplit(".", 1)[-1]
 if ext == "fbx":
-    # anim_offset defaults to 1 frame; keys are already on the frames we wrote.
-    bpy.ops.import_scene.fbx(filepath=src, anim_offset=0.0)
+    bpy.ops.import_scene.fbx(filepath=src)
 elif ext in ("usd", "usda", "usdc"):
     bpy.ops.wm.usd_import(filepath=src, set_frame_range=True)
 elif ext == "abc":

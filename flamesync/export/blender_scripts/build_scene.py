@@ -11,8 +11,9 @@ as a sound strip, sets the scene frame rate and exports by the output's extensio
 - ``.abc``: the evaluated mesh per frame (a vertex cache).
 - ``.blend``: the scene itself, sound strip included.
 
-Frame ``i`` of the animation sits on scene frame ``FRAME_START + i``. Only numpy and bpy are
-used, so this works in any Blender >= 4.2 and in the ``bpy`` module.
+Frame ``i`` of the animation sits on scene frame ``FRAME_START + i`` (1 + i; 0 + i for FBX, see
+:func:`main`). Only numpy and bpy are used, so this works in any Blender >= 4.2 and in the ``bpy``
+module.
 """
 
 import json
@@ -187,6 +188,25 @@ def add_sound(scene, path, offset):
         print(f"flamesync: could not add the sound strip ({exc})", file=sys.stderr)
 
 
+def add_frames_per_second(path, fps):
+    """Author ``framesPerSecond`` in a ``.usda`` layer's metadata next to ``timeCodesPerSecond``.
+
+    Blender's exporter writes only ``timeCodesPerSecond``; ``framesPerSecond`` is the playback rate
+    other USD tools (usdview, DCC importers) read. Text layers only: the bpy module has no USD
+    Python API to change a binary (crate) file.
+    """
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    head_end = text.find("\n)\n")
+    if head_end < 0 or "framesPerSecond" in text[:head_end]:
+        return
+    line = f"    framesPerSecond = {fps:g}\n"
+    at = text.find("    timeCodesPerSecond")
+    at = at if 0 <= at < head_end else head_end + 1
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text[:at] + line + text[at:])
+
+
 def export(path, suffix):
     if suffix == ".fbx":
         bpy.ops.export_scene.fbx(
@@ -198,6 +218,9 @@ def export(path, suffix):
     elif suffix in (".usd", ".usda", ".usdc"):
         bpy.ops.wm.usd_export(filepath=path, export_animation=True, export_shapekeys=True,
                               export_armatures=True, selected_objects_only=False)
+        if suffix == ".usda":
+            scene = bpy.context.scene
+            add_frames_per_second(path, scene.render.fps / scene.render.fps_base)
     elif suffix == ".abc":
         scene = bpy.context.scene
         bpy.ops.wm.alembic_export(filepath=path, start=scene.frame_start, end=scene.frame_end,
@@ -219,6 +242,12 @@ def main(argv):
     with np.load(src, allow_pickle=False) as z:
         data = {k: z[k] for k in z.files}
     header = json.loads(str(data.pop("header")))
+    global FRAME_START
+    if suffix == ".fbx":
+        # FBX time 0 is the take's first frame, which importers put on their first frame
+        # (Blender's: frame 1 with its default Animation Offset of 1). Keyed from scene frame 1,
+        # the exporter wrote it at time 1/fps and a default import started on frame 2.
+        FRAME_START = 0
     build(data, header)
     export(out, suffix)
     print("flamesync: exported", out)
