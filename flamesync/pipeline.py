@@ -6,10 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .animation import Animation
+from .animation import Animation, check_fps
 from .errors import InputError
 
 BACKENDS = ("auto", "model", "text", "phones")
+
+# Audio whose loudest sample stays below this (-80 dBFS; 16-bit quantisation noise is -90) holds no
+# speech: it animates as a face at rest, whatever the backend (silence is valid input, e.g. a pause
+# line in a batch). Quiet speech is far above it: a whisper at a distance still peaks near -50 dBFS.
+SILENT_PEAK = 1e-4
 
 
 def animate(
@@ -62,11 +67,17 @@ def animate(
         backend = "text" if text is not None else "model"
     if backend == "text" and (text is None or not text.strip()):
         raise InputError("the text backend needs the transcript (text=...)")
+    check_fps(fps)
 
     from .audio.io import SAMPLE_RATE, load_audio
 
     wave = load_audio(audio, source_rate=sample_rate)
     audio_path = None if isinstance(audio, np.ndarray) else str(Path(audio).resolve())
+    peak = float(np.max(np.abs(wave)))
+    silent = peak < SILENT_PEAK
+    if silent:
+        # Nothing to align or recognise: the network gives the channel layout, the face rests.
+        backend = "model"
 
     if backend == "model":
         from .net.infer import load_default_model
@@ -83,6 +94,8 @@ def animate(
 
         phones = recognize_phones(wave, SAMPLE_RATE).phones
         anim = phones_to_animation(phones, fps=fps, duration=len(wave) / SAMPLE_RATE)
+    if silent:
+        anim = anim.replace(values=np.zeros_like(anim.values))
     anim = anim.resample(fps)  # returns the animation itself when the rate already matches
     if face is not None:
         from .face import load_face
@@ -91,4 +104,6 @@ def animate(
         anim = animation_for_face(anim, load_face(face))
     meta = dict(anim.meta)
     meta.setdefault("backend", backend)
+    if silent:
+        meta["silent"] = True
     return anim.replace(audio_path=audio_path, meta=meta)

@@ -101,7 +101,8 @@ def build(data, header):
     if "jaw_rotation" in data or "head_rotation" in data:
         add_rig(scene, obj, data, frames)
     if header.get("audio"):
-        add_sound(scene, header["audio"], float(header.get("audio_offset", 0.0)))
+        add_sound(scene, header.get("audio_source") or header["audio"], float(header.get("audio_offset", 0.0)),
+                  final_path=header["audio"])
     scene.frame_set(FRAME_START)
     return obj
 
@@ -174,8 +175,12 @@ def add_rig(scene, obj, data, frames):
             key_curve(fcurves, f'pose.bones["{name}"].rotation_quaternion', frames, q[:, c], index=c)
 
 
-def add_sound(scene, path, offset):
-    """The audio as a sound strip placed so that ``offset`` seconds into it plays on FRAME_START."""
+def add_sound(scene, path, offset, final_path=None):
+    """The audio as a sound strip placed so that ``offset`` seconds into it plays on FRAME_START.
+
+    ``path`` is read now; the scene refers to ``final_path`` (where the file will be once the
+    export completes) when given.
+    """
     try:
         ed = scene.sequence_editor or scene.sequence_editor_create()
         strips = ed.strips if hasattr(ed, "strips") else ed.sequences
@@ -183,12 +188,73 @@ def add_sound(scene, path, offset):
         start = FRAME_START - int(round(offset * fps))
         strip = strips.new_sound("audio", path, 1, start)
         strip["flamesync_audio_offset"] = offset
+        if final_path and final_path != path:
+            strip.sound.filepath = final_path
     except Exception as exc:  # a build without audio support still exports the animation
         print(f"flamesync: could not add the sound strip ({exc})", file=sys.stderr)
 
 
+# What the writers stamp into files (creation dates) is pinned to this instant, so identical input
+# gives identical bytes: SOURCE_DATE_EPOCH when set (the reproducible-builds convention), else 0.
+def pinned_time():
+    import datetime
+    import os
+
+    try:
+        epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
+    except ValueError:
+        epoch = 0
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).replace(tzinfo=None)
+
+
+def pin_fbx_time():
+    """Make Blender's FBX writer stamp :func:`pinned_time` instead of the current time."""
+    import datetime
+
+    try:
+        from io_scene_fbx import export_fbx_bin
+    except ImportError:
+        return
+
+    class _PinnedDateTime(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return pinned_time()
+
+    class _DateTimeModule:
+        datetime = _PinnedDateTime
+
+        def __getattr__(self, name):
+            return getattr(datetime, name)
+
+    export_fbx_bin.datetime = _DateTimeModule()
+
+
+def pin_alembic_date(path):
+    """Replace the ``_ai_DateWritten`` value Alembic stamps with :func:`pinned_time`, in place.
+
+    The value sits in a metadata string; it is overwritten with one of the same length, so no
+    offset in the file moves.
+    """
+    import re
+
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    stamp = pinned_time().strftime("%a %b %d %H:%M:%S %Y").encode("ascii")
+
+    def pinned(m):
+        value = m.group(2)
+        return m.group(1) + stamp[: len(value)].ljust(len(value), b" ")
+
+    fixed = re.sub(rb"(_ai_DateWritten=)([^;\x00]*)", pinned, raw)
+    if fixed != raw:
+        with open(path, "r+b") as fh:
+            fh.write(fixed)
+
+
 def export(path, suffix):
     if suffix == ".fbx":
+        pin_fbx_time()
         bpy.ops.export_scene.fbx(
             filepath=path, use_selection=False, object_types={"MESH", "ARMATURE"}, add_leaf_bones=False,
             bake_anim=True, bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
@@ -205,6 +271,7 @@ def export(path, suffix):
                                   # Per-corner normals every frame would be ~6x the positions; readers
                                   # recompute them from the positions.
                                   normals=False, orcos=False, uvs=False, vcolors=False)
+        pin_alembic_date(path)
     elif suffix == ".blend":
         bpy.ops.wm.save_as_mainfile(filepath=path)
     else:
