@@ -266,6 +266,10 @@ def export(path, suffix):
                               export_armatures=True, selected_objects_only=False)
     elif suffix == ".abc":
         scene = bpy.context.scene
+        # Evaluate the whole scene once before the exporter steps through it, so that no frame's
+        # vertex cache depends on what the dependency graph happened to have evaluated already.
+        bpy.context.view_layer.update()
+        bpy.context.evaluated_depsgraph_get()
         bpy.ops.wm.alembic_export(filepath=path, start=scene.frame_start, end=scene.frame_end,
                                   selected=False, flatten=False, export_hair=False, export_particles=False,
                                   # Per-corner normals every frame would be ~6x the positions; readers
