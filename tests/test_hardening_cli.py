@@ -582,6 +582,7 @@ def flame_files(work):
     empty = dict(model)
     empty["v_template"] = np.zeros((0, 3))
     empty["shapedirs"] = np.zeros((0, 3, 8))
+    empty["posedirs"] = np.zeros((0, 36))  # the flattened layout: once reached a reshape error
     (folder / "empty.pkl").write_bytes(fs.dumps_py3(empty))
     return folder
 

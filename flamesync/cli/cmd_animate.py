@@ -63,7 +63,7 @@ def run(args) -> int:
     if args.text_file:
         text = read_transcript(args.text_file)
     if text is not None and not text.strip():
-        raise InputError("--text is empty")
+        raise InputError("--text is empty: give the transcript, or leave --text out")
     face = None
     # The default head is needed only for geometry (and costs a second to build on a new machine);
     # a FLAME face also changes the animation itself, so it is always loaded.
