@@ -26,20 +26,24 @@ class Format:
     description: str
     is_directory: bool = False  # writes a folder of files (frame sequences)
     needs_face: bool = True  # False: writes channels only, so no face model need be loaded
+    carries_audio: bool = True  # copies the audio beside the output as <stem>.wav
 
 
 FORMATS: dict[str, Format] = {}
 
 
 def register(suffix: str, module: str, description: str, *, is_directory: bool = False,
-             needs_face: bool = True) -> None:
-    FORMATS[suffix.lower()] = Format(suffix.lower(), module, description, is_directory, needs_face)
+             needs_face: bool = True, carries_audio: bool = True) -> None:
+    FORMATS[suffix.lower()] = Format(suffix.lower(), module, description, is_directory, needs_face, carries_audio)
 
 
-register(".npz", "animation_npz", "flamesync animation (channels per frame, JSON header)", needs_face=False)
-register(".meshes.npz", "meshseq", "vertex sequence: vertices (T,V,3), faces, fps")
-register(".obj", "meshseq", "OBJ sequence: a folder with one OBJ per frame (one file if one frame)")
-register(".ply", "meshseq", "PLY sequence: a folder with one binary PLY per frame (one file if one frame)")
+register(".npz", "animation_npz", "flamesync animation (channels per frame, JSON header)", needs_face=False,
+         carries_audio=False)
+register(".meshes.npz", "meshseq", "vertex sequence: vertices (T,V,3), faces, fps", carries_audio=False)
+register(".obj", "meshseq", "OBJ sequence: a folder with one OBJ per frame (one file if one frame)",
+         carries_audio=False)
+register(".ply", "meshseq", "PLY sequence: a folder with one binary PLY per frame (one file if one frame)",
+         carries_audio=False)
 register(".glb", "gltf", "glTF 2.0 binary: head mesh, ARKit morph targets, jaw joint, animation")
 register(".gltf", "gltf", "glTF 2.0 JSON with embedded buffer: head mesh, ARKit morph targets, jaw joint, animation")
 register(".fbx", "blender_formats", "FBX via Blender: mesh with shape-key animation")
@@ -109,7 +113,7 @@ def check_output(path: str | Path) -> Format:
         raise OutputError(f"cannot write {path}: it is an existing directory")
 
     wav = carried_audio_path(path)
-    if wav.is_dir():
+    if fmt.carries_audio and wav.is_dir():
         raise OutputError(f"cannot write {wav} (the audio carried with {Path(path).name}): it is an existing directory")
     return fmt
 
