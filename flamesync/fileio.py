@@ -96,7 +96,10 @@ def describe_write_error(path: Path, exc: BaseException) -> OutputError | None:
     failure is not about the file system (a bug or a bad input: reported as such)."""
     if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
         return OutputError(f"cannot write {path}: {os.strerror(exc.errno)}")
-    if isinstance(exc, Exception) and not isinstance(exc, OutputError):
+    from .errors import MissingDependencyError, ModelFileError
+
+    # Errors that already explain themselves (bad input, a missing dependency) stay as they are.
+    if isinstance(exc, Exception) and not isinstance(exc, (InputError, ModelFileError, MissingDependencyError)):
         parent = path.parent if str(path.parent) else Path(".")
         # Writers in other libraries (libsndfile, Blender) wrap ENOSPC in their own error types,
         # some without the errno: a full disk after a failed write is the explanation.
