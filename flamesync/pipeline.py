@@ -11,11 +11,6 @@ from .errors import InputError
 
 BACKENDS = ("auto", "model", "text", "phones")
 
-# Audio whose loudest sample stays below this (-80 dBFS; 16-bit quantisation noise is -90) holds no
-# speech: it animates as a face at rest, whatever the backend (silence is valid input, e.g. a pause
-# line in a batch). Quiet speech is far above it: a whisper at a distance still peaks near -50 dBFS.
-SILENT_PEAK = 1e-4
-
 
 def animate(
     audio: "str | Path | np.ndarray",
@@ -69,9 +64,12 @@ def animate(
         raise InputError("the text backend needs the transcript (text=...)")
     check_fps(fps)
 
-    from .audio.io import SAMPLE_RATE, load_audio
+    from .audio.io import SAMPLE_RATE, SILENT_PEAK, load_audio
 
-    wave = load_audio(audio, source_rate=sample_rate)
+    # Silence (all zeros, or far below any speech level) is valid input: a pause line in a batch,
+    # a quiet stretch of a live take. It animates as a face at rest, whatever the backend; only an
+    # input with no samples at all is an error.
+    wave = load_audio(audio, source_rate=sample_rate, allow_silent=True)
     audio_path = None if isinstance(audio, np.ndarray) else str(Path(audio).resolve())
     peak = float(np.max(np.abs(wave)))
     silent = peak < SILENT_PEAK

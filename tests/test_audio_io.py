@@ -15,11 +15,13 @@ def test_stereo_44k_to_mono_16k(tmp_path):
     assert 0.25 < np.max(np.abs(y)) < 0.35
 
 
-@pytest.mark.parametrize("case", ["empty", "nan", "dir", "garbage", "missing"])
+@pytest.mark.parametrize("case", ["empty", "silent", "nan", "dir", "garbage", "missing"])
 def test_bad_audio_gives_input_error(tmp_path, case):
     p = tmp_path / "a.wav"
     if case == "empty":
         sf.write(p, np.zeros(0), 16000)
+    elif case == "silent":
+        sf.write(p, np.zeros(16000), 16000)
     elif case == "nan":
         with pytest.raises(InputError, match="NaN"):
             load_audio(np.array([0.1, np.nan]), source_rate=16000)
@@ -32,9 +34,9 @@ def test_bad_audio_gives_input_error(tmp_path, case):
         load_audio(p)
 
 
-def test_silence_is_audio(tmp_path):
-    # Silence is valid input (a pause line, a quiet take): it loads, and animates at rest.
+def test_silence_is_accepted_when_asked(tmp_path):
+    # flamesync.animate asks: silence animates as a face at rest (test_hardening_cli.py).
     p = tmp_path / "silent.wav"
     sf.write(p, np.zeros(16000), 16000)
-    y = load_audio(p)
+    y = load_audio(p, allow_silent=True)
     assert y.shape == (16000,) and not y.any()

@@ -205,22 +205,57 @@ def test_sigterm_during_blender_export_cleans_up_and_kills_blender(take, work):
     assert not list(Path(tempfile.gettempdir()).glob(f"flamesync-blender-{proc.pid}-*"))
 
 
+@needs_blender
+def test_after_sigkill_blender_dies_and_the_next_run_cleans_up(take, work):
+    import tempfile
+
+    folder = work / "sigkill"
+    folder.mkdir()
+    out = folder / "k.fbx"
+    cmd = [sys.executable, "-m", "flamesync", "export", str(take), "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    children = []
+    deadline = time.time() + 120
+    while time.time() < deadline and not children and proc.poll() is None:
+        children = _children(proc.pid)
+        time.sleep(0.05)
+    assert children, "flamesync never started Blender"
+    proc.kill()  # SIGKILL: no clean-up can run
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and [c for c in children if _alive(c)]:
+        time.sleep(0.1)
+    assert not [c for c in children if _alive(c)], "Blender outlived a killed flamesync"
+    scratch = list(Path(tempfile.gettempdir()).glob(f"flamesync-blender-{proc.pid}-*"))
+    assert litter(folder) and scratch  # what a killed run leaves ...
+    assert_ok(cli("export", take, "-o", out))
+    assert litter(folder) == [] and out.is_file()  # ... the next run into the folder removes
+    assert not [p for p in scratch if p.exists()]
+
+
 def test_sigterm_exits_143_and_leaves_no_parts(work):
-    # A long silent input keeps the run busy long enough to be terminated mid-way.
+    # The preview renders after the other outputs were written (as parts, held back until the whole
+    # command succeeds): terminating it then is the moment parts used to be left.
     folder = work / "sigterm2"
     folder.mkdir()
     wav = folder / "long.wav"
-    sf.write(wav, np.zeros(16000 * 60 * 5, np.float32), 16000, subtype="PCM_16")
+    sf.write(wav, np.zeros(16000 * 20, np.float32), 16000, subtype="PCM_16")
     proc = subprocess.Popen([sys.executable, "-m", "flamesync", "animate", str(wav), "-o", str(folder / "l.npz"),
-                             "-o", str(folder / "l.csv")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
-    time.sleep(2.5)
+                             "-o", str(folder / "l.csv"), "--preview", str(folder / "l.mp4")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(litter(folder)) < 3:
+        time.sleep(0.02)
+    parts = litter(folder)
     proc.terminate()
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0:
         pytest.skip("the run finished before SIGTERM arrived")
+    assert len(parts) >= 3, parts  # l.npz, l.csv and l.wav were written, waiting for the preview
     assert proc.returncode == 143, err.decode()
-    assert err.decode().strip().splitlines() == ["flamesync: terminated"]
-    assert litter(folder) == [] and not (folder / "l.npz").exists() and not (folder / "l.wav").exists()
+    assert err.decode().strip().splitlines()[-1] == "flamesync: terminated"
+    assert len(err.decode().strip().splitlines()) == 1, err.decode()
+    assert litter(folder) == [] and sorted(p.name for p in folder.iterdir()) == ["long.wav"]
 
 
 def test_next_run_removes_stale_parts_of_its_outputs(take, work):

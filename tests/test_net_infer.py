@@ -113,9 +113,10 @@ def test_bad_files_give_one_line_errors(tmp_path):
     import soundfile as sf
 
     (tmp_path / "text.wav").write_text("not audio at all")
+    sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
-    # (Silence is not a bad file: it animates as a face at rest, see test_hardening_cli.py.)
-    for path in (tmp_path, tmp_path / "text.wav", tmp_path / "empty.wav", tmp_path / "missing.wav"):
+    for path in (tmp_path, tmp_path / "text.wav", tmp_path / "silent.wav", tmp_path / "empty.wav",
+                 tmp_path / "missing.wav"):
         with pytest.raises(InputError) as exc:
             load_audio(path)
         assert "\n" not in str(exc.value)

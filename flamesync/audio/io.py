@@ -11,6 +11,10 @@ from ..errors import InputError
 
 SAMPLE_RATE = 16000
 
+# Audio whose loudest sample stays below this (-80 dBFS; 16-bit quantisation noise is -90) holds no
+# speech. Quiet speech is far above it: a whisper at a distance still peaks near -50 dBFS.
+SILENT_PEAK = 1e-4
+
 
 def load_audio(
     source: "str | Path | np.ndarray",
@@ -31,7 +35,8 @@ def load_audio(
     source_rate : int or None
         Rate of an array ``source`` (required for arrays).
     allow_silent : bool
-        Kept for compatibility: silent audio is always accepted (it animates as a face at rest).
+        Accept all-silent audio (peak below ``SILENT_PEAK``) instead of raising. :func:`flamesync.animate`
+        does: silence animates as a face at rest. Aligning or recognising speech in it does not.
 
     Returns
     -------
@@ -69,8 +74,9 @@ def load_audio(
         import librosa
 
         data = librosa.resample(data, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
-    # Silence (all zeros, or a recording far below any speech level) is valid input: pauses in a
-    # batch of lines or in a live take. It animates as a face at rest; only zero samples are an error.
+    peak = float(np.max(np.abs(data)))
+    if peak < SILENT_PEAK and not allow_silent:
+        raise InputError(f"{name} is silent (peak amplitude {peak:.1e})")
     return np.ascontiguousarray(data, dtype=np.float32)
 
 

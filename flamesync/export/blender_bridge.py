@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,17 @@ def scratch_dir():
         yield tmp
 
 
+def _die_with_parent() -> None:
+    """In the Blender child before exec (Linux): get SIGKILL when flamesync dies, even by SIGKILL,
+    which no handler in flamesync can see."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except Exception:  # no prctl: the process-group kill below still covers every catchable end
+        pass
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """Kill Blender and everything it started (it runs in its own process group)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -119,7 +131,8 @@ def run_script(script: str | Path, args: list[str], *, feature: str, timeout: fl
     env["PYTHONHASHSEED"] = "0"
     try:
         proc = subprocess.Popen(blender.command(script, [str(a) for a in args]), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                                stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     except FileNotFoundError:
         raise MissingDependencyError(f"{feature}: cannot run {blender.executable}; {INSTALL_HINT}") from None
     try:

@@ -129,14 +129,6 @@ def animate_with_text(
     if language.split("-")[0].lower() != "en":
         raise InputError(f"text-assisted animation supports English only (the aligner's model), got {language!r}")
     samples = load_audio(audio, sample_rate=SAMPLE_RATE, source_rate=sample_rate)
-    from ..pipeline import SILENT_PEAK
-
-    peak = float(np.max(np.abs(samples)))
-    if peak < SILENT_PEAK:
-        # A transcript cannot be aligned to silence. (flamesync.animate and the CLI animate
-        # silence as a face at rest without aligning anything.)
-        raise InputError(f"the audio is silent (peak amplitude {peak:.1e}): there is no speech to align the "
-                         "transcript to")
     utt = align(samples, SAMPLE_RATE, text, language=language)
     duration = len(samples) / SAMPLE_RATE
     anim = phones_to_animation(utt.phones, fps=fps, duration=duration, **style)
