@@ -136,14 +136,8 @@ def test_zero_samples_is_still_an_error(silent_wavs, work):
 
 
 # ---------------------------------------------------------------------- 5. same bytes
-# Blender 5.0 writes bytes of uninitialised memory into .blend files (the padding after
-# FileGlobal.colorspace_scene_linear_name, a random Mesh.face_sets_color_seed, and entries of the
-# mesh's .edge_verts array), which flamesync cannot pin from the outside: see docs/export.md.
-BLEND_NOT_PINNED = pytest.mark.xfail(reason="Blender writes uninitialised memory into .blend files", strict=False)
-
-
 @needs_blender
-@pytest.mark.parametrize("suffix", [".fbx", ".abc", pytest.param(".blend", marks=BLEND_NOT_PINNED)])
+@pytest.mark.parametrize("suffix", [".fbx", ".abc", ".blend"])
 def test_identical_runs_give_identical_blender_files(take, work, suffix):
     folder = work / f"same{suffix.replace('.', '_')}"
     folder.mkdir()

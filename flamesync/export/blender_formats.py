@@ -75,10 +75,16 @@ def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, d
         from ..fileio import pending
 
         header["audio"] = str(audio.resolve())
-        # Inside the export's transaction the carried copy is still a part file: Blender reads
-        # that one and stores the final name.
+        # Inside the export's transaction the carried copy is still a part file (a random name);
+        # Blender reads the source itself when the copy is verbatim (a WAV), so that the names it
+        # records are the same on every run, else the part; the scene refers to the final name.
         part = pending(audio)
-        header["audio_source"] = str(part.resolve()) if part is not None else header["audio"]
+        source = Path(audio_path) if audio_path else None
+        if part is None:
+            source = audio
+        elif source is None or source.suffix.lower() != ".wav" or not source.is_file():
+            source = part
+        header["audio_source"] = str(source.resolve())
     # The carried audio is committed with the output by export()'s transaction, so a failed
     # Blender run leaves neither.
     with scratch_dir() as tmp:

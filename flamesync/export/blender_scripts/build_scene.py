@@ -189,7 +189,11 @@ def add_sound(scene, path, offset, final_path=None):
         strip = strips.new_sound("audio", path, 1, start)
         strip["flamesync_audio_offset"] = offset
         if final_path and final_path != path:
+            import os
+
             strip.sound.filepath = final_path
+            # The sound was named after the part file it was read from (a random name).
+            strip.sound.name = os.path.basename(final_path)
     except Exception as exc:  # a build without audio support still exports the animation
         print(f"flamesync: could not add the sound strip ({exc})", file=sys.stderr)
 
@@ -252,6 +256,103 @@ def pin_alembic_date(path):
             fh.write(fixed)
 
 
+def _blend_blocks(raw):
+    """(code, sdna index, data offset, data length) of each block of an uncompressed .blend, and
+    the file's pointer size; None for a layout this does not know."""
+    import struct
+
+    if raw[:7] != b"BLENDER":
+        return None
+    if raw[7:9] == b"17" and raw[9:12] == b"-01" and raw[12:13] == b"v":  # Blender >= 5.0 header
+        start, fmt, size, order = 17, "<4siQqq", 32, ("code", "sdna", "old", "len", "nr")
+    elif raw[7:8] == b"-" and raw[8:9] == b"v":  # 8-byte pointers, little endian (Blender 4.x)
+        start, fmt, size, order = 12, "<4siQii", 24, ("code", "len", "old", "sdna", "nr")
+    else:
+        return None
+    blocks, off = [], start
+    while off + size <= len(raw):
+        fields = dict(zip(order, struct.unpack_from(fmt, raw, off)))
+        blocks.append((fields["code"], fields["sdna"], off + size, fields["len"]))
+        if fields["code"] == b"ENDB":
+            break
+        off += size + fields["len"]
+    return blocks
+
+
+def _sdna_offsets(raw, blocks, wanted):
+    """Byte offset and size of each (struct, field) in ``wanted``, from the file's own SDNA."""
+    import re
+    import struct
+
+    dna = next((b for b in blocks if b[0] == b"DNA1"), None)
+    if dna is None:
+        return {}
+    d = bytes(raw[dna[2]:dna[2] + dna[3]])
+    pos = 8  # "SDNA" "NAME"
+
+    def strings(pos):
+        n = struct.unpack_from("<i", d, pos)[0]
+        pos += 4
+        out = []
+        for _ in range(n):
+            end = d.index(b"\0", pos)
+            out.append(d[pos:end].decode("latin-1"))
+            pos = end + 1
+        return out, (pos + 3) & ~3
+
+    names, pos = strings(pos)
+    types, pos = strings(pos + 4)  # "TYPE"
+    pos += 4  # "TLEN"
+    tlen = struct.unpack_from(f"<{len(types)}h", d, pos)
+    pos = ((pos + 2 * len(types)) + 3) & ~3
+    pos += 4  # "STRC"
+    n_structs = struct.unpack_from("<i", d, pos)[0]
+    pos += 4
+    found = {}
+    for index in range(n_structs):
+        t, n_fields = struct.unpack_from("<hh", d, pos)
+        pos += 4
+        offset = 0
+        for _ in range(n_fields):
+            ft, fn = struct.unpack_from("<hh", d, pos)
+            pos += 4
+            name = names[fn]
+            size = 8 if name.startswith(("*", "(*")) else tlen[ft]
+            for dim in re.findall(r"\[(\d+)\]", name):
+                size *= int(dim)
+            bare = re.sub(r"\[.*|^\**", "", name)
+            if (types[t], bare) in wanted:
+                found[(types[t], bare)] = (index, offset, size)
+            offset += size
+    return found
+
+
+def pin_blend(path):
+    """Clear what Blender 5.0 writes into a .blend from uninitialised or random memory, in place:
+    the bytes after the colour-space name in FileGlobal (stack left-overs) and the mesh's random
+    face-set colour seed. The file must be saved uncompressed; its layout is read from its own
+    SDNA, and a layout this does not know is left alone."""
+    with open(path, "rb") as fh:
+        raw = bytearray(fh.read())
+    blocks = _blend_blocks(raw)
+    if not blocks:
+        return
+    fields = _sdna_offsets(raw, blocks, {("FileGlobal", "colorspace_scene_linear_name"),
+                                         ("Mesh", "face_sets_color_seed")})
+    for code, sdna, start, length in blocks:
+        for (struct_name, field), (index, offset, size) in fields.items():
+            if sdna != index or offset + size > length:
+                continue
+            lo, hi = start + offset, start + offset + size
+            if field == "colorspace_scene_linear_name":
+                end = raw.index(0, lo, hi) + 1 if 0 in raw[lo:hi] else hi
+                raw[end:hi] = bytes(hi - end)
+            else:
+                raw[lo:hi] = bytes(size)
+    with open(path, "r+b") as fh:
+        fh.write(raw)
+
+
 def export(path, suffix):
     if suffix == ".fbx":
         pin_fbx_time()
@@ -277,7 +378,16 @@ def export(path, suffix):
                                   normals=False, orcos=False, uvs=False, vcolors=False)
         pin_alembic_date(path)
     elif suffix == ".blend":
-        bpy.ops.wm.save_as_mainfile(filepath=path)
+        # Selection attributes hold nothing for a scene nobody selected in, and Blender 5.0 writes
+        # the edge selection from uninitialised memory: drop them.
+        for mesh in bpy.data.meshes:
+            for name in (".select_vert", ".select_edge", ".select_poly"):
+                attr = mesh.attributes.get(name)
+                if attr is not None:
+                    mesh.attributes.remove(attr)
+        # Uncompressed, so that pin_blend can clear the bytes Blender fills at random.
+        bpy.ops.wm.save_as_mainfile(filepath=path, compress=False)
+        pin_blend(path)
     else:
         raise SystemExit(f"build_scene: cannot export {suffix}")
 
