@@ -27,6 +27,22 @@ FORMAT_NAME = "flamesync.animation"
 FORMAT_VERSION = 1
 
 
+# Frame rates flamesync produces: up to 1000 fps (high-speed capture tops out near 240; each frame
+# costs memory and file size, and 1e6 fps would take gigabytes for a few seconds of speech).
+MAX_FPS = 1000.0
+
+
+def check_fps(fps) -> float:
+    """``fps`` as a float when it is a frame rate flamesync produces (0 < fps <= MAX_FPS)."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise InputError(f"frame rate must be a number, got {fps!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_FPS):
+        raise InputError(f"frame rate must be above 0 and at most {MAX_FPS:g} fps, got {fps!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Animation:
     """Per-frame channel values at a fixed frame rate.
@@ -207,8 +223,7 @@ class Animation:
         When the rate drops, the signal is first low-pass filtered with a Gaussian whose width
         matches the rate ratio, so fast motion does not alias into slow wobble.
         """
-        if not (math.isfinite(fps) and fps > 0):
-            raise InputError(f"frame rate must be a positive number, got {fps!r}")
+        fps = check_fps(fps)
         if abs(fps - self.fps) < 1e-9 or self.n_frames == 0:
             return self.replace(fps=fps)
         n_out = max(1, int(round(self.n_frames * fps / self.fps)))
@@ -272,12 +287,7 @@ class Animation:
                 values = np.asarray(z["values"], dtype=np.float32)
         except Exception as exc:  # zip, key or JSON errors all mean "not our file"
             raise InputError(f"{path} is not a flamesync animation file ({exc.__class__.__name__}: {exc})") from None
-        if header.get("format") != FORMAT_NAME:
-            raise InputError(f"{path} is not a flamesync animation file (format {header.get('format')!r})")
-        if int(header.get("version", 0)) > FORMAT_VERSION:
-            raise InputError(
-                f"{path} was written by a newer flamesync (format version {header['version']}); upgrade flamesync"
-            )
+        _check_header(header, values, path)
         return cls(
             fps=header["fps"],
             channels=tuple(header["channels"]),
@@ -293,3 +303,39 @@ class Animation:
             f"{self.duration:.2f} s)"
         )
 
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_header(header, values: np.ndarray, path: Path) -> None:
+    """Check an animation file's header against its schema before anything uses it."""
+    def bad(what: str):
+        return InputError(f"{path} is not a valid flamesync animation file ({what})")
+
+    if not isinstance(header, dict):
+        raise bad(f"its header is a JSON {type(header).__name__}, not an object")
+    if header.get("format") != FORMAT_NAME:
+        raise InputError(f"{path} is not a flamesync animation file (format {header.get('format')!r})")
+    version = header.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f"format version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
+        raise InputError(f"{path} was written by a newer flamesync (format version {version}); upgrade flamesync")
+    if "fps" not in header:
+        raise bad("its header has no fps")
+    if not _number(header["fps"]) or header["fps"] <= 0:
+        raise bad(f"fps {header['fps']!r} is not a positive number")
+    channels = header.get("channels")
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        raise bad("its channels are not a list of names")
+    if values.ndim != 2 or values.shape[1] != len(channels):
+        raise bad(f"values of shape {values.shape} do not match its {len(channels)} channels")
+    if "n_frames" in header and header["n_frames"] != values.shape[0]:
+        raise bad(f"header says {header['n_frames']!r} frames, the values hold {values.shape[0]}")
+    if header.get("audio_path") is not None and not isinstance(header["audio_path"], str):
+        raise bad("audio_path is not text")
+    if not _number(header.get("audio_offset", 0.0)):
+        raise bad(f"audio_offset {header.get('audio_offset')!r} is not a number")
+    if header.get("meta") is not None and not isinstance(header["meta"], dict):
+        raise bad("meta is not an object")

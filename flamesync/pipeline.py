@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .animation import Animation
+from .animation import Animation, check_fps
 from .errors import InputError
 
 BACKENDS = ("auto", "model", "text", "phones", "words")
@@ -73,11 +73,20 @@ def animate(
         backend = "text" if text is not None else "model"
     if backend == "text" and (text is None or not text.strip()):
         raise InputError("the text backend needs the transcript (text=...)")
+    check_fps(fps)
 
-    from .audio.io import SAMPLE_RATE, load_audio
+    from .audio.io import SAMPLE_RATE, SILENT_PEAK, load_audio
 
-    wave = load_audio(audio, source_rate=sample_rate)
+    # Silence (all zeros, or far below any speech level) is valid input: a pause line in a batch,
+    # a quiet stretch of a live take. It animates as a face at rest, whatever the backend; only an
+    # input with no samples at all is an error.
+    wave = load_audio(audio, source_rate=sample_rate, allow_silent=True)
     audio_path = None if isinstance(audio, np.ndarray) else str(Path(audio).resolve())
+    peak = float(np.max(np.abs(wave)))
+    silent = peak < SILENT_PEAK
+    if silent:
+        # Nothing to align or recognise: the network gives the channel layout, the face rests.
+        backend = "model"
 
     if backend == "model":
         from .net.infer import load_default_model
@@ -98,6 +107,8 @@ def animate(
 
         phones = recognize_phones(wave, SAMPLE_RATE).phones
         anim = phones_to_animation(phones, fps=fps, duration=len(wave) / SAMPLE_RATE)
+    if silent:
+        anim = anim.replace(values=np.zeros_like(anim.values))
     anim = anim.resample(fps)  # returns the animation itself when the rate already matches
     if face is not None:
         from .face import load_face
@@ -106,4 +117,6 @@ def animate(
         anim = animation_for_face(anim, load_face(face), landmarks=landmarks)
     meta = dict(anim.meta)
     meta.setdefault("backend", backend)
+    if silent:
+        meta["silent"] = True
     return anim.replace(audio_path=audio_path, meta=meta)

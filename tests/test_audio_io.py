@@ -46,3 +46,11 @@ def test_resample_equals_librosa_soxr_hq(n, rate):
     got = resample(x, rate=rate, target=16000)
     assert got.dtype == np.float32 and got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+def test_silence_is_accepted_when_asked(tmp_path):
+    # flamesync.animate asks: silence animates as a face at rest (test_hardening_cli.py).
+    p = tmp_path / "silent.wav"
+    sf.write(p, np.zeros(16000), 16000)
+    y = load_audio(p, allow_silent=True)
+    assert y.shape == (16000,) and not y.any()

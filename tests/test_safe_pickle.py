@@ -171,3 +171,19 @@ def test_self_reference_and_deep_nesting_fail_cleanly():
     deep = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."  # lists nested 100000 deep
     with pytest.raises(ModelFileError, match="nested too deeply"):
         loads_pickle(deep)
+
+
+@pytest.mark.parametrize("name", ["scalar", "_reconstruct"])
+def test_build_on_a_global_cannot_change_it(name):
+    # GLOBAL <table function>; BUILD (None, {"__defaults__": ("pwned",)}): pickle's BUILD sets the
+    # attributes of an object without __setstate__, here a function inside safe_pickle.
+    from flamesync.face import safe_pickle as safe
+
+    target = {"scalar": safe._np_scalar, "_reconstruct": safe._np_reconstruct}[name]
+    before = target.__defaults__
+    payload = (b"\x80\x02cnumpy.core.multiarray\n" + name.encode() + b"\n"
+               b"N}X\x0c\x00\x00\x00__defaults__(X\x05\x00\x00\x00pwnedtq\x00s\x86b.")
+    with pytest.raises(ModelFileError, match="existing object"):
+        safe.loads_pickle(payload)
+    assert target.__defaults__ == before
+    assert not hasattr(target, "pwned")

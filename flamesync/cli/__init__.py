@@ -7,7 +7,11 @@ its parser and sets ``func`` to a handler taking the parsed arguments and return
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
+import os
+import signal
 import sys
 
 from ..errors import FlamesyncError
@@ -70,9 +74,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so that every clean-up on the way runs."""
+
+
+def _install_sigterm():
+    """Turn SIGTERM (what ``Popen.terminate()``, ``kill`` and service managers send) into
+    :class:`Terminated` in this process, so part files, scratch folders and Blender children are
+    cleaned up as on Ctrl-C. Processes forked from here (worker pools) get the default action back:
+    their parents stop them with SIGTERM and expect them to die."""
+    main_pid = os.getpid()
+
+    def on_sigterm(signum, frame):
+        if os.getpid() != main_pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        # A second SIGTERM must not interrupt the clean-up the first one started.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (main() called from a library's worker thread)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = _install_sigterm()
     if args.progress:
         from .. import progress
 
@@ -85,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     except FlamesyncError as exc:
         if args.debug:
             raise
-        print(f"flamesync: error: {exc}", file=sys.stderr)
+        print(f"flamesync: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # Output piped into e.g. `head` that closed early: not an error worth reporting.
@@ -96,11 +127,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("flamesync: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("flamesync: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except OSError as exc:
+        from ..fileio import WRITE_ERRNOS
+
+        # Failures of the file system (a full disk, a read-only file) are explained, not reported
+        # as bugs; other OSErrors fall through to "internal error".
+        if args.debug or exc.errno not in WRITE_ERRNOS | {errno.ENOENT}:
+            return _internal_error(args, exc)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"flamesync: error: {os.strerror(exc.errno)}{where}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug: still one line, with a pointer to the full story
-        if args.debug:
-            raise
-        print(
-            f"flamesync: internal error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+        return _internal_error(args, exc)
+    finally:
+        if previous is not None:
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _internal_error(args, exc: BaseException) -> int:
+    if args.debug:
+        raise exc
+    text = " ".join(str(exc).split())  # one line, whatever the exception's message holds
+    print(f"flamesync: internal error: {exc.__class__.__name__}: {text} (run with --debug for the traceback)",
+          file=sys.stderr)
+    return 1

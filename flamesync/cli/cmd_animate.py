@@ -53,20 +53,24 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..animation import check_fps
     from ..export import export, format_for
+    from ..fileio import transaction
     from ..pipeline import animate
+    from ._checks import check_outputs, check_preview, read_transcript
 
-    for out in args.output:  # bad outputs fail before any work is done
-        format_for(out)
-        parent = Path(out).parent
-        if not parent.is_dir():
-            raise InputError(f"cannot write {out}: directory {parent} does not exist")
+    # Everything that can be checked is checked before any work, so a bad option never costs the
+    # analysis and never leaves a file.
+    outputs = check_outputs(args.output)
+    fps = check_fps(args.fps)
+    video = None
+    if args.preview is not None:
+        video = check_preview(args.preview or str(Path(outputs[0]).with_suffix("")) + ".mp4")
     text = args.text
     if args.text_file:
-        path = Path(args.text_file)
-        if not path.is_file():
-            raise InputError(f"transcript file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        text = read_transcript(args.text_file)
+    if text is not None and not text.strip():
+        raise InputError("--text is empty: give the transcript, or leave --text out")
     if args.landmarks is not None:
         if not args.face.startswith("flame:"):
             raise InputError("--landmarks is for FLAME faces (--face flame:PATH)")
@@ -75,7 +79,7 @@ def run(args) -> int:
     face = None
     # The default head is needed only for geometry (and costs a second to build on a new machine);
     # a FLAME face also changes the animation itself, so it is always loaded.
-    if args.face != "default" or args.preview is not None or any(format_for(o).needs_face for o in args.output):
+    if args.face != "default" or video is not None or any(format_for(o).needs_face for o in outputs):
         from ..face import load_face
 
         face = load_face(args.face)
@@ -84,15 +88,19 @@ def run(args) -> int:
     def report(done, total):  # JSON progress for tools (the Blender add-on); a no-op otherwise
         progress.emit("progress", task="animate", done=int(done), total=int(total))
 
-    anim = animate(args.audio, text=text, fps=args.fps, backend=args.backend, language=args.language, face=face,
+    anim = animate(args.audio, text=text, fps=fps, backend=args.backend, language=args.language, face=face,
                    landmarks=args.landmarks, progress=report)
-    for out in args.output:
-        export(anim, out, face=face)
-        print(f"wrote {out}")
-    if args.preview is not None:
-        from ..render import render_video
+    # One transaction: every output, the audio carried beside them and the preview appear together,
+    # or none of them does.
+    with transaction():
+        for out in outputs:
+            export(anim, out, face=face)
+        if video is not None:
+            from ..render import render_video
 
-        video = args.preview or str(Path(args.output[0]).with_suffix("")) + ".mp4"
-        render_video(anim, video, face=face)
+            render_video(anim, video, face=face)
+    for out in outputs:
+        print(f"wrote {out}")
+    if video is not None:
         print(f"wrote {video}")
     return 0

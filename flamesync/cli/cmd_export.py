@@ -17,7 +17,8 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("animation", help="a flamesync animation file (.npz)")
-    p.add_argument("-o", "--output", required=True, help="output file; its extension picks the format")
+    p.add_argument("-o", "--output", action="append", required=True, metavar="FILE",
+                   help="output file; its extension picks the format; repeat for several formats")
     from . import FACE_HELP
 
     p.add_argument("--face", default=None,
@@ -29,26 +30,40 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..animation import Animation
-    from ..export import export, format_for
+    import sys
+    from pathlib import Path
 
-    format_for(args.output)  # unknown extensions fail before any work
+    from ..animation import Animation, check_fps
+    from ..errors import InputError
+    from ..export import export
+    from ..fileio import transaction
+    from ._checks import check_outputs
+
+    outputs = check_outputs(args.output)  # bad outputs fail before any work
+    fps = check_fps(args.fps) if args.fps is not None else None
+    if args.audio and not Path(args.audio).is_file():
+        raise InputError(f"audio file not found: {args.audio}")
+    face = None
+    if args.face is not None:
+        from ..face import load_face
+
+        face = load_face(args.face)
     anim = Animation.load(args.animation)
-    if args.fps is not None:
-        anim = anim.resample(args.fps)
+    if fps is not None:
+        anim = anim.resample(fps)
     audio = args.audio or anim.audio_path
     if audio and not args.audio:
-        from pathlib import Path
-
         # Animations store the audio path as given when they were made; resolve it next to the file too.
         p = Path(audio)
         if not p.is_file() and (Path(args.animation).parent / p.name).is_file():
             audio = str(Path(args.animation).parent / p.name)
         elif not p.is_file():
-            import sys
-
             print(f"flamesync: warning: audio {audio} not found; exporting without it", file=sys.stderr)
             audio = None
-    out = export(anim, args.output, face=args.face, audio_path=audio)
-    print(out)
+            anim = anim.replace(audio_path=None)  # or the exporters would look for it again
+    with transaction():  # all outputs (and the carried audio) or none
+        for out in outputs:
+            export(anim, out, face=face, audio_path=audio)
+    for out in outputs:
+        print(out)
     return 0

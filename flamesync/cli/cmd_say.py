@@ -13,14 +13,15 @@ def register(sub) -> None:
         "as a WAV next to it.",
     )
     p.add_argument("text", help="what to say")
-    p.add_argument("-o", "--output", required=True, help="output file (.npz, .glb, .csv, ...)")
+    p.add_argument("-o", "--output", action="append", required=True, metavar="FILE",
+                   help="output file (.npz, .glb, .csv, ...); repeat for several formats")
     p.add_argument("--voice", default=None, help="engine voice (espeak: en-us, en-us+f3, de, ...)")
     p.add_argument("--engine", default="espeak", choices=("espeak", "flite", "festival"),
                    help="speech engine (default espeak)")
     p.add_argument("--rate", type=float, default=1.0, help="speaking-rate factor (default 1.0)")
     p.add_argument("--pitch", type=float, default=None, help="pitch factor (espeak)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
-    p.add_argument("--wav", default=None, help="where to write the speech (default: OUTPUT's name with .wav)")
+    p.add_argument("--wav", default=None, help="where to write the speech (default: the first OUTPUT's name with .wav)")
     p.add_argument("--face", default=None, help="face model for formats with geometry (default head)")
     p.set_defaults(func=run)
 
@@ -35,22 +36,41 @@ def default_wav_path(output: str | Path) -> Path:
 
 
 def run(args) -> int:
+    from ..animation import check_fps
     from ..errors import InputError
-    from ..export import export
+    from ..export import check_writable, export
+    from ..fileio import transaction
     from ..phonetics.textanimate import say
+    from ._checks import check_outputs
 
-    out = Path(args.output)
-    wav = Path(args.wav) if args.wav else default_wav_path(out)
-    if wav.resolve() == out.resolve():
-        raise InputError(f"--wav and the output are the same file: {wav}")
+    # Everything is checked before the speech is made, so a bad option leaves no file.
+    outputs = check_outputs(args.output)
+    fps = check_fps(args.fps)
+    wav = Path(args.wav) if args.wav else default_wav_path(outputs[0])
+    check_writable(wav)
+    if wav.suffix.lower() != ".wav":
+        raise InputError(f"--wav must name a .wav file, got {wav.name}")
+    for out in outputs:
+        if wav.resolve() == Path(out).resolve():
+            raise InputError(f"--wav and the output are the same file: {wav}")
+    face = None
+    if args.face is not None:
+        from ..face import load_face
+
+        face = load_face(args.face)
     voice = args.voice or {"espeak": "en-us"}.get(args.engine)
     kwargs = {"voice": voice} if voice else {}
     if args.engine != "espeak" and args.voice is None:
         from ..phonetics.engines import get_engine
 
         kwargs = {"voice": get_engine(args.engine).default_voice}
-    anim, utt = say(args.text, engine=args.engine, fps=args.fps, wav_path=wav, rate=args.rate,
-                    pitch=args.pitch, **kwargs)
-    export(anim, out, face=args.face, audio_path=str(wav))
-    print(f"wrote {out} ({anim.n_frames} frames @ {anim.fps:g} fps, {utt.duration:.2f} s) and {wav}")
+    # The speech and every output appear together once all are written, or none does.
+    with transaction():
+        anim, utt = say(args.text, engine=args.engine, fps=fps, wav_path=wav, rate=args.rate,
+                        pitch=args.pitch, **kwargs)
+        for out in outputs:
+            export(anim, out, face=face, audio_path=str(wav))
+    for out in outputs:
+        print(f"wrote {out} ({anim.n_frames} frames @ {anim.fps:g} fps, {utt.duration:.2f} s)")
+    print(f"wrote {wav}")
     return 0

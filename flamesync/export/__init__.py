@@ -11,7 +11,7 @@ leaves nothing behind. ``dest`` tells them the final name (for files written bes
 from __future__ import annotations
 
 import importlib
-import shutil
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,20 +26,24 @@ class Format:
     description: str
     is_directory: bool = False  # writes a folder of files (frame sequences)
     needs_face: bool = True  # False: writes channels only, so no face model need be loaded
+    carries_audio: bool = True  # copies the audio beside the output as <stem>.wav
 
 
 FORMATS: dict[str, Format] = {}
 
 
 def register(suffix: str, module: str, description: str, *, is_directory: bool = False,
-             needs_face: bool = True) -> None:
-    FORMATS[suffix.lower()] = Format(suffix.lower(), module, description, is_directory, needs_face)
+             needs_face: bool = True, carries_audio: bool = True) -> None:
+    FORMATS[suffix.lower()] = Format(suffix.lower(), module, description, is_directory, needs_face, carries_audio)
 
 
-register(".npz", "animation_npz", "flamesync animation (channels per frame, JSON header)", needs_face=False)
-register(".meshes.npz", "meshseq", "vertex sequence: vertices (T,V,3), faces, fps")
-register(".obj", "meshseq", "OBJ sequence: a folder with one OBJ per frame (one file if one frame)")
-register(".ply", "meshseq", "PLY sequence: a folder with one binary PLY per frame (one file if one frame)")
+register(".npz", "animation_npz", "flamesync animation (channels per frame, JSON header)", needs_face=False,
+         carries_audio=False)
+register(".meshes.npz", "meshseq", "vertex sequence: vertices (T,V,3), faces, fps", carries_audio=False)
+register(".obj", "meshseq", "OBJ sequence: a folder with one OBJ per frame (one file if one frame)",
+         carries_audio=False)
+register(".ply", "meshseq", "PLY sequence: a folder with one binary PLY per frame (one file if one frame)",
+         carries_audio=False)
 register(".glb", "gltf", "glTF 2.0 binary: head mesh, ARKit morph targets, jaw joint, animation")
 register(".gltf", "gltf", "glTF 2.0 JSON with embedded buffer: head mesh, ARKit morph targets, jaw joint, animation")
 register(".fbx", "blender_formats", "FBX via Blender: mesh with shape-key animation")
@@ -67,6 +71,53 @@ def format_for(path: str | Path) -> Format:
     return best
 
 
+def check_writable(path: str | Path, *, directory_ok: bool = False) -> Path:
+    """Check, before any work, that a file can be written at ``path``; return it as a Path.
+
+    Fails with one line for: a name that is not valid text, a missing or read-only folder, an
+    existing directory where a file goes (unless ``directory_ok``), or an existing read-only file.
+    """
+    from ..fileio import OutputError
+
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Names arrive from the command line as bytes decoded with surrogate escapes.
+        raise OutputError(f"output name {text.encode('utf-8', 'replace').decode()!r} is not valid UTF-8; "
+                          "rename it") from None
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {path}: directory {parent} is not writable")
+    if path.is_dir() and not directory_ok:
+        raise OutputError(f"cannot write {path}: it is an existing directory")
+    if path.exists() and not path.is_dir() and not os.access(path, os.W_OK):
+        raise OutputError(f"cannot write {path}: the existing file is read-only")
+    return path
+
+
+def check_output(path: str | Path) -> Format:
+    """Check that ``path`` can be written in a known format, before any work; return the format.
+
+    Also checks where the audio carried beside it would go (``<stem>.wav``).
+    """
+    from ..fileio import OutputError
+    from .rig import carried_audio_path
+
+    check_writable(path, directory_ok=True)  # the name first: format_for quotes it
+    fmt = format_for(path)
+    if Path(path).is_dir() and not fmt.is_directory:
+        raise OutputError(f"cannot write {path}: it is an existing directory")
+
+    wav = carried_audio_path(path)
+    if fmt.carries_audio and wav.is_dir():
+        raise OutputError(f"cannot write {wav} (the audio carried with {Path(path).name}): it is an existing directory")
+    return fmt
+
+
 def export(
     animation: Animation,
     path: str | Path,
@@ -86,7 +137,7 @@ def export(
     audio_path : str or None
         Audio to carry alongside; defaults to ``animation.audio_path``.
     """
-    from ..fileio import atomic_path
+    from ..fileio import atomic_path, transaction
 
     fmt = format_for(path)
     module = importlib.import_module(f".{fmt.module}", __name__)
@@ -101,14 +152,9 @@ def export(
         if isinstance(face, (str, Path)):
             face = load_face(face)
         animation = animation_for_face(animation, face)
-    with atomic_path(path) as tmp:
+    check_output(path)
+    # One transaction: the output and the audio carried beside it appear together or not at all.
+    with transaction(), atomic_path(path) as tmp:
         tmp.unlink()  # writers create their own file or folder at this name
-        try:
-            module.write(animation, tmp, face=face, audio_path=audio_path, fmt=fmt, dest=path, **options)
-        except BaseException:
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if tmp.is_dir() and path.is_dir():
-            shutil.rmtree(path)  # replace an earlier export of the same sequence
+        module.write(animation, tmp, face=face, audio_path=audio_path, fmt=fmt, dest=path, **options)
     return path

@@ -9,9 +9,15 @@ own numpy and Python version, so it lives in its own environment.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import re
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,23 +71,83 @@ def require_blender(feature: str) -> Blender:
     return blender
 
 
+SCRATCH_PREFIX = "flamesync-blender-"
+
+
+@contextlib.contextmanager
+def scratch_dir():
+    """A private temporary folder for the files handed to Blender, removed afterwards.
+
+    Its name carries the process id, so that folders left by a killed run (SIGKILL: no clean-up
+    possible) are removed by the next export once that process is gone.
+    """
+    from ..fileio import _pid_alive
+
+    base = Path(tempfile.gettempdir())
+    pattern = re.compile(rf"{SCRATCH_PREFIX}(\d+)-[a-z0-9_]+")
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            m = pattern.fullmatch(name)
+            if m and not _pid_alive(int(m.group(1))):
+                shutil.rmtree(base / name, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
+        yield tmp
+
+
+def _die_with_parent() -> None:
+    """In the Blender child before exec (Linux): get SIGKILL when flamesync dies, even by SIGKILL,
+    which no handler in flamesync can see."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except Exception:  # no prctl: the process-group kill below still covers every catchable end
+        pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill Blender and everything it started (it runs in its own process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
+
+
 def run_script(script: str | Path, args: list[str], *, feature: str, timeout: float = 600) -> str:
-    """Run a Blender-side script with ``args``; return its stdout or raise :class:`BlenderError`."""
+    """Run a Blender-side script with ``args``; return its stdout or raise :class:`BlenderError`.
+
+    Blender runs in its own process group, killed with everything in it when this call does not
+    return normally (an error, Ctrl-C, SIGTERM turned into an exception by the CLI), so no Blender
+    outlives the flamesync that started it.
+    """
     blender = require_blender(feature)
     script = Path(script)
     if not script.is_absolute():
         script = SCRIPTS / script
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)  # flamesync's own numpy must not shadow Blender's
+    # The FBX and Alembic writers order and number objects through Python's string hashing;
+    # a fixed seed makes identical scenes give identical files.
+    env["PYTHONHASHSEED"] = "0"
     try:
-        proc = subprocess.run(blender.command(script, [str(a) for a in args]), capture_output=True, text=True,
-                              timeout=timeout, env=env)
+        proc = subprocess.Popen(blender.command(script, [str(a) for a in args]), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     except FileNotFoundError:
         raise MissingDependencyError(f"{feature}: cannot run {blender.executable}; {INSTALL_HINT}") from None
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        _kill_group(proc)
         raise BlenderError(f"{feature}: Blender did not finish within {timeout:.0f} s") from None
+    except BaseException:
+        _kill_group(proc)
+        raise
     if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        text = stderr + stdout
+        if "No space left on device" in text or "Errno 28" in text:
+            raise BlenderError(f"{feature}: Blender could not write the file: {os.strerror(errno.ENOSPC)}")
+        lines = [ln for ln in text.splitlines() if ln.strip()]
         last = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
         raise BlenderError(f"{feature}: Blender failed (exit {proc.returncode}): {last.strip()}")
-    return proc.stdout
+    return stdout

@@ -18,13 +18,12 @@ Blender scene also holds it as a sound strip.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..animation import Animation
-from .blender_bridge import run_script
+from .blender_bridge import run_script, scratch_dir
 from .rig import carry_audio, rig_from_face, take_for
 
 # flamesync is y-up; Blender is z-up: (x, y, z) -> (x, -z, y), a proper rotation.
@@ -73,16 +72,25 @@ def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, d
     data, header = scene_arrays(animation, face, audio=None, name="face")
     audio = carry_audio(audio_path, dest)
     if audio is not None:
+        from ..fileio import pending
+
         header["audio"] = str(audio.resolve())
-    with tempfile.TemporaryDirectory(prefix="flamesync-blender-") as tmp:
+        # Inside the export's transaction the carried copy is still a part file (a random name);
+        # Blender reads the source itself when the copy is verbatim (a WAV), so that the names it
+        # records are the same on every run, else the part; the scene refers to the final name.
+        part = pending(audio)
+        source = Path(audio_path) if audio_path else None
+        if part is None:
+            source = audio
+        elif source is None or source.suffix.lower() != ".wav" or not source.is_file():
+            source = part
+        header["audio_source"] = str(source.resolve())
+    # The carried audio is committed with the output by export()'s transaction, so a failed
+    # Blender run leaves neither.
+    with scratch_dir() as tmp:
         scene = Path(tmp) / "scene.npz"
         np.savez(scene, header=np.array(json.dumps(header)), **data)
-        try:
-            run_script("build_scene.py", [scene, Path(path).resolve(), suffix], feature=f"{suffix} export")
-        except BaseException:
-            if audio is not None and audio.resolve() != Path(audio_path).resolve():
-                audio.unlink(missing_ok=True)
-            raise
+        run_script("build_scene.py", [scene, Path(path).resolve(), suffix], feature=f"{suffix} export")
     if not Path(path).is_file():
         from .blender_bridge import BlenderError
 

@@ -177,23 +177,34 @@ def take_for(animation: Animation, rig: Rig) -> Take:
 
 
 # ---------------------------------------------------------------------------------------- audio
+def carried_audio_path(dest: str | Path) -> Path:
+    """Where the audio carried with ``dest`` goes: ``<first part of dest's name>.wav`` beside it."""
+    dest = Path(dest)
+    stem = dest.name.split(".")[0] or dest.stem
+    return dest.with_name(stem + ".wav")
+
+
 def carry_audio(audio_path, dest: Path) -> Path | None:
     """Copy the audio next to ``dest`` as ``<dest stem>.wav`` (WAV kept as is, others converted).
 
     Returns the copy's path, or None when there is no audio. The copy is what every export
     references, so the output folder plays back in sync on its own.
     """
+    from ..fileio import atomic_path, pending
+
     if not audio_path:
         return None
     src = Path(audio_path)
+    dest = Path(dest)
+    out = carried_audio_path(dest)
+    if src.resolve() == out.resolve() and (out.exists() or pending(out) is not None):
+        return out
+    if pending(out) is not None:
+        return out  # already carried for another output of the same command (same audio)
+    # Audio written earlier in the same command (the speech of 'say') is still a part file.
+    src = pending(src) or src
     if not src.is_file():
         raise InputError(f"audio file to carry with the export not found: {src}")
-    dest = Path(dest)
-    stem = dest.name.split(".")[0] or dest.stem
-    out = dest.with_name(stem + ".wav")
-    if out.exists() and src.resolve() == out.resolve():
-        return out
-    from ..fileio import atomic_path
 
     with atomic_path(out) as tmp:
         if src.suffix.lower() == ".wav":

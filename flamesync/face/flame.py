@@ -295,6 +295,54 @@ def _split(n_components: int, n_shape: int | None, source: str) -> tuple[int, in
     return n_shape, n_components - n_shape
 
 
+# Upper bounds on a FLAME-like model's sizes, checked on the shapes a file declares before any array
+# is built from them (FLAME itself: 5023 vertices, 5 joints, 400 components, 9976 triangles).
+_MAX_VERTICES = 1_000_000
+_MAX_JOINTS = 256
+_MAX_COMPONENTS = 10_000
+
+
+def _check_declared_shapes(shapes: dict[str, tuple], source: str) -> None:
+    """Check the shapes a file declares for each member against the model's own sizes, before
+    anything is allocated: a sparse matrix or a lazily read member declaring a huge or empty
+    shape is refused here instead of being expanded."""
+    def fail(msg):
+        raise ModelFileError(f"{source}: {msg}")
+
+    def dims(key, ndim):
+        shp = tuple(int(x) for x in shapes[key])
+        if len(shp) != ndim:
+            fail(f"'{key}' has shape {shp}, expected {ndim} dimensions")
+        return shp
+
+    n_v, three = dims("v_template", 2)
+    if three != 3 or not 4 <= n_v <= _MAX_VERTICES:
+        fail(f"'v_template' has shape {(n_v, three)}, expected (V, 3) with 4 <= V <= {_MAX_VERTICES}")
+    two, n_j = dims("kintree_table", 2)
+    if two != 2 or not 2 <= n_j <= _MAX_JOINTS:
+        fail(f"'kintree_table' has shape {(two, n_j)}, expected (2, J) with 2 <= J <= {_MAX_JOINTS}")
+    sd = dims("shapedirs", 3)
+    if sd[:2] != (n_v, 3) or not 2 <= sd[2] <= _MAX_COMPONENTS:
+        fail(f"'shapedirs' has shape {sd}, expected ({n_v}, 3, K) with 2 <= K <= {_MAX_COMPONENTS}")
+    pd = tuple(int(x) for x in shapes["posedirs"])
+    n_p = 9 * (n_j - 1)
+    if pd not in ((n_v, 3, n_p), (3 * n_v, n_p)):
+        fail(f"'posedirs' has shape {pd}, expected {(n_v, 3, n_p)}")
+    for key, want in (("J_regressor", (n_j, n_v)), ("weights", (n_v, n_j))):
+        got = tuple(int(x) for x in shapes[key])
+        if got != want:
+            fail(f"'{key}' has shape {got}, expected {want}")
+    f = dims("f", 2)
+    if f[1] != 3 or not 1 <= f[0] <= 4 * _MAX_VERTICES:
+        fail(f"'f' has shape {f}, expected (F, 3) with F >= 1")
+
+
+def _declared_shape(value, key: str, source: str) -> tuple:
+    if isinstance(value, (CompressedSparse, np.ndarray)):
+        return tuple(value.shape)
+    raise ModelFileError(f"{source}: '{key}' is a {type(value).__name__}, not an array")
+
+
 def _as_array(value, key: str, source: str) -> np.ndarray:
     if isinstance(value, CompressedSparse):
         return value.toarray()
@@ -356,6 +404,8 @@ def load_flame(
     missing = [k for k in _KEYS if k not in data]
     if missing:
         raise ModelFileError(f"{source}: not a FLAME model, missing {', '.join(missing)}")
+    if suffix == ".pkl":
+        _check_declared_shapes({k: _declared_shape(data[k], k, source) for k in _KEYS}, source)
     arrays = {k: _as_array(data[k], k, source) for k in _KEYS}
     shapedirs = arrays["shapedirs"]
     if shapedirs.ndim != 3:
@@ -392,10 +442,45 @@ def load_flame(
     )
 
 
+def _npz_shapes(z) -> dict[str, tuple]:
+    """Each member's declared shape, read from its .npy header without reading its data."""
+    shapes = {}
+    zf = z.zip
+    for info in zf.infolist():
+        if not info.filename.endswith(".npy"):
+            continue
+        with zf.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, _ = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, _, _ = np.lib.format.read_array_header_2_0(fh)
+        shapes[info.filename[: -len(".npy")]] = shape
+    return shapes
+
+
 def _read_npz(path: Path) -> tuple[dict, tuple[int, int]]:
+    """The members of a converted model: only those a FLAME model has, and only once the shapes
+    their headers declare fit each other (a crafted file cannot make this allocate more than the
+    model it claims to be)."""
+    source = str(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+            shapes = _npz_shapes(z)
+            wanted = [k for k in z.files
+                      if k in _KEYS or k in ("format", "n_shape", "n_expr") or k.startswith(_PART_PREFIX)]
+            for k in ("format", "n_shape", "n_expr"):
+                if k in shapes and shapes[k] != ():
+                    raise ModelFileError(f"{source}: '{k}' is not a single value")
+            if all(k in shapes for k in _KEYS):
+                _check_declared_shapes(shapes, source)
+                n_v = int(shapes["v_template"][0])
+                for k in wanted:
+                    if k.startswith(_PART_PREFIX) and (len(shapes[k]) != 1 or shapes[k][0] > n_v):
+                        raise ModelFileError(f"{source}: vertex mask '{k[len(_PART_PREFIX):]}' does not fit the mesh")
+            data = {k: z[k] for k in wanted}
+    except ModelFileError:
+        raise
     except (OSError, ValueError, EOFError) as exc:
         raise ModelFileError(f"{path}: not a readable .npz ({exc})".replace("\n", " ")) from None
     except Exception as exc:  # zipfile.BadZipFile and friends: still the file's fault

@@ -201,6 +201,30 @@ for _m in ("copyreg", "copy_reg"):
     _ALLOWED[(_m, "_reconstructor")] = _copyreg_reconstructor
 
 
+class _Global:
+    """What the pickle gets for a function of the table: callable, but not changeable.
+
+    BUILD on an object without ``__setstate__`` sets attributes on it; on a plain function that
+    would let a file rewrite, say, its ``__defaults__`` in the running process. This wrapper has no
+    attributes to set and refuses BUILD, so a file can only ever change the fresh proxies it made.
+    """
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn) -> None:
+        object.__setattr__(self, "_fn", fn)
+
+    def __call__(self, *args, **kwargs):
+        return self._fn(*args, **kwargs)
+
+    def __setstate__(self, state) -> None:
+        raise _Refused("refused to change an existing object (BUILD on a global): model pickles may "
+                       "only set the state of the arrays they create")
+
+    def __setattr__(self, name, value) -> None:
+        raise _Refused("refused to change an existing object")
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         target = _ALLOWED.get((module, name))
@@ -215,6 +239,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if isinstance(target, type) and issubclass(target, _Proxy):
             # NEWOBJ calls cls.__new__(cls, *args); hand it a subclass whose __new__ ignores args.
             return _NEWOBJ_SAFE[target]
+        if callable(target) and not isinstance(target, type):
+            return _Global(target)
         return target
 
     def persistent_load(self, pid):

@@ -61,11 +61,18 @@ def load_meta(path: str | Path) -> dict:
         meta = json.loads(jpath.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{jpath} is not a readable checkpoint description ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{jpath}: a checkpoint description must be a JSON object, found {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{jpath} is not a flamesync network checkpoint (format {meta.get('format')!r})")
-    if int(meta.get("version", 0)) > VERSION:
+    version = meta.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelFileError(f"{jpath}: version {version!r} is not an integer")
+    if version > VERSION:
         raise ModelFileError(f"{jpath} was written by a newer flamesync; upgrade flamesync")
-    return meta
+    from .schema import check_description
+
+    return check_description(meta, str(jpath))
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:

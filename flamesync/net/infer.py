@@ -369,6 +369,21 @@ def build_model(meta: dict, weights: dict | None = None) -> LoadedModel:
     cfg = ModelConfig.from_dict(meta.get("model", {}))
     net = FlameSyncNet(cfg)
     if weights is not None:
+        # Name the first tensor that does not fit (torch's own message lists them all, over lines).
+        expected = net.state_dict()
+        missing = [k for k in expected if k not in weights]
+        extra = [k for k in weights if k not in expected]
+        wrong = [k for k in expected if k in weights and tuple(weights[k].shape) != tuple(expected[k].shape)]
+        if missing:
+            raise ModelFileError(f"checkpoint weights lack tensor '{missing[0]}'"
+                                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        if extra:
+            raise ModelFileError(f"checkpoint weights hold tensor '{extra[0]}', which the model config has no place for"
+                                 + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+        if wrong:
+            k = wrong[0]
+            raise ModelFileError(f"checkpoint tensor '{k}' has shape {tuple(weights[k].shape)}, the model config "
+                                 f"needs {tuple(expected[k].shape)}")
         try:
             net.load_state_dict(weights)
         except RuntimeError as exc:

@@ -38,9 +38,11 @@ def read_sidecar(path: str | Path) -> dict:
         meta = json.loads(side.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{side} is not readable JSON ({exc})") from None
-    if meta.get("format") != SIDECAR_FORMAT or "model" not in meta:
+    if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT or "model" not in meta:
         raise ModelFileError(f"{side} is not a flamesync ONNX description (re-export with 'flamesync export-onnx')")
-    return meta
+    from .schema import check_description
+
+    return check_description(meta, str(side))
 
 
 class OnnxNetwork:
@@ -70,6 +72,28 @@ class OnnxNetwork:
             raise ModelFileError(f"{path} is not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
         self.path = Path(path)
         self.cfg = cfg
+        self._check_shapes(path)
+
+    def _check_shapes(self, path) -> None:
+        """The graph's input and output widths must be those its description promises."""
+        def width(arg):
+            dim = arg.shape[-1] if arg.shape else None
+            return dim if isinstance(dim, int) else None  # symbolic dimensions say nothing
+
+        inputs = {a.name: a for a in self.session.get_inputs()}
+        outputs = self.session.get_outputs()
+        if "features" not in inputs:
+            raise ModelFileError(f"{path}: the graph has no 'features' input; re-export with 'flamesync export-onnx'")
+        if len(outputs) != 3:
+            raise ModelFileError(f"{path}: the graph has {len(outputs)} outputs, expected 3 (weights, closure, visemes)")
+        checks = (
+            ("input 'features'", width(inputs["features"]), self.cfg.n_mels),
+            (f"output '{outputs[0].name}'", width(outputs[0]), len(self.cfg.channels)),
+            (f"output '{outputs[2].name}'", width(outputs[2]), self.cfg.n_visemes),
+        )
+        for what, got, want in checks:
+            if got is not None and got != want:
+                raise ModelFileError(f"{path}: the graph's {what} has width {got}, its description says {want}")
 
     def run_window(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One pass over features ``(2n, n_mels)``: weights ``(n, C)``, closure logits ``(n,)``,

@@ -102,7 +102,8 @@ def build(data, header):
     if "jaw_rotation" in data or "head_rotation" in data:
         add_rig(scene, obj, data, frames)
     if header.get("audio"):
-        add_sound(scene, header["audio"], float(header.get("audio_offset", 0.0)))
+        add_sound(scene, header.get("audio_source") or header["audio"], float(header.get("audio_offset", 0.0)),
+                  final_path=header["audio"])
     scene.frame_set(FRAME_START)
     return obj
 
@@ -175,8 +176,12 @@ def add_rig(scene, obj, data, frames):
             key_curve(fcurves, f'pose.bones["{name}"].rotation_quaternion', frames, q[:, c], index=c)
 
 
-def add_sound(scene, path, offset):
-    """The audio as a sound strip placed so that ``offset`` seconds into it plays on FRAME_START."""
+def add_sound(scene, path, offset, final_path=None):
+    """The audio as a sound strip placed so that ``offset`` seconds into it plays on FRAME_START.
+
+    ``path`` is read now; the scene refers to ``final_path`` (where the file will be once the
+    export completes) when given.
+    """
     try:
         ed = scene.sequence_editor or scene.sequence_editor_create()
         strips = ed.strips if hasattr(ed, "strips") else ed.sequences
@@ -184,6 +189,12 @@ def add_sound(scene, path, offset):
         start = FRAME_START - int(round(offset * fps))
         strip = strips.new_sound("audio", path, 1, start)
         strip["flamesync_audio_offset"] = offset
+        if final_path and final_path != path:
+            import os
+
+            strip.sound.filepath = final_path
+            # The sound was named after the part file it was read from (a random name).
+            strip.sound.name = os.path.basename(final_path)
     except Exception as exc:  # a build without audio support still exports the animation
         print(f"flamesync: could not add the sound strip ({exc})", file=sys.stderr)
 
@@ -207,8 +218,164 @@ def add_frames_per_second(path, fps):
         fh.write(text[:at] + line + text[at:])
 
 
+# What the writers stamp into files (creation dates) is pinned to this instant, so identical input
+# gives identical bytes: SOURCE_DATE_EPOCH when set (the reproducible-builds convention), else 0.
+def pinned_time():
+    import datetime
+    import os
+
+    try:
+        epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
+    except ValueError:
+        epoch = 0
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).replace(tzinfo=None)
+
+
+def pin_fbx_time():
+    """Make Blender's FBX writer stamp :func:`pinned_time` instead of the current time."""
+    import datetime
+
+    try:
+        from io_scene_fbx import export_fbx_bin
+    except ImportError:
+        return
+
+    class _PinnedDateTime(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return pinned_time()
+
+    class _DateTimeModule:
+        datetime = _PinnedDateTime
+
+        def __getattr__(self, name):
+            return getattr(datetime, name)
+
+    export_fbx_bin.datetime = _DateTimeModule()
+
+
+def pin_alembic_date(path):
+    """Replace the ``_ai_DateWritten`` value Alembic stamps with :func:`pinned_time`, in place.
+
+    The value sits in a metadata string; it is overwritten with one of the same length, so no
+    offset in the file moves.
+    """
+    import re
+
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    stamp = pinned_time().strftime("%a %b %d %H:%M:%S %Y").encode("ascii")
+
+    def pinned(m):
+        value = m.group(2)
+        return m.group(1) + stamp[: len(value)].ljust(len(value), b" ")
+
+    fixed = re.sub(rb"(_ai_DateWritten=)([^;\x00]*)", pinned, raw)
+    if fixed != raw:
+        with open(path, "r+b") as fh:
+            fh.write(fixed)
+
+
+def _blend_blocks(raw):
+    """(code, sdna index, data offset, data length) of each block of an uncompressed .blend, and
+    the file's pointer size; None for a layout this does not know."""
+    import struct
+
+    if raw[:7] != b"BLENDER":
+        return None
+    if raw[7:9] == b"17" and raw[9:12] == b"-01" and raw[12:13] == b"v":  # Blender >= 5.0 header
+        start, fmt, size, order = 17, "<4siQqq", 32, ("code", "sdna", "old", "len", "nr")
+    elif raw[7:8] == b"-" and raw[8:9] == b"v":  # 8-byte pointers, little endian (Blender 4.x)
+        start, fmt, size, order = 12, "<4siQii", 24, ("code", "len", "old", "sdna", "nr")
+    else:
+        return None
+    blocks, off = [], start
+    while off + size <= len(raw):
+        fields = dict(zip(order, struct.unpack_from(fmt, raw, off)))
+        blocks.append((fields["code"], fields["sdna"], off + size, fields["len"]))
+        if fields["code"] == b"ENDB":
+            break
+        off += size + fields["len"]
+    return blocks
+
+
+def _sdna_offsets(raw, blocks, wanted):
+    """Byte offset and size of each (struct, field) in ``wanted``, from the file's own SDNA."""
+    import re
+    import struct
+
+    dna = next((b for b in blocks if b[0] == b"DNA1"), None)
+    if dna is None:
+        return {}
+    d = bytes(raw[dna[2]:dna[2] + dna[3]])
+    pos = 8  # "SDNA" "NAME"
+
+    def strings(pos):
+        n = struct.unpack_from("<i", d, pos)[0]
+        pos += 4
+        out = []
+        for _ in range(n):
+            end = d.index(b"\0", pos)
+            out.append(d[pos:end].decode("latin-1"))
+            pos = end + 1
+        return out, (pos + 3) & ~3
+
+    names, pos = strings(pos)
+    types, pos = strings(pos + 4)  # "TYPE"
+    pos += 4  # "TLEN"
+    tlen = struct.unpack_from(f"<{len(types)}h", d, pos)
+    pos = ((pos + 2 * len(types)) + 3) & ~3
+    pos += 4  # "STRC"
+    n_structs = struct.unpack_from("<i", d, pos)[0]
+    pos += 4
+    found = {}
+    for index in range(n_structs):
+        t, n_fields = struct.unpack_from("<hh", d, pos)
+        pos += 4
+        offset = 0
+        for _ in range(n_fields):
+            ft, fn = struct.unpack_from("<hh", d, pos)
+            pos += 4
+            name = names[fn]
+            size = 8 if name.startswith(("*", "(*")) else tlen[ft]
+            for dim in re.findall(r"\[(\d+)\]", name):
+                size *= int(dim)
+            bare = re.sub(r"\[.*|^\**", "", name)
+            if (types[t], bare) in wanted:
+                found[(types[t], bare)] = (index, offset, size)
+            offset += size
+    return found
+
+
+def pin_blend(path):
+    """Clear what Blender 5.0 writes into a .blend from uninitialised or random memory, in place:
+    the bytes after the colour-space name in FileGlobal (stack left-overs) and the mesh's random
+    face-set colour seed. The file must be saved uncompressed; its layout is read from its own
+    SDNA, and a layout this does not know is left alone."""
+    with open(path, "rb") as fh:
+        raw = bytearray(fh.read())
+    blocks = _blend_blocks(raw)
+    if not blocks:
+        return
+    fields = _sdna_offsets(raw, blocks, {("FileGlobal", "colorspace_scene_linear_name"),
+                                         ("Mesh", "face_sets_color_seed")})
+    for code, sdna, start, length in blocks:
+        for (struct_name, field), (index, offset, size) in fields.items():
+            if sdna != index or offset + size > length:
+                continue
+            lo, hi = start + offset, start + offset + size
+            if field == "colorspace_scene_linear_name":
+                end = raw.index(0, lo, hi) + 1 if 0 in raw[lo:hi] else hi
+                raw[end:hi] = bytes(hi - end)
+            else:
+                raw[lo:hi] = bytes(size)
+    with open(path, "r+b") as fh:
+        fh.write(raw)
+
+
 def export(path, suffix):
     if suffix == ".fbx":
+        pin_fbx_time()
         bpy.ops.export_scene.fbx(
             filepath=path, use_selection=False, object_types={"MESH", "ARMATURE"}, add_leaf_bones=False,
             bake_anim=True, bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False,
@@ -223,13 +390,27 @@ def export(path, suffix):
             add_frames_per_second(path, scene.render.fps / scene.render.fps_base)
     elif suffix == ".abc":
         scene = bpy.context.scene
+        # Evaluate the whole scene once before the exporter steps through it, so that no frame's
+        # vertex cache depends on what the dependency graph happened to have evaluated already.
+        bpy.context.view_layer.update()
+        bpy.context.evaluated_depsgraph_get()
         bpy.ops.wm.alembic_export(filepath=path, start=scene.frame_start, end=scene.frame_end,
                                   selected=False, flatten=False, export_hair=False, export_particles=False,
                                   # Per-corner normals every frame would be ~6x the positions; readers
                                   # recompute them from the positions.
                                   normals=False, orcos=False, uvs=False, vcolors=False)
+        pin_alembic_date(path)
     elif suffix == ".blend":
-        bpy.ops.wm.save_as_mainfile(filepath=path)
+        # Selection attributes hold nothing for a scene nobody selected in, and Blender 5.0 writes
+        # the edge selection from uninitialised memory: drop them.
+        for mesh in bpy.data.meshes:
+            for name in (".select_vert", ".select_edge", ".select_poly"):
+                attr = mesh.attributes.get(name)
+                if attr is not None:
+                    mesh.attributes.remove(attr)
+        # Uncompressed, so that pin_blend can clear the bytes Blender fills at random.
+        bpy.ops.wm.save_as_mainfile(filepath=path, compress=False)
+        pin_blend(path)
     else:
         raise SystemExit(f"build_scene: cannot export {suffix}")
 
