@@ -40,7 +40,7 @@ VENDORED_MODULES = (
     "__init__.py", "animation.py", "cache.py", "channels.py", "errors.py", "fileio.py", "numeric.py",
     "pipeline.py", "audio/__init__.py", "audio/features.py", "audio/io.py", "net/__init__.py",
     "net/amplitude.py", "net/checkpoint.py", "net/closure.py", "net/config.py", "net/infer.py",
-    "net/onnx_runtime.py", "net/targets.py",
+    "net/onnx_runtime.py", "net/schema.py", "net/targets.py",
 )
 MODEL_FILES = ("flamesync_default.onnx", "flamesync_default.onnx.json")
 PYTHON = "3.11"  # Blender 4.2 to 5.0
