@@ -24,6 +24,7 @@ FACE_HELP = ("'default' (the default head), 'flame:/path/generic_model.pkl' (a F
 COMMAND_MODULES = (
     "demo",
     "animate",
+    "batch",
     "say",
     "face",
     "flame",

@@ -391,20 +391,24 @@ def build_model(meta: dict, weights: dict | None = None) -> LoadedModel:
     return LoadedModel(net, meta)
 
 
-def load_model(path: str | Path) -> LoadedModel:
+def load_model(path: str | Path, *, threads: int | None = None) -> LoadedModel:
     """Load a checkpoint written by training (``NAME.safetensors`` + ``NAME.json``), or an exported
-    ``NAME.onnx`` (+ ``NAME.onnx.json``), which runs on onnxruntime without torch."""
+    ``NAME.onnx`` (+ ``NAME.onnx.json``), which runs on onnxruntime without torch.
+
+    ``threads`` bounds the CPU threads of an ONNX model's session (None: onnxruntime's default);
+    torch models use ``torch.set_num_threads`` of the calling process.
+    """
     if str(path).lower().endswith(".onnx"):
         from .onnx_runtime import load_onnx_model
 
-        return load_onnx_model(path)
+        return load_onnx_model(path, threads=threads)
     meta = load_meta(path)
     model = build_model(meta, load_weights(path))
     model.source = stem(path)
     return model
 
 
-def load_default_model(*, backend: str = "auto") -> LoadedModel:
+def load_default_model(*, backend: str = "auto", threads: int | None = None) -> LoadedModel:
     """The shipped model, ``assets/model/flamesync_default.safetensors`` + ``.json``.
 
     Parameters
@@ -415,7 +419,8 @@ def load_default_model(*, backend: str = "auto") -> LoadedModel:
         agree to about 1e-6.
 
     The environment variable ``FLAMESYNC_MODEL`` (a checkpoint path, with or without suffix, or an
-    ``.onnx`` file) replaces it, e.g. to try a freshly trained ``<run>/final``.
+    ``.onnx`` file) replaces it, e.g. to try a freshly trained ``<run>/final``. ``threads``: as
+    for :func:`load_model` (batch workers run one thread each).
     """
     import os
 
@@ -423,7 +428,7 @@ def load_default_model(*, backend: str = "auto") -> LoadedModel:
         raise InputError(f"backend must be auto, torch or onnx, got {backend!r}")
     env = os.environ.get("FLAMESYNC_MODEL")
     if env:
-        return load_model(env)
+        return load_model(env, threads=threads)
     base = DEFAULT_CHECKPOINT
     if not base.with_name(base.name + ".safetensors").is_file() or not base.with_name(base.name + ".json").is_file():
         raise ModelFileError(
@@ -435,8 +440,8 @@ def load_default_model(*, backend: str = "auto") -> LoadedModel:
 
         onnx_path = matching_onnx(base, required=backend == "onnx")
         if onnx_path is not None:
-            return load_model(onnx_path)
-    return load_model(base)
+            return load_model(onnx_path, threads=threads)
+    return load_model(base, threads=threads)
 
 
 def predict(audio: np.ndarray, *, model: LoadedModel | None = None, chunk_seconds: float = 60.0,

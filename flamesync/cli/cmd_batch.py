@@ -1,0 +1,105 @@
+"""``flamesync batch``: many takes at once, on every core, resumable, with a report."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import InputError
+
+HELP = "animate many audio files (files, folders, manifests) on worker processes; resumable"
+
+EPILOG = """\
+examples:
+  flamesync batch lines/ -o out/ --format glb,csv
+  flamesync batch a.wav b.wav -o out/ --format rhubarb.json,rhubarb.tsv --workers 2
+  flamesync batch --manifest takes.tsv -o out/ --format npz,ovr.csv
+  flamesync batch dub/ -o out/ --text-beside --format csv   # dub/x.txt is the transcript of dub/x.wav
+
+A manifest is a TSV with a header row; columns: audio (required), text or text_file, name, fps,
+backend, language (empty cells take the command line's values); paths are relative to it.
+Outputs go to OUTDIR/NAME.FORMAT (NAME: the file's stem, or its path below a folder input).
+A rerun skips lines whose outputs are intact and were made from the same audio bytes, transcript,
+options and model (OUTDIR/journal.jsonl), so an interrupted batch resumes. OUTDIR/report.json lists
+every line with its status and error; the exit status is 1 when any line failed.
+"""
+
+
+def register(sub) -> None:
+    import argparse
+
+    p = sub.add_parser("batch", help=HELP, description=HELP, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="audio files, folders (searched recursively) or manifest .tsv files")
+    p.add_argument("-o", "--outdir", required=True, metavar="OUTDIR", help="output folder (created)")
+    p.add_argument("--format", default="npz", metavar="LIST",
+                   help="comma-separated output formats by extension: npz, glb, csv, fbx, rhubarb.json, "
+                        "rhubarb.tsv, ovr.csv, ovr.json, ... (default npz; see 'flamesync export --help')")
+    p.add_argument("--manifest", action="append", default=[], metavar="FILE.tsv", help="a manifest (repeatable)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes, one network and one CPU thread each (default: the CPUs available)")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30; a manifest may set it per line)")
+    p.add_argument("--backend", choices=("auto", "model", "text", "phones", "words"), default="auto",
+                   help="as for 'flamesync animate' (default auto: the transcript when a line has one)")
+    p.add_argument("--language", default="en", help="language of the speech (default en)")
+    from . import FACE_HELP
+
+    p.add_argument("--face", default="default", help="face model for geometry outputs: " + FACE_HELP)
+    p.add_argument("--text-beside", action="store_true",
+                   help="use STEM.txt beside each audio file as its transcript when it exists")
+    p.set_defaults(func=run)
+
+
+def parse_formats(text: str) -> list[str]:
+    """``"glb,csv"`` -> ``[".glb", ".csv"]``: registered export suffixes, without repeats."""
+    from ..export import FORMATS
+
+    out: list[str] = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        suffix = item if item.startswith(".") else "." + item
+        if suffix not in FORMATS:
+            known = ", ".join(s.lstrip(".") for s in sorted(FORMATS))
+            raise InputError(f"unknown output format {item!r} in --format; known: {known}")
+        if suffix not in out:
+            out.append(suffix)
+    if not out:
+        raise InputError("--format is empty; give one or more formats, e.g. --format glb,csv")
+    return out
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run(args) -> int:
+    from ..animation import check_fps
+    from ..batch import gather, run_batch
+
+    formats = parse_formats(args.format)
+    fps = check_fps(args.fps)
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if not args.inputs and not args.manifest:
+        raise InputError("nothing to do: give audio files, folders or --manifest FILE.tsv")
+    if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
+        raise InputError(f"output folder {args.outdir} is an existing file")
+    defaults = {"fps": fps, "backend": args.backend, "language": args.language}
+    lines = gather(args.inputs, manifests=args.manifest, defaults=defaults, text_beside=args.text_beside)
+    result = run_batch(lines, args.outdir, formats=formats, workers=min(workers, len(lines)), face=args.face)
+    failed = [r for r in result.lines if r["status"] == "failed"]
+    for r in failed[:20]:
+        print(f"flamesync: failed: {r['name']}: {r['error']}", file=sys.stderr)
+    if len(failed) > 20:
+        print(f"flamesync: ... and {len(failed) - 20} more failures (see the report)", file=sys.stderr)
+    from pathlib import Path
+
+    print(result.summary(Path(args.outdir)))
+    return 1 if failed else 0
