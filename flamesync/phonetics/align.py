@@ -74,6 +74,19 @@ def _model_dir() -> Path:
     return Path(_pocketsphinx().get_model_path()) / "en-us"
 
 
+def _start_utt(decoder) -> None:
+    """Start an utterance with fresh feature extraction.
+
+    pocketsphinx carries its feature state (the live cepstral mean, the noise estimate) from one
+    utterance into the next, so the same take aligned after other audio came out tens of ms
+    different from the same take aligned first: results depended on what the process had decoded
+    before (a batch worker's output on the lines it happened to get). Resetting it makes every
+    utterance decode as the first one of a fresh process does.
+    """
+    decoder.reinit_feat()
+    decoder.start_utt()
+
+
 def _decoder(beams: Beams, **extra):
     model = _model_dir()
     return _pocketsphinx().Decoder(
@@ -189,7 +202,7 @@ def _decode(decoder, pcm: bytes, prons) -> list[tuple[str, int, int, float]] | N
     _add_units(decoder, prons)
     decoder.add_jsgf_string(_SEARCH, _grammar(prons))
     decoder.activate_search(_SEARCH)
-    decoder.start_utt()
+    _start_utt(decoder)
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
     if decoder.hyp() is None:
@@ -319,7 +332,7 @@ def phone_loop(x: np.ndarray) -> list[tuple[str, int, int, float]]:
     """
     with _LOCK:
         d = _phone_decoder()
-        d.start_utt()
+        _start_utt(d)
         d.process_raw(_pcm(x), full_utt=True)
         d.end_utt()
         return [(s.word, s.start_frame, s.end_frame, _log_ascore(s)) for s in d.seg()]
@@ -351,7 +364,7 @@ def recognize_words(audio: "np.ndarray | str | os.PathLike", sample_rate: int | 
     x = _prepare_audio(audio, sample_rate)
     with _LOCK:
         d = _word_decoder()
-        d.start_utt()
+        _start_utt(d)
         d.process_raw(_pcm(x), full_utt=True)
         d.end_utt()
         hyp = d.hyp()
