@@ -55,6 +55,14 @@ register(".blend", "blender_formats", "Blender scene: mesh, shape-key action, ja
 register(".csv", "tables", "Live Link Face CSV: ARKit weights per frame (Unreal / MetaHuman)", needs_face=False)
 register(".channels.csv", "tables", "plain CSV: frame, time and every named channel per frame", needs_face=False)
 register(".json", "tables", "plain JSON: fps, times and every named channel per frame", needs_face=False)
+register(".rhubarb.json", "mouth2d", "Rhubarb Lip Sync JSON: 2D mouth cues A-H, X (adventure games, Spine, Live2D)",
+         needs_face=False, carries_audio=False)
+register(".rhubarb.tsv", "mouth2d", "Rhubarb Lip Sync TSV: one start time and mouth shape (A-H, X) per row",
+         needs_face=False, carries_audio=False)
+register(".ovr.csv", "mouth2d", "Meta/OVR lip sync: the 15 viseme weights per frame (CSV)", needs_face=False,
+         carries_audio=False)
+register(".ovr.json", "mouth2d", "Meta/OVR lip sync: the 15 viseme weights per frame (JSON)", needs_face=False,
+         carries_audio=False)
 register(".flame.npz", "flame_params", "FLAME parameters per frame (expression, jaw/neck/eye pose, shape)")
 
 
