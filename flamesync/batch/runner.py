@@ -113,7 +113,8 @@ class _Progress:
             self.bar.set_postfix_str(f"{self.audio / elapsed:.1f}x real time, {failed} failed", refresh=False)
             self.bar.update(1)
         self.emit("progress", task="batch", done=self.done, total=self.total, failed=failed,
-                  name=record["name"], status=record["status"], realtime=round(self.audio / elapsed, 3))
+                  name=record["name"], status=record["status"], worker=record.get("worker"),
+                  realtime=round(self.audio / elapsed, 3))
 
     def close(self) -> None:
         if self.bar is not None:
@@ -227,7 +228,8 @@ def run_batch(
                     raise FlamesyncError(res["error"])
                 rec = records[job["name"]]
                 rec.update(status=res["status"], error=res["error"], audio_seconds=res.get("audio_seconds"),
-                           seconds=res.get("seconds"), outputs=list(res.get("outputs") or {}))
+                           seconds=res.get("seconds"), outputs=list(res.get("outputs") or {}),
+                           worker=res.get("pid"))
                 if res["status"] == "done":
                     journal.record({"name": job["name"], "key": key, "outputs": res["outputs"],
                                     "audio_seconds": res.get("audio_seconds")})

@@ -85,8 +85,10 @@ def say(
     if wav_path is not None:
         write_wav(wav_path, utt.audio, utt.sample_rate)
     anim = phones_to_animation(utt.phones, fps=fps, duration=utt.duration, **style)
+    # The phones ride along as in the transcript modes: 2D mouth-shape exports read them.
     meta = {**anim.meta, "mode": "say", "text": text, "engine": utt.engine, "voice": utt.voice,
-            "language": utt.language}
+            "language": utt.language,
+            "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in utt.phones]}
     return anim.replace(audio_path=str(wav_path) if wav_path is not None else None, meta=meta), utt
 
 

@@ -1,0 +1,210 @@
+"""flamesync batch: resume after kills, reruns only what changed, bad inputs reported, same bytes
+whatever the number of workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flamesync.cli import main
+
+pytest.importorskip("pocketsphinx")  # the transcript lines are force-aligned
+
+REPO = Path(__file__).resolve().parents[1]
+PHRASES = ["Bob bought a map.", "Put a cap on it.", "We can build a better mouth.", "Maybe by Monday.",
+           "The ship is blue.", "Five fine violins."]
+FORMATS = "csv,rhubarb.json,ovr.csv"
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    """Six short TTS lines (about a second each) as WAV files, the second half with transcripts."""
+    from flamesync.phonetics.textanimate import say
+
+    d = tmp_path_factory.mktemp("clips")
+    for i, text in enumerate(PHRASES):
+        wav = d / f"line{i}.wav"
+        say(text, wav_path=wav)
+        if i >= 3:
+            (d / f"line{i}.txt").write_text(text, encoding="utf-8")
+    return d
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+def _parts(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if ".part" in p.name]
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.suffix in (".csv", ".json") and p.name != "report.json"}
+
+
+def _start(clips: Path, out: Path, workers: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "flamesync", "--progress", "json", "batch", str(clips), "-o", str(out),
+           "--text-beside", "--format", FORMATS, "--workers", str(workers)]
+    return subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_done_lines(proc: subprocess.Popen, n: int) -> list[dict]:
+    """Read JSON progress events until ``n`` lines are done; return those events."""
+    events = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        row = proc.stderr.readline()
+        if not row:
+            break
+        if row.startswith("{"):
+            ev = json.loads(row)
+            if ev.get("event") == "progress" and ev.get("status") == "done":
+                events.append(ev)
+                if len(events) >= n:
+                    return events
+    raise AssertionError(f"batch did not finish {n} lines in time (rc={proc.poll()})")
+
+
+def test_killed_batch_resumes_and_matches_a_clean_run(clips, tmp_path):
+    out = tmp_path / "out"
+    proc = _start(clips, out, workers=1)
+    try:
+        _wait_for_done_lines(proc, 2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, mid-batch: nothing cleans up
+        proc.wait()
+    journal = [json.loads(r) for r in (out / "journal.jsonl").read_text().splitlines() if r.strip()]
+    finished = {e["name"] for e in journal}
+    assert 2 <= len(finished) < len(PHRASES)
+    # No partial file under an output's name: whatever exists is complete and parses.
+    for p in out.glob("*.rhubarb.json"):
+        assert json.loads(p.read_text())["mouthCues"]
+    for p in out.glob("*.csv"):
+        rows = p.read_text().splitlines()
+        assert len(rows) > 10 and all(r.count(",") == rows[0].count(",") for r in rows)
+
+    assert main(["--progress", "none", "batch", str(clips), "-o", str(out), "--text-beside", "--format", FORMATS,
+                 "--workers", "2"]) == 0
+    rep = _report(out)
+    skipped = {r["name"] for r in rep["lines"] if r["status"] == "skipped"}
+    done = {r["name"] for r in rep["lines"] if r["status"] == "done"}
+    assert skipped == finished  # only the rest was animated
+    assert done == {f"line{i}" for i in range(len(PHRASES))} - finished
+    assert not _parts(out), "stale part files of the killed run were not removed"
+
+    # The resumed folder holds exactly the bytes of an uninterrupted run with another worker count.
+    clean = tmp_path / "clean"
+    assert main(["--progress", "none", "batch", str(clips), "-o", str(clean), "--text-beside", "--format", FORMATS,
+                 "--workers", "1"]) == 0
+    assert _outputs(out) == _outputs(clean)
+
+
+def test_killed_worker_line_is_retried_without_partial_files(clips, tmp_path):
+    out = tmp_path / "out"
+    proc = _start(clips, out, workers=2)
+    try:
+        ev = _wait_for_done_lines(proc, 1)[0]
+        os.kill(ev["worker"], signal.SIGKILL)  # a worker dies (OOM killer, a crash) while on its next line
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-2000:]
+    rep = _report(out)
+    assert rep["done"] == len(PHRASES) and rep["failed"] == 0
+    assert not _parts(out)
+
+
+def _manifest(path: Path, clips: Path, fps: dict[int, str]) -> Path:
+    rows = ["audio\ttext\tname\tfps"]
+    for i in range(3):
+        rows.append(f"{clips / f'line{i}.wav'}\t{PHRASES[i]}\tm/take{i}\t{fps.get(i, '')}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_changed_option_reruns_only_that_line(clips, tmp_path):
+    out = tmp_path / "out"
+    man = _manifest(tmp_path / "takes.tsv", clips, {})
+    args = ["--progress", "none", "batch", "--manifest", str(man), "-o", str(out), "--format", "csv,rhubarb.tsv",
+            "--workers", "2"]
+    assert main(args) == 0
+    assert _report(out)["done"] == 3
+    before = {p.name: p.read_bytes() for p in (out / "m").iterdir()}
+
+    _manifest(man, clips, {1: "60"})  # one line now at 60 fps
+    assert main(args) == 0
+    rep = _report(out)
+    status = {r["name"]: r["status"] for r in rep["lines"]}
+    assert status == {"m/take0": "skipped", "m/take1": "done", "m/take2": "skipped"}
+    after = {p.name: p.read_bytes() for p in (out / "m").iterdir()}
+    assert after["take0.csv"] == before["take0.csv"]
+    rows_before = len(before["take1.csv"].splitlines())
+    rows_after = len(after["take1.csv"].splitlines())
+    assert rows_after - 1 == pytest.approx(2 * (rows_before - 1), abs=2)
+
+    # A deleted or edited output is redone too; nothing else is.
+    (out / "m" / "take2.csv").write_text("edited\n")
+    assert main(args) == 0
+    status = {r["name"]: r["status"] for r in _report(out)["lines"]}
+    assert status == {"m/take0": "skipped", "m/take1": "skipped", "m/take2": "done"}
+    assert (out / "m" / "take2.csv").read_bytes() == before["take2.csv"]
+
+
+def test_bad_inputs_are_reported_and_do_not_stop_the_batch(clips, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(clips / "line0.wav", src / "good.wav")
+    (src / "corrupt.wav").write_bytes(b"RIFF\x00\x00not audio at all")
+    (src / "empty.wav").write_bytes(b"")
+    man = tmp_path / "more.tsv"
+    # good.wav again under another name (the folder's line is already called "good"), a file that
+    # does not exist, and a transcript file that does not exist.
+    man.write_text("audio\ttext_file\tname\n"
+                   f"{src / 'good.wav'}\t\tgood_again\n"
+                   "missing.wav\t\t\n"
+                   f"{clips / 'line1.wav'}\tno_such_transcript.txt\t\n", encoding="utf-8")
+    out = tmp_path / "out"
+    rc = main(["--progress", "none", "batch", str(src), "--manifest", str(man), "-o", str(out), "--format", "csv",
+               "--workers", "2"])
+    cap = capsys.readouterr()
+    assert rc == 1
+    assert "Traceback" not in cap.err
+    rep = _report(out)
+    status = {r["name"]: (r["status"], r["error"]) for r in rep["lines"]}
+    assert status["good"][0] == "done" and status["good_again"][0] == "done"
+    for name in ("corrupt", "empty", "missing", "line1"):
+        assert status[name][0] == "failed" and status[name][1], name
+        assert "\n" not in status[name][1]
+    assert "not found" in status["missing"][1] and "transcript" in status["line1"][1]
+    assert (out / "good.csv").is_file() and not (out / "corrupt.csv").exists()
+    summary = cap.out.strip().splitlines()[-1]
+    assert summary.startswith("batch 6 lines: 2 done, 0 skipped, 4 failed")
+    assert len([r for r in cap.err.splitlines() if r.startswith("flamesync: failed:")]) == 4
+
+
+def test_command_line_errors_are_one_line(tmp_path, capsys):
+    assert main(["batch", str(tmp_path), "-o", str(tmp_path / "o"), "--format", "glb,nope"]) == 2
+    assert "unknown output format 'nope'" in capsys.readouterr().err
+    (tmp_path / "a.tsv").write_text("audio\tspeed\nx.wav\t2\n")
+    assert main(["batch", "--manifest", str(tmp_path / "a.tsv"), "-o", str(tmp_path / "o")]) == 2
+    assert "unknown column 'speed'" in capsys.readouterr().err
+    (tmp_path / "d").mkdir()
+    assert main(["batch", str(tmp_path / "d"), "-o", str(tmp_path / "o")]) == 2
+    assert "holds no audio files" in capsys.readouterr().err
