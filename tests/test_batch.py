@@ -208,3 +208,31 @@ def test_command_line_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "d").mkdir()
     assert main(["batch", str(tmp_path / "d"), "-o", str(tmp_path / "o")]) == 2
     assert "holds no audio files" in capsys.readouterr().err
+
+
+def test_ray_path_writes_the_same_bytes_journal_and_report(clips, tmp_path):
+    pytest.importorskip("ray")
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    common = ["--progress", "none", "batch", str(clips), "--text-beside", "--format", FORMATS + ",npz", "--workers", "2"]
+    assert main(common + ["-o", str(local)]) == 0
+    assert main(common + ["-o", str(on_ray), "--ray"]) == 0  # a local 2-CPU Ray instance
+    assert _outputs(on_ray) == _outputs(local)
+    for name in (p.name for p in local.glob("*.npz")):
+        assert (on_ray / name).read_bytes() == (local / name).read_bytes()
+
+    def journal(d):
+        return {e["name"]: (e["key"], e["outputs"]) for e in map(json.loads, (d / "journal.jsonl").read_text().splitlines())}
+
+    assert journal(on_ray) == journal(local)
+    strip = lambda rep: [(r["name"], r["status"], r["error"], r["outputs"]) for r in rep["lines"]]  # noqa: E731
+    assert strip(_report(on_ray)) == strip(_report(local))
+    # The Ray path resumes from the journal like the local one.
+    assert main(common + ["-o", str(on_ray), "--ray"]) == 0
+    assert _report(on_ray)["skipped"] == len(PHRASES)
+
+
+def test_ray_missing_is_one_line(clips, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as on an install without the extra
+    assert main(["batch", str(clips / "line0.wav"), "-o", str(tmp_path / "o"), "--ray"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "flamesync[ray]" in err

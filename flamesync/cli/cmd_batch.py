@@ -15,6 +15,7 @@ examples:
   flamesync batch a.wav b.wav -o out/ --format rhubarb.json,rhubarb.tsv --workers 2
   flamesync batch --manifest takes.tsv -o out/ --format npz,ovr.csv
   flamesync batch dub/ -o out/ --text-beside --format csv   # dub/x.txt is the transcript of dub/x.wav
+  flamesync batch lines/ -o /shared/out --ray ray://head:10001 --format glb   # on a Ray cluster
 
 A manifest is a TSV with a header row; columns: audio (required), text or text_file, name, fps,
 backend, language (empty cells take the command line's values); paths are relative to it.
@@ -46,6 +47,10 @@ def register(sub) -> None:
     from . import FACE_HELP
 
     p.add_argument("--face", default="default", help="face model for geometry outputs: " + FACE_HELP)
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the lines on Ray actors (needs the 'ray' extra): alone, a local Ray instance "
+                        "with --workers CPUs; with an address (ray://head:10001), that cluster, one actor "
+                        "per CPU unless --workers says otherwise. OUTDIR must be on a shared filesystem")
     p.add_argument("--text-beside", action="store_true",
                    help="use STEM.txt beside each audio file as its transcript when it exists")
     p.set_defaults(func=run)
@@ -93,7 +98,19 @@ def run(args) -> int:
         raise InputError(f"output folder {args.outdir} is an existing file")
     defaults = {"fps": fps, "backend": args.backend, "language": args.language}
     lines = gather(args.inputs, manifests=args.manifest, defaults=defaults, text_beside=args.text_beside)
-    result = run_batch(lines, args.outdir, formats=formats, workers=min(workers, len(lines)), face=args.face)
+    if args.ray is None:
+        result = run_batch(lines, args.outdir, formats=formats, workers=min(workers, len(lines)), face=args.face)
+    else:
+        from ..batch import ray_backend
+
+        cpus = ray_backend.connect(args.ray or None, cpus=workers)
+        try:
+            if args.ray and args.workers is None:
+                workers = cpus  # a cluster: one actor per CPU it offers
+            result = run_batch(lines, args.outdir, formats=formats, workers=min(workers, len(lines)),
+                               face=args.face, executor_factory=ray_backend.executor_factory)
+        finally:
+            ray_backend.disconnect()
     failed = [r for r in result.lines if r["status"] == "failed"]
     for r in failed[:20]:
         print(f"flamesync: failed: {r['name']}: {r['error']}", file=sys.stderr)

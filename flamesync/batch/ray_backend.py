@@ -1,0 +1,94 @@
+"""Batch lines on Ray: actors that hold the network, driven by the same driver as the local pool.
+
+``flamesync batch ... --ray`` starts a local Ray instance; ``--ray ADDRESS`` (``ray://host:10001``
+or ``host:6379``, as :func:`ray.init` takes) joins a running cluster. Each actor reserves one CPU,
+runs :func:`flamesync.batch.worker.init_worker` once (network and face loaded) and then
+:func:`flamesync.batch.worker.animate_line` per line: the very functions the local pool runs, so the
+bytes written are the same. Actors write the outputs themselves, so OUTDIR must be on a filesystem
+every node mounts at the same path (the driver keeps the journal and the report there too); every
+node needs the same flamesync checkout and model files as the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ..errors import InputError, require
+
+INSTALL = "pip install 'flamesync[ray]'"
+
+
+class LineActor:
+    """A Ray actor holding a loaded network (created through :func:`executor_factory`)."""
+
+    def __init__(self, initkwargs: dict):
+        from .worker import init_worker_safely
+
+        # Ray owns the actor's signals and threads (one CPU each: Ray sets OMP_NUM_THREADS=1).
+        init_worker_safely({**initkwargs, "signals": False})
+
+    def run(self, job: dict) -> dict:
+        from .worker import animate_line
+
+        return animate_line(job)
+
+
+def connect(address: str | None, *, cpus: int | None) -> int:
+    """Start a local Ray instance (``address`` None, with ``cpus`` CPUs) or join a cluster; return
+    the CPUs Ray offers (the number of actors a batch uses unless told otherwise)."""
+    ray = require("ray", feature="batches on Ray (--ray)", install=INSTALL)
+    if not ray.is_initialized():
+        kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                      configure_logging=True)
+        try:
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                # A small object store: lines pass only paths and short result records.
+                ray.init(num_cpus=cpus, object_store_memory=100 * 1024 * 1024, **kwargs)
+        except Exception as exc:  # connection refused, no cluster at that address, ...
+            raise InputError(f"cannot start or join Ray{f' at {address}' if address else ''}: "
+                             + " ".join(str(exc).split())[:300]) from None
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def disconnect() -> None:
+    ray = require("ray", feature="batches on Ray (--ray)", install=INSTALL)
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def executor_factory(workers: int, initkwargs: dict):
+    """``(submit, shutdown)`` over ``workers`` Ray actors, for :func:`flamesync.batch.run_batch`.
+
+    ``submit(job)`` returns a :class:`concurrent.futures.Future`; each line goes to the actor with
+    the fewest lines in flight. ``shutdown`` kills the actors (their network copies go with them).
+    """
+    ray = require("ray", feature="batches on Ray (--ray)", install=INSTALL)
+    actor_cls = ray.remote(num_cpus=1)(LineActor)
+    actors = [actor_cls.remote(initkwargs) for _ in range(workers)]
+    load = [0] * len(actors)
+    lock = threading.Lock()
+
+    def submit(job):
+        with lock:
+            i = min(range(len(actors)), key=load.__getitem__)
+            load[i] += 1
+        fut = actors[i].run.remote(job).future()
+
+        def done(_f, i=i):
+            with lock:
+                load[i] -= 1
+
+        fut.add_done_callback(done)
+        return fut
+
+    def shutdown(*, kill: bool = False):
+        for a in actors:
+            try:
+                ray.kill(a)
+            except Exception:  # already dead (a node went away): nothing to release
+                pass
+
+    return submit, shutdown
