@@ -1,7 +1,7 @@
 """Throughput of ``flamesync batch`` on many short lines, with 1 and 2 (or more) workers.
 
     PYTHONPATH=. python benchmarks/batch.py                      # 200 lines, 1 and 2 workers
-    PYTHONPATH=. python benchmarks/batch.py --lines 1000 --workers 1 2 --backend model text
+    PYTHONPATH=. python benchmarks/batch.py --lines 1000 --workers 1 2 --backend model text --ray
 
 Makes ``--distinct`` short lines with ``flamesync say`` (espeak; 0.6-2 s each) and copies them
 round-robin to ``--lines`` files (each a separate line with its own outputs), then times whole
@@ -14,7 +14,7 @@ network. Prints one table row per run:
 - per line: wall time x workers / lines, i.e. the CPU-seconds each line costs the batch;
 - in worker: mean seconds a worker spent on a line (animate + export, from report.json);
 - overhead/line: the difference (start-up, model loading, IPC, journal) spread over the lines;
-- speed-up: lines/s relative to the 1-worker run of the same backend.
+- speed-up: lines/s relative to the 1-worker run of the same backend and runner.
 """
 
 from __future__ import annotations
@@ -64,9 +64,11 @@ def make_lines(folder: Path, n: int, distinct: int) -> float:
     return total
 
 
-def run(folder: Path, out: Path, *, workers: int, backend: str, formats: str) -> dict:
+def run(folder: Path, out: Path, *, workers: int, backend: str, formats: str, ray: bool = False) -> dict:
     cmd = [sys.executable, "-m", "flamesync", "--progress", "none", "batch", str(folder), "-o", str(out),
            "--format", formats, "--workers", str(workers)]
+    if ray:
+        cmd.append("--ray")  # a local Ray instance with `workers` CPUs, started and stopped by the run
     if backend == "text":
         cmd.append("--text-beside")
     else:
@@ -91,6 +93,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--backend", nargs="+", default=["model"], choices=("model", "text"))
     ap.add_argument("--formats", default="csv,rhubarb.json", help="--format of the batch (default csv,rhubarb.json)")
+    ap.add_argument("--ray", action="store_true", help="also run each worker count on a local Ray instance")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
 
@@ -99,21 +102,23 @@ def main() -> None:
         audio = make_lines(work / "lines", args.lines, min(args.distinct, args.lines))
         print(f"{args.lines} lines, {audio:.1f} s of audio ({audio / args.lines:.2f} s per line), "
               f"formats {args.formats}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
-        head = (f"| backend | workers | wall s | lines/s | x real time | per line ms | in worker ms | "
+        head = (f"| backend | runner | workers | wall s | lines/s | x real time | per line ms | in worker ms | "
                 f"overhead/line ms | speed-up |")
         print(head)
-        print("|" + "---|" * 9)
+        print("|" + "---|" * 10)
         for backend in args.backend:
-            base = None
-            for w in args.workers:
-                r = run(work / "lines", work / f"out-{backend}-{w}", workers=w, backend=backend, formats=args.formats)
-                assert r["done"] == args.lines, r
-                rate = args.lines / r["wall"]
-                base = base or rate
-                per_line = r["wall"] * w / args.lines
-                print(f"| {backend} | {w} | {r['wall']:.1f} | {rate:.2f} | {r['audio'] / r['wall']:.1f} | "
-                      f"{1000 * per_line:.0f} | {1000 * r['in_worker']:.0f} | {1000 * (per_line - r['in_worker']):.0f} | "
-                      f"{rate / base:.2f}x |", flush=True)
+            for runner in ("local", "ray") if args.ray else ("local",):
+                base = None
+                for w in args.workers:
+                    r = run(work / "lines", work / f"out-{backend}-{runner}-{w}", workers=w, backend=backend,
+                            formats=args.formats, ray=runner == "ray")
+                    assert r["done"] == args.lines, r
+                    rate = args.lines / r["wall"]
+                    base = base or rate
+                    per_line = r["wall"] * w / args.lines
+                    print(f"| {backend} | {runner} | {w} | {r['wall']:.1f} | {rate:.2f} | {r['audio'] / r['wall']:.1f} | "
+                          f"{1000 * per_line:.0f} | {1000 * r['in_worker']:.0f} | "
+                          f"{1000 * (per_line - r['in_worker']):.0f} | {rate / base:.2f}x |", flush=True)
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         if args.keep:
