@@ -236,3 +236,40 @@ def test_ray_missing_is_one_line(clips, tmp_path, capsys, monkeypatch):
     assert main(["batch", str(clips / "line0.wav"), "-o", str(tmp_path / "o"), "--ray"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "flamesync[ray]" in err
+
+
+def test_journal_ignores_torn_rows_and_checks_outputs(tmp_path):
+    from flamesync.batch.journal import Journal, describe_outputs
+
+    (tmp_path / "a.csv").write_text("x\n")
+    entry = {"name": "a", "key": "k1", "outputs": describe_outputs(tmp_path, ["a.csv"])}
+    (tmp_path / "journal.jsonl").write_text(json.dumps(entry) + "\n" + '{"name": "b", "key": "k2", "outp')
+    j = Journal(tmp_path)
+    assert set(j.entries) == {"a"}  # the row torn by a kill is ignored
+    assert j.is_done("a", "k1", ["a.csv"])
+    assert not j.is_done("a", "k2", ["a.csv"])  # another key: rerun
+    assert not j.is_done("a", "k1", ["a.csv", "a.npz"])  # a format added: rerun
+    (tmp_path / "a.csv").write_text("y\n")  # same size, other bytes
+    assert not j.is_done("a", "k1", ["a.csv"])
+
+
+def test_gather_names_and_duplicates(tmp_path):
+    from flamesync.batch import gather
+    from flamesync.errors import InputError
+
+    (tmp_path / "in" / "npc").mkdir(parents=True)
+    for rel in ("npc/guard.wav", "npc/Guard.flac", "intro.mp3", "notes.txt"):
+        (tmp_path / "in" / rel).write_bytes(b"")
+    defaults = {"fps": 30.0, "backend": "auto", "language": "en"}
+    with pytest.raises(InputError, match="both write outputs named"):
+        gather([str(tmp_path / "in")], defaults=defaults)  # guard and Guard collide on case-insensitive disks
+    (tmp_path / "in" / "npc" / "Guard.flac").unlink()
+    lines = gather([str(tmp_path / "in")], defaults=defaults)
+    assert [line.name for line in lines] == ["intro", "npc/guard"]
+    man = tmp_path / "m.tsv"
+    man.write_text("# comment\naudio\tname\tfps\nin/intro.mp3\t../escape\t\n")
+    with pytest.raises(InputError, match="relative path inside the output folder"):
+        gather([str(man)], defaults=defaults)
+    man.write_text("audio\tname\tfps\nin/intro.mp3\tx/intro\t2000\n")
+    with pytest.raises(InputError, match="m.tsv:2: frame rate"):
+        gather([str(man)], defaults=defaults)
