@@ -29,6 +29,9 @@ from .animation import Animation
 
 RHUBARB_SHAPES = ("A", "B", "C", "D", "E", "F", "G", "H", "X")
 OVR_VISEMES = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
+# OpenXR's XR_META_face_tracking_visemes: the same 15 visemes, enumerated in the same order
+# (XrFaceTrackingVisemeMETA 0..14), each a value in [0, 1].
+OPENXR_VISEMES = tuple(f"XR_FACE_TRACKING_VISEME_{v.upper()}_META" for v in OVR_VISEMES)
 
 MIN_CUE = 0.06      # s: shortest non-closure cue (two frames at 30 fps)
 MIN_CLOSURE = 0.04  # s: closures are lengthened to this (one frame at 24 fps is 0.042 s)

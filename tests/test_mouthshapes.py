@@ -136,3 +136,20 @@ def test_ovr_visemes(bob):
     assert net.shape == (anim.n_frames, 15) and np.allclose(net.sum(axis=1), 1.0, atol=1e-5)
     rest = ovr_weights(Animation.zeros(5, fps=30.0))
     assert np.allclose(rest[:, 0], 1.0)
+
+
+def test_openxr_visemes_are_the_ovr_weights_under_openxr_names(bob, tmp_path):
+    from flamesync.export import export
+    from flamesync.mouthshapes import OPENXR_VISEMES
+
+    anim = Animation.load(bob / "bob.npz")
+    export(anim, tmp_path / "t.openxr.csv")
+    export(anim, tmp_path / "t.openxr.json")
+    rows = (tmp_path / "t.openxr.csv").read_text().splitlines()
+    assert rows[0].split(",")[2:] == list(OPENXR_VISEMES)
+    assert OPENXR_VISEMES[0] == "XR_FACE_TRACKING_VISEME_SIL_META" and OPENXR_VISEMES[5] == "XR_FACE_TRACKING_VISEME_KK_META"
+    ovr = (bob / "bob.ovr.csv").read_text().splitlines()
+    assert rows[1:] == ovr[1:]  # same values, same enumeration order
+    doc = json.loads((tmp_path / "t.openxr.json").read_text())
+    assert doc["format"] == "flamesync.openxr-visemes" and doc["visemes"] == list(OPENXR_VISEMES)
+    assert len(doc["frames"]) == anim.n_frames and all(len(f) == 15 for f in doc["frames"])

@@ -63,6 +63,10 @@ register(".ovr.csv", "mouth2d", "Meta/OVR lip sync: the 15 viseme weights per fr
          carries_audio=False)
 register(".ovr.json", "mouth2d", "Meta/OVR lip sync: the 15 viseme weights per frame (JSON)", needs_face=False,
          carries_audio=False)
+register(".openxr.csv", "mouth2d", "OpenXR XR_META_face_tracking_visemes: the 15 viseme weights per frame (CSV)",
+         needs_face=False, carries_audio=False)
+register(".openxr.json", "mouth2d", "OpenXR XR_META_face_tracking_visemes: the 15 viseme weights per frame (JSON)",
+         needs_face=False, carries_audio=False)
 register(".flame.npz", "flame_params", "FLAME parameters per frame (expression, jaw/neck/eye pose, shape)")
 
 

@@ -14,6 +14,10 @@
   oh ou``), weights per frame summing to 1.
 - ``.ovr.json``: ``{"format": "flamesync.ovr-visemes", "fps", "audio", "audio_offset", "visemes",
   "times", "frames"}``.
+- ``.openxr.csv`` / ``.openxr.json``: the same weights under OpenXR's names
+  (``XR_META_face_tracking_visemes``: ``XR_FACE_TRACKING_VISEME_SIL_META`` ... ``_OU_META``, in the
+  order of the ``XrFaceTrackingVisemeMETA`` enumeration, so a frame's row is the ``visemes`` array
+  a runtime fills); the JSON's format is ``flamesync.openxr-visemes``.
 
 The mappings are in :mod:`flamesync.mouthshapes` and ``docs/batch.md``. None of these formats
 copies the audio beside itself: 2D tools load the sound they were given.
@@ -34,10 +38,10 @@ def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, d
         write_rhubarb_json(animation, path, audio_path=audio_path)
     elif suffix == ".rhubarb.tsv":
         write_rhubarb_tsv(animation, path, audio_path=audio_path)
-    elif suffix == ".ovr.csv":
-        write_ovr_csv(animation, path, audio_path=audio_path)
+    elif suffix in (".ovr.csv", ".openxr.csv"):
+        write_ovr_csv(animation, path, audio_path=audio_path, openxr=suffix == ".openxr.csv")
     else:
-        write_ovr_json(animation, path, audio_path=audio_path)
+        write_ovr_json(animation, path, audio_path=audio_path, openxr=suffix == ".openxr.json")
 
 
 def rhubarb_json_text(animation: Animation, *, audio_path: str | None = None) -> str:
@@ -75,27 +79,33 @@ def write_rhubarb_tsv(animation: Animation, path, *, audio_path: str | None = No
     Path(path).write_text("".join(rows), encoding="utf-8")
 
 
-def write_ovr_csv(animation: Animation, path, *, audio_path: str | None = None) -> None:
-    from ..mouthshapes import OVR_VISEMES, ovr_weights
+def _viseme_names(openxr: bool) -> tuple[str, ...]:
+    from ..mouthshapes import OPENXR_VISEMES, OVR_VISEMES
+
+    return OPENXR_VISEMES if openxr else OVR_VISEMES
+
+
+def write_ovr_csv(animation: Animation, path, *, audio_path: str | None = None, openxr: bool = False) -> None:
+    from ..mouthshapes import ovr_weights
 
     weights = ovr_weights(animation, audio_path=audio_path)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["frame", "time", *OVR_VISEMES])
+        w.writerow(["frame", "time", *_viseme_names(openxr)])
         for i, (t, row) in enumerate(zip(animation.times, weights)):
             w.writerow([i, f"{t:.6f}"] + [f"{x:.6f}" for x in row])
 
 
-def write_ovr_json(animation: Animation, path, *, audio_path: str | None = None) -> None:
-    from ..mouthshapes import OVR_VISEMES, ovr_weights
+def write_ovr_json(animation: Animation, path, *, audio_path: str | None = None, openxr: bool = False) -> None:
+    from ..mouthshapes import ovr_weights
 
     weights = ovr_weights(animation, audio_path=audio_path)
     doc = {
-        "format": "flamesync.ovr-visemes",
+        "format": "flamesync.openxr-visemes" if openxr else "flamesync.ovr-visemes",
         "fps": animation.fps,
         "audio": audio_path or animation.audio_path,
         "audio_offset": animation.audio_offset,
-        "visemes": list(OVR_VISEMES),
+        "visemes": list(_viseme_names(openxr)),
         "times": [round(float(t), 6) for t in animation.times],
         "frames": [[round(float(x), 6) for x in row] for row in weights],
     }
