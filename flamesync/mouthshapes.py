@@ -38,6 +38,7 @@ MIN_CLOSURE = 0.04  # s: closures are lengthened to this (one frame at 24 fps is
 MIN_PAUSE = 0.20    # s: shorter pauses inside speech hold the shape before them
 HYSTERESIS = 0.12   # weights path: a new shape must lead the current one by this much of the mix
 CUE_RESOLUTION = 0.01  # s: Rhubarb writes centiseconds
+RIDGE = 0.03        # weights path: penalty on the size of the viseme mix (see _mixes)
 
 # Teacher viseme (visemes_arkit.tsv) -> Rhubarb shape. None: takes the neighbouring vowel's shape
 # (h is shaped by the vowel it precedes). Laterals (H) are decided per phone, see _rhubarb_for_phone.
@@ -150,11 +151,17 @@ def _mixes(anim: Animation, visemes: list[str]) -> np.ndarray:
 
     names, poses = _pose_table()
     basis = np.stack([poses[v] for v in visemes], axis=1)  # (C, K)
+    # A small ridge term: many poses differ mostly in how far they open the jaw, and plain NNLS
+    # would as happily explain a wide-open jaw by 2.5 x a barely-open consonant as by one open
+    # vowel. The penalty on the weights' size prefers few poses near full strength.
+    k = basis.shape[1]
+    basis = np.vstack([basis, np.sqrt(RIDGE) * np.eye(k)])
     x = anim.weights(names).astype(np.float64)             # (T, C)
     out = np.zeros((anim.n_frames, len(visemes)))
+    pad = np.zeros(k)
     for t in range(anim.n_frames):
         if np.abs(x[t]).max() > 1e-6:
-            out[t], _ = nnls(basis, x[t])
+            out[t], _ = nnls(basis, np.concatenate([x[t], pad]))
     return out
 
 
@@ -191,6 +198,17 @@ def _frame_segments_rhubarb(anim: Animation, audio_path: str | None) -> list[lis
     silent = _silent_frames(anim, audio_path)
     if silent is None:
         silent = mix.sum(axis=1) < 0.15  # no audio: a face near rest is taken as silence
+    # B, C and D differ by how far the mouth opens, which the mix spreads over many similar poses
+    # (C alone has five): the family's total goes to one of them by the jaw opening, relative to
+    # the take's own wide-open level (networks and rigs open less than the teacher's poses).
+    jaw = anim.weights(["jawOpen"])[:, 0].astype(np.float64)
+    speech = jaw[~silent] if (~silent).any() else jaw
+    ref = max(float(np.percentile(speech, 95)) if speech.size else 0.0, 0.2)
+    fam = [letters.index(c) for c in "BCD"]
+    total = scores[:, fam].sum(axis=1)
+    pick = np.where(jaw >= 0.7 * ref, fam[2], np.where(jaw >= 0.35 * ref, fam[1], fam[0]))
+    scores[:, fam] = 0.0
+    scores[np.arange(anim.n_frames), pick] = total
     segs: list[list] = []
     current = None
     for t in range(anim.n_frames):
