@@ -153,3 +153,13 @@ def test_openxr_visemes_are_the_ovr_weights_under_openxr_names(bob, tmp_path):
     doc = json.loads((tmp_path / "t.openxr.json").read_text())
     assert doc["format"] == "flamesync.openxr-visemes" and doc["visemes"] == list(OPENXR_VISEMES)
     assert len(doc["frames"]) == anim.n_frames and all(len(f) == 15 for f in doc["frames"])
+
+
+def test_weights_path_opens_b_c_d_by_jaw_relative_to_the_take():
+    jaw = np.r_[[0.1] * 10, [0.3] * 10, [0.6] * 10]
+    for scale in (1.0, 0.5):  # a rig or network that opens half as far reads the same
+        anim = Animation.from_channels(fps=30.0, data={"jawOpen": scale * jaw})
+        assert [v for _, _, v in rhubarb_cues(anim)] == ["B", "C", "D"]
+    closed = Animation.from_channels(fps=30.0, data={"jawOpen": [0.07] * 9, "mouthClose": [0.07] * 9,
+                                                     "mouthPressLeft": [0.25] * 9, "mouthPressRight": [0.25] * 9})
+    assert [v for _, _, v in rhubarb_cues(closed)] == ["A"]
