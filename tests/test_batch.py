@@ -273,3 +273,23 @@ def test_gather_names_and_duplicates(tmp_path):
     man.write_text("audio\tname\tfps\nin/intro.mp3\tx/intro\t2000\n")
     with pytest.raises(InputError, match="m.tsv:2: frame rate"):
         gather([str(man)], defaults=defaults)
+
+
+def test_ray_actor_killed_mid_batch_is_replaced(clips, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "flamesync", "--progress", "json", "batch", str(clips), "-o", str(out),
+           "--text-beside", "--format", FORMATS, "--workers", "2", "--ray"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        ev = _wait_for_done_lines(proc, 1)[0]
+        os.kill(ev["worker"], signal.SIGKILL)  # the actor's process: its line in flight is lost
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-2000:]
+    rep = _report(out)
+    assert rep["done"] == len(PHRASES) and rep["failed"] == 0
+    assert not _parts(out)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import InputError, require
 
@@ -75,14 +77,24 @@ def executor_factory(workers: int, initkwargs: dict):
         with lock:
             i = min(range(len(actors)), key=load.__getitem__)
             load[i] += 1
-        fut = actors[i].run.remote(job).future()
+        inner = actors[i].run.remote(job).future()
+        outer: Future = Future()
 
-        def done(_f, i=i):
+        def done(f, i=i):
             with lock:
                 load[i] -= 1
+            exc = f.exception()
+            if exc is None:
+                outer.set_result(f.result())
+            elif isinstance(exc, ray.exceptions.RayActorError):
+                # An actor died (killed, out of memory, its node lost): the driver treats it as it
+                # treats a dead local worker, retrying the line once on fresh actors.
+                outer.set_exception(BrokenProcessPool(f"Ray actor died: {' '.join(str(exc).split())[:200]}"))
+            else:
+                outer.set_exception(exc)
 
-        fut.add_done_callback(done)
-        return fut
+        inner.add_done_callback(done)
+        return outer
 
     def shutdown(*, kill: bool = False):
         for a in actors:
