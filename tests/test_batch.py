@@ -266,6 +266,11 @@ def test_gather_names_and_duplicates(tmp_path):
     (tmp_path / "in" / "npc" / "Guard.flac").unlink()
     lines = gather([str(tmp_path / "in")], defaults=defaults)
     assert [line.name for line in lines] == ["intro", "npc/guard"]
+    # An output folder inside the input folder is not searched (its carried audio is not input).
+    (tmp_path / "in" / "out").mkdir()
+    (tmp_path / "in" / "out" / "intro.wav").write_bytes(b"")
+    lines = gather([str(tmp_path / "in")], defaults=defaults, exclude=[tmp_path / "in" / "out"])
+    assert [line.name for line in lines] == ["intro", "npc/guard"]
     man = tmp_path / "m.tsv"
     man.write_text("# comment\naudio\tname\tfps\nin/intro.mp3\t../escape\t\n")
     with pytest.raises(InputError, match="relative path inside the output folder"):

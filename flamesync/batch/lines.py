@@ -150,7 +150,7 @@ def read_manifest(path: str | os.PathLike, *, defaults: dict) -> list[Line]:
 
 
 def gather(inputs: Iterable[str], *, manifests: Iterable[str] = (), defaults: dict,
-           text_beside: bool = False) -> list[Line]:
+           text_beside: bool = False, exclude: Iterable[str | os.PathLike] = ()) -> list[Line]:
     """All lines of a batch, in a stable order, with unique output names.
 
     Parameters
@@ -163,6 +163,9 @@ def gather(inputs: Iterable[str], *, manifests: Iterable[str] = (), defaults: di
         Options every line gets unless its manifest row says otherwise.
     text_beside : bool
         Use ``STEM.txt`` beside an audio file (from a folder or the command line) as its transcript.
+    exclude : iterable of paths
+        Folders not to search (the output folder: when it lies inside an input folder, the audio
+        carried beside the outputs would otherwise come back as new lines on every rerun).
 
     Raises
     ------
@@ -172,11 +175,17 @@ def gather(inputs: Iterable[str], *, manifests: Iterable[str] = (), defaults: di
         (reported), as a bad file in a folder would.
     """
     lines: list[Line] = []
+    skip = [Path(e).resolve() for e in exclude]
+
+    def excluded(f: Path) -> bool:
+        r = f.resolve()
+        return any(r == e or e in r.parents for e in skip)
+
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()
-                           and not f.name.startswith("."))
+                           and not f.name.startswith(".") and not excluded(f))
             if not found:
                 raise InputError(f"folder {p} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
             for f in found:

@@ -97,7 +97,8 @@ def run(args) -> int:
     if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
         raise InputError(f"output folder {args.outdir} is an existing file")
     defaults = {"fps": fps, "backend": args.backend, "language": args.language}
-    lines = gather(args.inputs, manifests=args.manifest, defaults=defaults, text_beside=args.text_beside)
+    lines = gather(args.inputs, manifests=args.manifest, defaults=defaults, text_beside=args.text_beside,
+                   exclude=[args.outdir])
     if args.ray is None:
         result = run_batch(lines, args.outdir, formats=formats, workers=min(workers, len(lines)), face=args.face)
     else:
