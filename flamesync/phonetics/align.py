@@ -34,6 +34,7 @@ import numpy as np
 from ..audio import load_audio
 from ..errors import InputError, require
 from .closure import refine_closures, remap_words
+from .confidence import TranscriptMismatchError
 from .g2p import cmudict_lookup, letter_to_sound, words_of
 from .phoneset import map_phone
 from .types import SILENCE, PhoneSegment, Utterance, WordSegment, fill_gaps
@@ -74,19 +75,6 @@ def _model_dir() -> Path:
     return Path(_pocketsphinx().get_model_path()) / "en-us"
 
 
-def _start_utt(decoder) -> None:
-    """Start an utterance with fresh feature extraction.
-
-    pocketsphinx carries its feature state (the live cepstral mean, the noise estimate) from one
-    utterance into the next, so the same take aligned after other audio came out tens of ms
-    different from the same take aligned first: results depended on what the process had decoded
-    before (a batch worker's output on the lines it happened to get). Resetting it makes every
-    utterance decode as the first one of a fresh process does.
-    """
-    decoder.reinit_feat()
-    decoder.start_utt()
-
-
 def _decoder(beams: Beams, **extra):
     model = _model_dir()
     return _pocketsphinx().Decoder(
@@ -99,6 +87,17 @@ def _decoder(beams: Beams, **extra):
         loglevel="FATAL",
         **extra,
     )
+
+
+def _start_utt(decoder) -> None:
+    """Start an utterance with a fresh front end.
+
+    pocketsphinx's noise removal and cepstral mean otherwise start from the estimates the previous
+    utterance left, so a clip's alignment (and its confidence) would depend on what this process
+    decoded before it: the same input must give the same output.
+    """
+    decoder.reinit_feat()
+    decoder.start_utt()
 
 
 @functools.lru_cache(maxsize=2)
@@ -274,7 +273,7 @@ def align(
             if segs is not None:
                 break
     if segs is None:
-        raise InputError(
+        raise TranscriptMismatchError(
             f"could not align the transcript to the audio ({len(dict_words)} words, "
             f"{len(x) / SAMPLE_RATE:.2f} s); check that the text matches the speech"
         )
@@ -300,7 +299,7 @@ def align(
         span[1] = end
     missing = [dict_words[i] for i in range(len(dict_words)) if i not in spans]
     if missing:
-        raise InputError(f"alignment lost words {missing[:5]}; check that the text matches the speech")
+        raise TranscriptMismatchError(f"alignment lost words {missing[:5]}; check that the text matches the speech")
     duration = len(x) / SAMPLE_RATE
     phones = fill_gaps(phones, duration)
     words = []
