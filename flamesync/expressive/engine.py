@@ -10,6 +10,7 @@ import numpy as np
 from ..animation import Animation
 from ..channels import ARKIT_52, HEAD_ROTATION
 from ..errors import InputError
+from ..numeric import quat_multiply, quat_to_rotvec, rotvec_to_quat
 from .emotion import (EMOTION_CHANNELS, MOUTH_CORNER_LIMIT, MOUTH_CORNERS, EmotionKey, check_emotion,
                       emotion_frames)
 from .layers import GAZE_CHANNELS, BlinkLayer, BrowLayer, GazeLayer, HeadLayer, gaze_to_weights
@@ -209,47 +210,44 @@ def head_rotvec(ypr_degrees: np.ndarray) -> np.ndarray:
     The rotation is ``R_y(yaw) R_x(pitch) R_z(roll)`` in the face frame (x to the face's left, y
     up, z forward): the decomposition the Live Link Face exporter reads back.
     """
-    from scipy.spatial.transform import Rotation
-
-    ypr = np.radians(np.asarray(ypr_degrees, np.float64))
-    if len(ypr) == 0:
-        return np.zeros((0, 3), np.float32)
-    return Rotation.from_euler("YXZ", ypr).as_rotvec().astype(np.float32)
+    ypr = np.radians(np.asarray(ypr_degrees, np.float64)).reshape(-1, 3)
+    axes = np.eye(3)
+    qy, qx, qz = (rotvec_to_quat(ypr[:, [j]] * axes[a]) for j, a in ((0, 1), (1, 0), (2, 2)))
+    return quat_to_rotvec(quat_multiply(qy, quat_multiply(qx, qz))).astype(np.float32)
 
 
 def apply_frames(anim: Animation, frames: LayerFrames) -> Animation:
     """``anim`` with the expressive frames added.
 
     Weights are added (clipped to 0..1) on :data:`OUTPUT_CHANNELS` only, so the channels speech
-    uses for closures and openings pass through untouched; missing channels are appended. The head
-    rotation is composed onto any head rotation ``anim`` already has.
+    uses for closures and openings pass through untouched; missing ones (and the head rotation)
+    are appended. The head rotation is composed onto any head rotation ``anim`` already has.
     """
     if len(frames) != anim.n_frames:
         raise InputError(f"{len(frames)} expressive frames for an animation of {anim.n_frames}")
     channels = list(anim.channels)
     values = [anim.values[:, i] for i in range(len(channels))]
     index = {c: i for i, c in enumerate(channels)}
+    # Every layer channel is present whether or not it moves, so every chunk of a stream, and
+    # every take, has the same layout.
     for j, c in enumerate(OUTPUT_CHANNELS):
         add = frames.weights[:, j]
         if c in index:
             values[index[c]] = np.clip(values[index[c]] + add, 0.0, 1.0)
-        elif np.any(add):
+        else:
             index[c] = len(channels)
             channels.append(c)
             values.append(np.clip(add, 0.0, 1.0))
     rot = head_rotvec(frames.head)
-    if np.any(frames.head):
-        if HEAD_ROTATION[0] in index:
-            from scipy.spatial.transform import Rotation
-
-            old = np.stack([values[index[c]] for c in HEAD_ROTATION], axis=1).astype(np.float64)
-            rot = (Rotation.from_rotvec(rot) * Rotation.from_rotvec(old)).as_rotvec().astype(np.float32)
-            for i, c in enumerate(HEAD_ROTATION):
-                values[index[c]] = rot[:, i]
-        else:
-            for i, c in enumerate(HEAD_ROTATION):
-                channels.append(c)
-                values.append(rot[:, i])
+    if HEAD_ROTATION[0] in index:
+        old = np.stack([values[index[c]] for c in HEAD_ROTATION], axis=1)
+        rot = quat_to_rotvec(quat_multiply(rotvec_to_quat(rot), rotvec_to_quat(old))).astype(np.float32)
+        for i, c in enumerate(HEAD_ROTATION):
+            values[index[c]] = rot[:, i]
+    else:
+        for i, c in enumerate(HEAD_ROTATION):
+            channels.append(c)
+            values.append(rot[:, i])
     stacked = np.stack(values, axis=1) if values else np.zeros((anim.n_frames, 0), np.float32)
     return anim.replace(channels=tuple(channels), values=stacked)
 

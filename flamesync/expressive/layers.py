@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import rng
-from .prosody import Prosody
+from .prosody import Prosody, ema
 
 # Random streams: one per layer (and per kind of draw), so switching a layer off or changing its
 # strength never changes what the other layers do.
@@ -430,8 +430,6 @@ class HeadLayer:
 
     def run(self, p: Prosody, motion: np.ndarray, pitch_bias: np.ndarray, strength: float) -> np.ndarray:
         """Head (yaw, pitch, roll) in degrees for the frames of ``p``, shape (n, 3)."""
-        from scipy.signal import lfilter
-
         n = len(p)
         dt = 1.0 / self.fps
         s = self.seed
@@ -439,8 +437,8 @@ class HeadLayer:
         a_env = 1.0 - math.exp(-dt / 0.5)
         a_f0 = 1.0 - math.exp(-dt / 0.3)
         target = np.where(p.active | (p.pause < 0.4), 1.0, 0.25)
-        env, _ = lfilter([a_env], [1.0, a_env - 1.0], target, zi=[(1.0 - a_env) * self._env])
-        f0, _ = lfilter([a_f0], [1.0, a_f0 - 1.0], np.where(p.voiced, p.pitch, 0.0), zi=[(1.0 - a_f0) * self._f0])
+        env = ema(target, a_env, self._env)
+        f0 = ema(np.where(p.voiced, p.pitch, 0.0), a_f0, self._f0)
         if n:
             self._env, self._f0 = float(env[-1]), float(f0[-1])
         reach = int(self._REACH * self._PEAK * self.fps) + 2

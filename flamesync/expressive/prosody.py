@@ -49,16 +49,14 @@ def yin_f0(x: np.ndarray) -> np.ndarray:
     np.ndarray, shape (m,)
         F0 in Hz (60-400), NaN where the window is not periodic enough to be voiced.
     """
-    import scipy.fft
-
     n = len(x)
     if n == 0:
         return np.zeros(0)
     x = np.asarray(x, np.float32)
     x = x - x.mean(axis=1, keepdims=True)
     sq = x * x
-    spec = scipy.fft.rfft(x, _NFFT, axis=1)
-    acf = scipy.fft.irfft(spec.real ** 2 + spec.imag ** 2, _NFFT, axis=1)[:, : _LAG_MAX + 1].astype(np.float64)
+    spec = np.fft.rfft(x, _NFFT, axis=1)
+    acf = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, _NFFT, axis=1)[:, : _LAG_MAX + 1]
     cs = np.concatenate([np.zeros((n, 1)), np.cumsum(sq, axis=1, dtype=np.float64)], axis=1)
     taus = np.arange(_LAG_MAX + 1)
     # YIN difference d(tau) = sum_j (x_j - x_{j+tau})^2 over the overlap, from the energies and the ACF.
@@ -166,6 +164,20 @@ class FrameAnalyzer:
         return raw.reshape(-1, _DECIM).mean(axis=1)
 
 
+def ema(x: np.ndarray, alpha: float, state: float) -> np.ndarray:
+    """Exponential moving average ``y_i = y_{i-1} + alpha * (x_i - y_{i-1})`` from ``y_{-1} = state``.
+
+    A plain loop (a few microseconds a frame at most): sequential, so a stream split anywhere
+    gives the same numbers, and it spares importing scipy.signal (over a second at start-up).
+    """
+    out = np.empty(len(x))
+    y = float(state)
+    for i, v in enumerate(np.asarray(x, np.float64).tolist()):
+        y += alpha * (v - y)
+        out[i] = y
+    return out
+
+
 @dataclass
 class Prosody:
     """Per-frame prosodic state, every array of shape (n,), for frames ``first .. first + n - 1``.
@@ -239,8 +251,6 @@ class ProsodyTracker:
 
     def update(self, level_db: np.ndarray, f0: np.ndarray) -> Prosody:
         """Track frames ``n .. n + len(level_db) - 1``; returns their :class:`Prosody`."""
-        from scipy.signal import lfilter
-
         m = len(level_db)
         first = self._n
         idx = first + np.arange(m)
@@ -248,7 +258,7 @@ class ProsodyTracker:
         db = np.asarray(level_db, np.float64)
         key = np.maximum.accumulate(np.concatenate([[self._peak_key], db + self._decay * idx]))[1:]
         peak = key - self._decay * idx
-        smooth, zf = lfilter([self._alpha], [1.0, self._alpha - 1.0], db, zi=[(1.0 - self._alpha) * self._smooth])
+        smooth = ema(db, self._alpha, self._smooth)
         on = db > np.maximum(peak - 30.0, _FLOOR_DB)
         last_on = np.maximum.accumulate(np.concatenate([[self._last_on], np.where(on, idx, -(1 << 40))]))[1:]
         active = (idx - last_on) * dt < 0.12 - 1e-9
@@ -265,7 +275,7 @@ class ProsodyTracker:
             st = 12.0 * np.log2(np.asarray(f0)[vi] / 100.0)
             if self._base is None:
                 self._base = float(st[0])
-            base, _ = lfilter([self._beta], [1.0, self._beta - 1.0], st, zi=[(1.0 - self._beta) * self._base])
+            base = ema(st, self._beta, self._base)
             self._base = float(base[-1])
             pitch[vi] = np.clip(st - base, -12.0, 12.0)
 
