@@ -21,7 +21,9 @@ def add_layer_options(p) -> None:
         g.add_argument(f"--{name}", type=float, default=1.0, metavar="S",
                        help=f"strength of {what}: 0 off, 1 default, up to 2")
         g.add_argument(f"--no-{name}", dest=name, action="store_const", const=0.0, help=f"switch off {what}")
-    g.add_argument("--emotion", default="neutral", choices=EMOTIONS, help="emotion held for the take (default neutral)")
+    # Checked by Layers (one-line error) rather than argparse choices (a usage dump).
+    g.add_argument("--emotion", default="neutral", metavar="NAME",
+                   help="emotion held for the take: " + ", ".join(EMOTIONS) + " (default neutral)")
     g.add_argument("--intensity", type=float, default=0.6, metavar="X", help="emotion intensity 0..1 (default 0.6)")
     g.add_argument("--emotion-keys", metavar="FILE",
                    help="time-varying emotion: TSV/CSV lines 'time emotion intensity' or a JSON list")

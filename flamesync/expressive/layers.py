@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from ..channels import EYE_LOOK_DEGREES
 from . import rng
 from .prosody import Prosody, ema
 
@@ -86,9 +87,9 @@ class BlinkLayer:
 
     Notes
     -----
-    After a blink the hazard is zero for 0.6 s and ramps up over the next second. It is multiplied
-    by 6 in the first 450 ms of a pause (phrase ends, breaths), by 2 for 300 ms after a stressed
-    syllable, and by 0.6 once a pause has lasted 2 s (a listener blinks less). A blink is forced
+    The hazard while talking is 0.8 times ``rate``; after a blink it is zero for 0.5 s and ramps
+    up over the next 0.5 s. It is multiplied by 10 in the first 500 ms of a pause (phrase ends,
+    breaths), by 2 for 300 ms after a stressed syllable, and by 0.8 once a pause has lasted 2 s. A blink is forced
     after 7 s without one. About 7% of blinks are doubled 250-350 ms later; about 10% are partial.
     """
 
@@ -141,13 +142,13 @@ class BlinkLayer:
         if n:
             self._last_stress = float(last_stress[-1])
         mult = np.where(p.active, np.where(t - last_stress <= 0.3, 2.0, 1.0),
-                        np.where(p.pause <= 0.45, 6.0, np.where(p.pause >= 2.0, 0.6, 1.0)))
-        hazard = (self.rate / 60.0 * 0.85) * mult * np.asarray(rate_scale, np.float64)
+                        np.where(p.pause <= 0.5, 10.0, np.where(p.pause >= 2.0, 0.8, 1.0)))
+        hazard = (self.rate / 60.0 * 0.8) * mult * np.asarray(rate_scale, np.float64)
         u = rng.uniforms(self.seed, _BLINK, frames)
         k = 0
         while k < n:
             since = t[k:] - self._last
-            h = hazard[k:] * np.clip((since - 0.6) / 1.0, 0.0, 1.0)
+            h = hazard[k:] * np.clip((since - 0.5) / 0.5, 0.0, 1.0)
             fire = (u[k:] < -np.expm1(-h * dt)) | (since >= 7.0)
             j = int(np.argmax(fire)) if fire.any() else n - k
             if self._pending is not None:
@@ -285,7 +286,7 @@ class GazeLayer:
         return np.stack([y0 + x * (y1 - y0), p0 + x * (p1 - p0)], axis=1) * strength
 
 
-def gaze_to_weights(yaw_pitch: np.ndarray, *, full: float = 30.0) -> np.ndarray:
+def gaze_to_weights(yaw_pitch: np.ndarray, *, full: float = EYE_LOOK_DEGREES) -> np.ndarray:
     """Conjugate gaze angles to the eight ``eyeLook*`` weights.
 
     Parameters
@@ -293,8 +294,8 @@ def gaze_to_weights(yaw_pitch: np.ndarray, *, full: float = 30.0) -> np.ndarray:
     yaw_pitch : np.ndarray, shape (n, 2)
         Degrees; yaw positive toward the face's left, pitch positive up.
     full : float
-        Angle in degrees that a weight of 1 stands for (the convention of Live Link Face's
-        eye columns read back by :func:`weights_to_gaze`).
+        Angle in degrees that a weight of 1 stands for (:data:`flamesync.channels.EYE_LOOK_DEGREES`,
+        which the Live Link Face exporter uses to write eye yaw and pitch).
 
     Returns
     -------
