@@ -34,7 +34,7 @@ def speechlike(seconds: float, *, seed: int = 0) -> np.ndarray:
     f0 = 140 + 40 * np.sin(2 * np.pi * 0.4 * t) + 25 * (np.sin(2 * np.pi * 1.3 * t) > 0.6)
     phase = 2 * np.pi * np.cumsum(f0) / 16000
     voice = sum(np.sin(k * phase) / k for k in range(1, 6))
-    syll = np.clip(np.sin(2 * np.pi * 4.1 * t), 0, None) ** 0.7 * (0.6 + 0.4 * np.sin(2 * np.pi * 0.9 * t) ** 2)
+    syll = (0.12 + np.clip(np.sin(2 * np.pi * 4.1 * t), 0, None) ** 0.7) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.9 * t) ** 2)
     phrase = (np.sin(2 * np.pi * t / 3.7) > -0.45).astype(float)  # ~1.2 s pauses every 3.7 s
     return (0.25 * voice * syll * phrase + 0.002 * rng.standard_normal(n)).astype(np.float32)
 
@@ -413,3 +413,52 @@ def test_cli_bad_layer_options_fail_in_one_line(clip, tmp_path, flags, msg):
     assert proc.returncode != 0
     assert msg in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------- eval
+def test_alive_metrics_measure_what_they_say():
+    from flamesync.eval.alive import alive_metrics, blinks, checks, pause_mask, pool
+    from flamesync.phonetics.types import PhoneSegment
+
+    fps, n = 50.0, 3000  # one minute
+    lid = np.zeros(n)
+    for s in range(100, n - 10, 150):  # 20 blinks, 10 frames (200 ms) above 0.1 each
+        lid[s: s + 10] = [0.2, 0.6, 1.0, 1.0, 0.9, 0.7, 0.5, 0.3, 0.15, 0.12]
+    data = {"eyeBlinkLeft": lid, "eyeBlinkRight": lid, "browInnerUp": np.zeros(n)}
+    data["browInnerUp"][300::600] = 0.5  # 5 raises
+    t = np.arange(n) / fps
+    ypr = np.stack([2 * np.sin(t), 3 * np.sin(0.5 * t), np.zeros(n)], axis=1)
+    anim = Animation.from_channels(fps=fps, data=data, head=head_rotvec(ypr))
+    starts, durs = blinks(anim)
+    assert len(starts) == 20 and np.allclose(durs, 0.2)
+    phones = [PhoneSegment(1.9, 2.3, "_", "sil"), PhoneSegment(10.0, 10.1, "_", "sil")]
+    mask = pause_mask(phones, n, fps, near=0.3)
+    assert mask[int(1.7 * fps)] and not mask[int(1.5 * fps)] and not mask[int(10.05 * fps)]  # 100 ms: no pause
+    m = alive_metrics(anim, speechlike(60.0), phones, 60.0)
+    assert m["blinks_per_min"] == pytest.approx(20.0) and m["blink_ms"] == pytest.approx(200.0)
+    assert m["blinks_at_pause"] == pytest.approx(1 / 20)  # the blink at 2.0 s
+    assert m["head_yaw_range"] == pytest.approx(4.0, abs=0.05) and m["head_pitch_range"] == pytest.approx(6.0, abs=0.05)
+    assert m["brow_raises_per_min"] == pytest.approx(5.0)
+    overall = pool([m, m])
+    assert overall["blinks_per_min"] == pytest.approx(20.0)
+    names = [what for what, _, _ in checks(overall)]
+    assert any("blink rate" in w for w in names) and any("F0" in w for w in names)
+
+
+def test_lip_metrics_ignore_the_layers(realspeech_dir):
+    """The lips are scored in the head's frame: the layers leave every lip metric unchanged."""
+    from flamesync.audio.io import load_audio
+    from flamesync.eval.runner import _aligned_phones, realspeech_clips, score_animation
+    from flamesync.face import load_face
+    from flamesync.phonetics.teacher import phones_to_animation
+
+    clip = next(c for c in realspeech_clips(realspeech_dir) if "LJ001-0001" in c.name)
+    wave = load_audio(clip.path)
+    phones = _aligned_phones(clip, wave, 16000)
+    face = load_face("default")
+    speech = phones_to_animation(phones, fps=50, duration=len(wave) / 16000)
+    alive = add_layers(speech, wave, Layers(head=2.0))
+    a = score_animation(speech, phones, len(wave) / 16000, face, system="s", clip="c")
+    b = score_animation(alive, phones, len(wave) / 16000, face, system="s", clip="c")
+    for k in ("closure", "open_vowel_mm", "rest", "lag_ms", "corr", "jitter", "closed_vowels"):
+        assert getattr(a, k) == pytest.approx(getattr(b, k), abs=1e-6, nan_ok=True), k

@@ -142,8 +142,8 @@ class BlinkLayer:
         if n:
             self._last_stress = float(last_stress[-1])
         mult = np.where(p.active, np.where(t - last_stress <= 0.3, 2.0, 1.0),
-                        np.where(p.pause <= 0.5, 10.0, np.where(p.pause >= 2.0, 0.8, 1.0)))
-        hazard = (self.rate / 60.0 * 0.8) * mult * np.asarray(rate_scale, np.float64)
+                        np.where(p.pause <= 0.5, 16.0, np.where(p.pause >= 2.0, 0.8, 1.0)))
+        hazard = (self.rate / 60.0 * 0.65) * mult * np.asarray(rate_scale, np.float64)
         u = rng.uniforms(self.seed, _BLINK, frames)
         k = 0
         while k < n:
@@ -387,8 +387,8 @@ class HeadLayer:
     seed : int
     degrees : float
         Peak nod amplitude in degrees for an ordinary stress (default 3; strong stresses nod up to
-        1.3 times this). Sway and F0-following scale with it (sway about 2 degrees yaw, 1 pitch,
-        0.8 roll at the default; F0 lifts the head 0.3 degrees per semitone, at most 3).
+        1.3 times this). Sway and F0-following scale with it (sway about 2.5 degrees yaw, 1 pitch,
+        1.8 roll at the default; F0 lifts the head 0.7 degrees per semitone, at most 4).
 
     Notes
     -----
@@ -413,7 +413,7 @@ class HeadLayer:
         self._env = 0.25
         self.starts: list[float] = []
         self._sway = []
-        for axis, amp in enumerate((2.0, 1.0, 0.8)):
+        for axis, amp in enumerate((2.5, 1.0, 1.8)):
             terms = []
             for j in range(3):
                 f = rng.between(0.05, 0.3, seed, _SWAY, axis, 3 * j)
@@ -464,7 +464,7 @@ class HeadLayer:
         nod = self._carry.emit(canvas, n)
         sway = self.sway(times) * env[:, None]
         m = np.asarray(motion, np.float64)
-        lift = np.clip(0.3 * f0, -3.0, 3.0) * (self.degrees / 3.0)
+        lift = np.clip(0.7 * f0, -4.0, 4.0) * (self.degrees / 3.0)
         out = np.stack([m * (sway[:, 0] + nod[:, 0]),
                         m * (sway[:, 1] + nod[:, 1] - lift) + np.asarray(pitch_bias, np.float64),
                         m * sway[:, 2]], axis=1)

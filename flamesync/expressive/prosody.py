@@ -222,7 +222,7 @@ class ProsodyTracker:
     -----
     Loudness is judged against a peak tracker that decays 3 dB a second, so quiet and loud
     recordings behave alike; speech is active within 30 dB of that peak (and above -55 dBFS), with
-    a 120 ms hangover that bridges stop closures. The pitch baseline is an exponential average of
+    an 80 ms hangover that bridges stop closures. The pitch baseline is an exponential average of
     voiced semitones (4 s). A stressed syllable is a local maximum of the loudness (smoothed over
     30 ms) that rises at least 4 dB over the valley since the previous one and comes at least
     150 ms after it; its strength grows with its prominence over the running mean of syllable
@@ -261,7 +261,7 @@ class ProsodyTracker:
         smooth = ema(db, self._alpha, self._smooth)
         on = db > np.maximum(peak - 30.0, _FLOOR_DB)
         last_on = np.maximum.accumulate(np.concatenate([[self._last_on], np.where(on, idx, -(1 << 40))]))[1:]
-        active = (idx - last_on) * dt < 0.12 - 1e-9
+        active = (idx - last_on) * dt < 0.08 - 1e-9
         last_active = np.maximum.accumulate(np.concatenate([[self._last_active], np.where(active, idx, -(1 << 40))]))[1:]
         last_inactive = np.maximum.accumulate(np.concatenate([[self._last_inactive], np.where(active, -(1 << 40), idx)]))[1:]
         pause = np.where(active, 0.0, (idx - last_active) * dt)
