@@ -13,7 +13,7 @@ import pytest
 from flamesync.animation import Animation
 from flamesync.channels import ARKIT_52, EYE_LOOK_DEGREES
 from flamesync.errors import InputError
-from flamesync.expressive import EMOTIONS, OUTPUT_CHANNELS, Layers, LayerStream, add_layers, head_rotvec, load_keys
+from flamesync.expressive import EMOTIONS, Layers, LayerStream, add_layers, head_rotvec, load_keys
 from flamesync.expressive.emotion import EMOTION_CHANNELS
 from flamesync.expressive.layers import BlinkLayer, BrowLayer, GAZE_CHANNELS, gaze_to_weights
 from flamesync.expressive.prosody import FrameAnalyzer, yin_f0
@@ -180,6 +180,9 @@ def test_strength_and_settings_are_checked():
         Layers(emotion="happy", intensity=1.5)
     with pytest.raises(InputError, match="seed"):
         Layers(seed=-1)
+    with pytest.raises(InputError, match="key time"):
+        Layers(keys=[("soon", "happy", 1.0)])
+    assert Layers(keys=[(2, "sad", 0.5), (0, "happy", 1)]).emotion_keys[0].emotion == "happy"  # sorted
     assert not Layers(blinks=0, gaze=0, brows=0, head=0).active
     assert Layers(blinks=0, gaze=0, brows=0, head=0, emotion="sad").active
 

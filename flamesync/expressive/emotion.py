@@ -11,7 +11,6 @@ lowerers, funnel, pucker) are never in a pose, so an emotion cannot hold the lip
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from ..channels import ARKIT_52, HEAD_ROTATION
 from ..errors import InputError
 from ..numeric import quat_multiply, quat_to_rotvec, rotvec_to_quat
 from .emotion import (EMOTION_CHANNELS, MOUTH_CORNER_LIMIT, MOUTH_CORNERS, EmotionKey, check_emotion,
-                      emotion_frames)
+                      emotion_frames, keys_from_rows)
 from .layers import GAZE_CHANNELS, BlinkLayer, BrowLayer, GazeLayer, HeadLayer, gaze_to_weights
 from .prosody import SAMPLE_RATE, FrameAnalyzer, ProsodyTracker
 
@@ -62,7 +62,6 @@ class Layers:
     blink_rate: float = 20.0
     head_degrees: float = 3.0
     gaze_drift: float = 2.0
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         for name in LAYERS:
@@ -76,8 +75,12 @@ class Layers:
             if not (math.isfinite(value) and 0.0 <= value <= MAX_STRENGTH):
                 raise InputError(f"{name} strength must be from 0 to {MAX_STRENGTH:g}, got {value!r}")
             object.__setattr__(self, name, value)
-        emotion, intensity = check_emotion(self.emotion, self.intensity)
+        _, intensity = check_emotion(self.emotion, self.intensity)
         object.__setattr__(self, "intensity", intensity)
+        if self.keys is not None:
+            # Rows such as (time, emotion, intensity) are accepted and checked like a keys file.
+            rows = [(k.time, k.emotion, k.intensity) if isinstance(k, EmotionKey) else k for k in self.keys]
+            object.__setattr__(self, "keys", keys_from_rows(rows) if rows else None)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise InputError(f"seed must be a whole number >= 0, got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))
