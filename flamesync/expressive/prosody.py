@@ -190,9 +190,10 @@ class Prosody:
     active : bool, speech present (level above the activity threshold, with a short hangover)
     pause : float, seconds since speech last stopped (0 while speaking)
     speech : float, seconds since speech last started (0 while paused)
-    pitch : semitones of F0 above the speaker's running median, 0 where unvoiced
+    pitch : semitones of F0 above the speaker's running baseline (4 s average), 0 where unvoiced
     voiced : bool, F0 found in the frame
-    accent : float, 0 or the strength (>0) of a stressed syllable whose loudness peak is this frame
+    accent : float, 0 or the strength (>0) of a stressed syllable found at this frame (its loudness
+        peaked one frame earlier: a peak is known once the level starts to fall)
     pitch_accent : float, 0 or the F0 excursion in semitones of an accent with raised pitch
     """
 
