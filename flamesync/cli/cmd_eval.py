@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--realspeech", default=None, metavar="DIR",
                    help="folder with MANIFEST.tsv (default: ../shared/realspeech beside the checkout)")
     p.add_argument("--no-librivox", action="store_true", help="skip the pocketsphinx-testdata LibriVox clips")
-    p.add_argument("--systems", default="model,phones,text",
+    p.add_argument("--systems", default="model,phones,text,alive",
                    help="comma-separated: model (network), phones (recognition baseline), text (teacher on the alignment), "
                         "alive (network plus the expressive layers), words (word recognition)")
     p.add_argument("--checkpoint", default=None, help="network checkpoint (default: the shipped model)")
