@@ -465,3 +465,15 @@ def test_lip_metrics_ignore_the_layers(realspeech_dir):
     b = score_animation(alive, phones, len(wave) / 16000, face, system="s", clip="c")
     for k in ("closure", "open_vowel_mm", "rest", "lag_ms", "corr", "jitter", "closed_vowels"):
         assert getattr(a, k) == pytest.approx(getattr(b, k), abs=1e-6, nan_ok=True), k
+
+
+def test_say_takes_the_same_layer_options(tmp_path):
+    from flamesync.cli import main
+
+    alive, mouth = tmp_path / "a.npz", tmp_path / "m.npz"
+    assert main(["say", "Put a cap on it, Bob.", "-o", str(alive), "--emotion", "happy", "--seed", "2"]) == 0
+    assert main(["say", "Put a cap on it, Bob.", "-o", str(mouth), "--mouth-only"]) == 0
+    a, m = Animation.load(alive), Animation.load(mouth)
+    assert a.has("head.rx") and a.channel("mouthSmileLeft").max() > 0.2 and not m.has("head.rx")
+    # (Two TTS runs differ slightly, so the lips are compared on one take elsewhere.)
+    assert a.meta["expressive"]["emotion"] == [[0.0, "happy", 0.6]] and "expressive" not in m.meta

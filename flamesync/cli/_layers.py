@@ -53,3 +53,14 @@ def layer_options(args) -> dict:
                     intensity=args.intensity, keys=keys, seed=args.seed, blink_rate=args.blink_rate,
                     head_degrees=args.head_degrees)
     return {"layers": layers, "mouth_only": args.mouth_only, "timing_offset": args.timing_offset}
+
+
+def apply_layer_options(anim, audio, sample_rate: int, *, layers, mouth_only: bool, timing_offset: float):
+    """The layers and timing offset of :func:`layer_options` applied to an animation made from ``audio``
+    (for commands that animate without :func:`flamesync.animate`, such as ``say``)."""
+    from ..audio.io import load_audio
+    from ..expressive import add_layers, shift_animation
+
+    if not mouth_only:
+        anim = add_layers(anim, load_audio(audio, source_rate=sample_rate, allow_silent=True), layers)
+    return shift_animation(anim, timing_offset)
