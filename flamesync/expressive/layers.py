@@ -329,9 +329,9 @@ class BrowLayer:
     Notes
     -----
     A pitch accent (a stressed syllable at least 2 semitones above the speaker's running F0
-    baseline) raises the brows with probability 0.8 unless they rose less than 1 s ago: inner and
+    baseline) raises the brows with probability 0.6 unless they rose less than 2 s ago: inner and
     outer raisers to ``0.25 + 0.06 * semitones`` (at most 0.6), 120 ms up, 250 ms held, 450 ms
-    down. A plain strong stress raises them a little (0.15) one time in four. Under negative
+    down. A plain strong stress raises them a little (0.15) with probability 0.15. Under negative
     emotion (``frown`` share per frame) that share of each raise becomes ``browDown`` instead.
     """
 
@@ -356,12 +356,12 @@ class BrowLayer:
         for k in np.nonzero((p.pitch_accent > 0) | (p.accent > 1.2))[0]:
             frame = p.first + int(k)
             t = frame * dt
-            if t - self._last < 1.0:
+            if t - self._last < 2.0:
                 continue
             u = rng.uniform(s, _BROW, frame)
-            if p.pitch_accent[k] > 0 and u < 0.8:
+            if p.pitch_accent[k] > 0 and u < 0.6:
                 amp = min(0.6, 0.25 + 0.06 * float(p.pitch_accent[k]))
-            elif p.accent[k] > 1.2 and u < 0.25:
+            elif p.accent[k] > 1.2 and u < 0.15:
                 amp = 0.15
             else:
                 continue
