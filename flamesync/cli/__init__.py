@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     previous = _install_sigterm()
+    _one_line_warnings()
     if args.progress:
         from .. import progress
 
@@ -146,6 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line_warnings() -> None:
+    """Warnings read like errors: one line on stderr, without the source line Python adds."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"flamesync: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+    warnings.showwarning = show
 
 
 def _internal_error(args, exc: BaseException) -> int:

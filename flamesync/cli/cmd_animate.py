@@ -49,6 +49,10 @@ def register(sub) -> None:
                    help="auto: text alignment when a transcript is given, else the network; "
                         "phones: phone recognition baseline; words: English word recognition "
                         "(pocketsphinx language model, about real time) aligned and animated like a transcript")
+    p.add_argument("--on-mismatch", choices=("fallback", "error", "ignore"), default="fallback",
+                   help="when the transcript does not fit the audio (scored against free phone "
+                        "recognition): fallback = warn and animate the audio alone (default), "
+                        "error = refuse, ignore = do not check")
     p.add_argument("--language", default="en", help="language of the speech (default en)")
     p.add_argument("--preview", nargs="?", const="", metavar="MP4",
                    help="also render a preview video (default: next to the first output)")
@@ -97,7 +101,7 @@ def run(args) -> int:
         progress.emit("progress", task="animate", done=int(done), total=int(total))
 
     anim = animate(args.audio, text=text, fps=fps, backend=args.backend, language=args.language, face=face,
-                   landmarks=args.landmarks, progress=report, **layer_kw)
+                   landmarks=args.landmarks, progress=report, on_mismatch=args.on_mismatch, **layer_kw)
     # One transaction: every output, the audio carried beside them and the preview appear together,
     # or none of them does.
     with transaction():

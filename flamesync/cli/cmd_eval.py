@@ -82,7 +82,7 @@ def run(args) -> int:
             raise InputError(f"{args.real_val} has no val items to evaluate")
         val_scores = runner.evaluate_corpus(pairs, systems)
         real_val = {"overall": runner.summarize(val_scores), "by_source": runner.summarize_by_group(val_scores),
-                    "items": [s.__dict__ for s in val_scores]}
+                    "items": [s.__dict__ for s in val_scores], "corpus": f"real val split of {Path(args.real_val).name}"}
         print(runner.format_groups(real_val["by_source"], real_val["overall"],
                                    title=f"real val split of {args.real_val} (speakers never trained on)"))
     scores = runner.evaluate_real(clips, systems) if clips else []
@@ -121,7 +121,8 @@ def run(args) -> int:
 
         meta = load_meta(Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT)
         command = "flamesync " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("flamesync", "__main__.py")) else "flamesync eval"
-        atomic_write_text(args.card, runner.model_card(meta, scores, summary, synthetic, command))
+        atomic_write_text(args.card, runner.model_card(meta, scores, summary, synthetic, command,
+                                                              real_val=real_val))
         print(f"wrote {args.card}")
     if args.json:
         atomic_write_text(args.json, json.dumps(

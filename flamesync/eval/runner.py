@@ -463,8 +463,12 @@ def real_corpus_lines(meta: dict) -> list[str]:
     return lines
 
 
-def model_card(meta: dict, scores, summary, synthetic: dict | None, command: str) -> str:
-    """A Markdown model card from the checkpoint's metadata and this evaluation."""
+def model_card(meta: dict, scores, summary, synthetic: dict | None, command: str, *,
+               real_val: dict | None = None) -> str:
+    """A Markdown model card from the checkpoint's metadata and this evaluation.
+
+    ``real_val`` is the ``--real-val`` result (``overall``, ``by_source``, ``corpus``) when measured.
+    """
     import datetime
 
     tc = meta.get("train_config", {})
@@ -518,6 +522,12 @@ def model_card(meta: dict, scores, summary, synthetic: dict | None, command: str
     ]
     for what, value, ok in target_report(summary):
         lines.append(f"| {what} | {value} | {'yes' if ok else 'NO'} |")
+    if real_val:
+        lines += ["", "## Real speech of held-out speakers (the real corpus's val split, \"select\" half)",
+                  "Speakers never trained on, and not those the closure decoder was calibrated on; this is",
+                  "the data that chose the shipped network (EXPERIMENTS.md).", "", "```",
+                  format_groups(real_val["by_source"], real_val["overall"], title=str(real_val.get("corpus", ""))),
+                  "```"]
     if synthetic:
         lines += ["", "## Held-out synthetic speech (voices and languages not in training)", "",
                   "| split | items | lip vertex error (mm^2) | p/b/m closed: model | p/b/m closed: teacher |",

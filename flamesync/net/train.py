@@ -810,6 +810,11 @@ def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path) -> dic
 
     path = DEFAULT_CHECKPOINT if str(checkpoint) == "default" else Path(checkpoint)
     meta = load_meta(path)
+    # Made before the minutes of calibration, so an unwritable place fails first, as training does.
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {Path(out).parent}: {exc.strerror}") from None
     mcfg = ModelConfig.from_dict(meta["model"])
     model = FlameSyncNet(mcfg)
     model.load_state_dict(load_weights(path))

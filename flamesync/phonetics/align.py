@@ -34,6 +34,7 @@ import numpy as np
 from ..audio import load_audio
 from ..errors import InputError, require
 from .closure import refine_closures, remap_words
+from .confidence import TranscriptMismatchError
 from .g2p import cmudict_lookup, letter_to_sound, words_of
 from .phoneset import map_phone
 from .types import SILENCE, PhoneSegment, Utterance, WordSegment, fill_gaps
@@ -86,6 +87,17 @@ def _decoder(beams: Beams, **extra):
         loglevel="FATAL",
         **extra,
     )
+
+
+def _start_utt(decoder) -> None:
+    """Start an utterance with a fresh front end.
+
+    pocketsphinx's noise removal and cepstral mean otherwise start from the estimates the previous
+    utterance left, so a clip's alignment (and its confidence) would depend on what this process
+    decoded before it: the same input must give the same output.
+    """
+    decoder.reinit_feat()
+    decoder.start_utt()
 
 
 @functools.lru_cache(maxsize=2)
@@ -189,7 +201,7 @@ def _decode(decoder, pcm: bytes, prons) -> list[tuple[str, int, int, float]] | N
     _add_units(decoder, prons)
     decoder.add_jsgf_string(_SEARCH, _grammar(prons))
     decoder.activate_search(_SEARCH)
-    decoder.start_utt()
+    _start_utt(decoder)
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
     if decoder.hyp() is None:
@@ -261,7 +273,7 @@ def align(
             if segs is not None:
                 break
     if segs is None:
-        raise InputError(
+        raise TranscriptMismatchError(
             f"could not align the transcript to the audio ({len(dict_words)} words, "
             f"{len(x) / SAMPLE_RATE:.2f} s); check that the text matches the speech"
         )
@@ -287,7 +299,7 @@ def align(
         span[1] = end
     missing = [dict_words[i] for i in range(len(dict_words)) if i not in spans]
     if missing:
-        raise InputError(f"alignment lost words {missing[:5]}; check that the text matches the speech")
+        raise TranscriptMismatchError(f"alignment lost words {missing[:5]}; check that the text matches the speech")
     duration = len(x) / SAMPLE_RATE
     phones = fill_gaps(phones, duration)
     words = []
@@ -319,7 +331,7 @@ def phone_loop(x: np.ndarray) -> list[tuple[str, int, int, float]]:
     """
     with _LOCK:
         d = _phone_decoder()
-        d.start_utt()
+        _start_utt(d)
         d.process_raw(_pcm(x), full_utt=True)
         d.end_utt()
         return [(s.word, s.start_frame, s.end_frame, _log_ascore(s)) for s in d.seg()]
@@ -351,7 +363,7 @@ def recognize_words(audio: "np.ndarray | str | os.PathLike", sample_rate: int | 
     x = _prepare_audio(audio, sample_rate)
     with _LOCK:
         d = _word_decoder()
-        d.start_utt()
+        _start_utt(d)
         d.process_raw(_pcm(x), full_utt=True)
         d.end_utt()
         hyp = d.hyp()

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..animation import Animation
 from ..errors import InputError
+from .confidence import TranscriptMismatchError
 from .teacher import phones_to_animation
 from .types import SILENCE, Utterance
 
@@ -97,6 +98,7 @@ def animate_with_text(
     fps: float = 30.0,
     language: str = "en",
     sample_rate: int | None = None,
+    check: bool = True,
     **style: float,
 ) -> Animation:
     """Animate recorded speech from its transcript: forced alignment, then the teacher.
@@ -113,6 +115,10 @@ def animate_with_text(
         Language of the speech (the aligner's English model: ``"en"``).
     sample_rate : int or None
         Rate of an array ``audio``.
+    check : bool
+        Score the alignment against a free phone loop
+        (:func:`flamesync.phonetics.confidence.alignment_confidence`, about 5% more time) and raise
+        :class:`TranscriptMismatchError` when the transcript does not fit the audio.
     **style
         Teacher style parameters.
 
@@ -120,7 +126,13 @@ def animate_with_text(
     -------
     Animation
         ``round(duration * fps)`` frames covering the audio; ``audio_path`` is the file when one was
-        given; ``meta["phones"]`` lists the aligned phones as ``[start, end, phone]``.
+        given; ``meta["phones"]`` lists the aligned phones as ``[start, end, phone]``;
+        ``meta["transcript_fit"]`` the alignment's score when checked.
+
+    Raises
+    ------
+    TranscriptMismatchError
+        ``check`` and the transcript is not what the audio says.
     """
     from ..audio.io import SAMPLE_RATE, load_audio
     from .align import align
@@ -130,11 +142,23 @@ def animate_with_text(
         raise InputError(f"text-assisted animation supports English only (the aligner's model), got {language!r}")
     samples = load_audio(audio, sample_rate=SAMPLE_RATE, source_rate=sample_rate)
     utt = align(samples, SAMPLE_RATE, text, language=language)
+    fit = None
+    if check:
+        from .confidence import alignment_confidence, transcript_mismatch
+
+        conf = alignment_confidence(utt)
+        reason = transcript_mismatch(conf)
+        if reason is not None:
+            raise TranscriptMismatchError(f"the transcript does not match the speech: {reason}",
+                                          confidence=conf)
+        fit = {k: v for k, v in conf.to_dict().items() if k != "words"}
     duration = len(samples) / SAMPLE_RATE
     anim = phones_to_animation(utt.phones, fps=fps, duration=duration, **style)
     path = None if isinstance(audio, np.ndarray) else str(audio)
     meta = {**anim.meta, "mode": "text", "text": text, "aligner": utt.engine or "pocketsphinx",
             "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in utt.phones]}
+    if fit is not None:
+        meta["transcript_fit"] = fit
     return anim.replace(audio_path=path, meta=meta)
 
 
