@@ -91,6 +91,19 @@ class FLAMESYNC_Settings(bpy.types.PropertyGroup):
                              description="Move the keys against the audio (positive: later)")
     strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=3.0,
                             description="Multiplies every shape-key weight of the take")
+    # The alive face (flamesync.expressive): blinks, gaze, brows, head motion and emotion.
+    mouth_only: BoolProperty(name="Mouth only", default=False,
+                             description="Speech channels only: no blinks, gaze, brows, head motion or emotion")
+    blinks: FloatProperty(name="Blinks", default=1.0, min=0.0, max=2.0, description="Blink strength (0: off)")
+    gaze: FloatProperty(name="Gaze", default=1.0, min=0.0, max=2.0, description="Eye saccade strength (0: off)")
+    brows: FloatProperty(name="Brows", default=1.0, min=0.0, max=2.0, description="Brow-raise strength (0: off)")
+    head: FloatProperty(name="Head", default=1.0, min=0.0, max=2.0,
+                        description="Head motion strength (0: off); kept in the take file, keyed on no shape key")
+    emotion: EnumProperty(name="Emotion", items=[(e, e.capitalize(), f"{e} expression on brows, eyes, cheeks and mouth corners")
+                                                 for e in ("neutral", "happy", "sad", "angry", "surprised", "fearful",
+                                                           "disgusted")], default="neutral")
+    intensity: FloatProperty(name="Intensity", default=0.6, min=0.0, max=1.0, description="How strongly the emotion shows")
+    seed: IntProperty(name="Seed", default=0, min=0, description="Seed of the layers' random choices")
     add_audio: BoolProperty(name="Add audio strip", default=True)
     fit_range: BoolProperty(name="Fit scene range", default=True, description="Extend the scene's frame range to the take")
     show_map: BoolProperty(name="Show name map", default=False)
@@ -98,6 +111,13 @@ class FLAMESYNC_Settings(bpy.types.PropertyGroup):
 
 
 # ------------------------------------------------------------------------------------ helpers
+def layer_settings(settings) -> dict:
+    """The panel's alive-face settings as keyword arguments of ``flamesync.animate``."""
+    return {"mouth_only": bool(settings.mouth_only), "blinks": float(settings.blinks), "gaze": float(settings.gaze),
+            "brows": float(settings.brows), "head": float(settings.head), "emotion": str(settings.emotion),
+            "intensity": float(settings.intensity), "seed": int(settings.seed)}
+
+
 def target_object(context, settings):
     if settings.target == "ACTIVE":
         obj = context.active_object
@@ -318,7 +338,7 @@ class FLAMESYNC_OT_animate_audio(_TakeOperator, bpy.types.Operator):
             return None
         scene = context.scene
         fps = settings.fps or scene.render.fps / scene.render.fps_base
-        kw = {"transcript": transcript, "face": face, "fps": fps}
+        kw = {"transcript": transcript, "face": face, "fps": fps, "layers": layer_settings(settings)}
         if backend_name == "cli":
             kw["exe"] = inference.find_flamesync(p.flamesync_path if p else "")
         return fn, audio, kw, obj
@@ -559,6 +579,20 @@ class FLAMESYNC_PT_panel(bpy.types.Panel):
         row = col.row()
         row.prop(s, "add_audio")
         row.prop(s, "fit_range")
+        box = col.box()
+        box.prop(s, "mouth_only")
+        sub = box.column(align=True)
+        sub.enabled = not s.mouth_only
+        row = sub.row(align=True)
+        row.prop(s, "blinks")
+        row.prop(s, "gaze")
+        row = sub.row(align=True)
+        row.prop(s, "brows")
+        row.prop(s, "head")
+        row = sub.row(align=True)
+        row.prop(s, "emotion", text="")
+        row.prop(s, "intensity")
+        sub.prop(s, "seed")
         if JOB is not None:
             row = col.row(align=True)
             row.progress(factor=JOB.fraction, type="BAR", text=f"Animating {100 * JOB.fraction:.0f}%")

@@ -41,6 +41,9 @@ VENDORED_MODULES = (
     "pipeline.py", "audio/__init__.py", "audio/features.py", "audio/io.py", "net/__init__.py",
     "net/amplitude.py", "net/checkpoint.py", "net/closure.py", "net/config.py", "net/infer.py",
     "net/onnx_runtime.py", "net/schema.py", "net/targets.py",
+    # pipeline.animate adds the alive-face layers (blinks, gaze, brows, head, emotion).
+    "expressive/__init__.py", "expressive/emotion.py", "expressive/engine.py", "expressive/layers.py",
+    "expressive/prosody.py", "expressive/rng.py",
 )
 MODEL_FILES = ("flamesync_default.onnx", "flamesync_default.onnx.json")
 PYTHON = "3.11"  # Blender 4.2 to 5.0

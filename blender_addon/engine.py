@@ -56,7 +56,8 @@ def load_network():
     return _MODELS[MODEL]
 
 
-def builtin_backend(audio, *, transcript=None, face=None, fps=30.0, out_path, progress=None, cancelled=None) -> None:
+def builtin_backend(audio, *, transcript=None, face=None, fps=30.0, out_path, progress=None, cancelled=None,
+                    layers=None) -> None:
     """Animate ``audio`` with the built-in network and write the take to ``out_path`` (a flamesync ``.npz``).
 
     Parameters
@@ -73,6 +74,9 @@ def builtin_backend(audio, *, transcript=None, face=None, fps=30.0, out_path, pr
         ``progress(done, total, task)``; ``done``/``total`` in audio samples.
     cancelled : callable or None
         Polled between chunks of audio; when it returns True the work stops with :class:`Cancelled`.
+    layers : dict or None
+        Alive-face keyword arguments of ``flamesync.animate`` (``mouth_only``, ``blinks``, ``gaze``,
+        ``brows``, ``head``, ``emotion``, ``intensity``, ``seed``); None: its defaults.
     """
     if transcript:
         raise inference.InferenceError("the built-in network animates audio only; choose the 'flamesync command' "
@@ -91,7 +95,7 @@ def builtin_backend(audio, *, transcript=None, face=None, fps=30.0, out_path, pr
 
     step(0, 1)
     try:
-        anim = pipeline.animate(audio, fps=float(fps), backend="model", model=net, progress=step)
+        anim = pipeline.animate(audio, fps=float(fps), backend="model", model=net, progress=step, **(layers or {}))
         anim.save(out_path)
     except errors.FlamesyncError as exc:
         raise inference.InferenceError(str(exc)) from None

@@ -134,9 +134,26 @@ def run_flamesync(exe: str, args: list, *, progress=None, cancelled=None, timeou
         raise InferenceError(msg.removeprefix("flamesync: error: "))
 
 
+def layer_flags(layers: dict | None) -> list:
+    """``flamesync animate`` flags for the alive-face settings (keyword arguments of ``flamesync.animate``)."""
+    if not layers:
+        return []
+    if layers.get("mouth_only"):
+        return ["--mouth-only"]
+    flags = []
+    for name in ("blinks", "gaze", "brows", "head", "intensity"):
+        if name in layers:
+            flags += [f"--{name}", repr(float(layers[name]))]
+    if "emotion" in layers:
+        flags += ["--emotion", str(layers["emotion"])]
+    if "seed" in layers:
+        flags += ["--seed", str(int(layers["seed"]))]
+    return flags
+
+
 def cli_backend(audio, *, transcript=None, face=None, fps=None, out_path, progress=None, cancelled=None,
-                exe=None) -> None:
-    """``flamesync animate AUDIO [--text-file TRANSCRIPT] [--face FACE] [--fps FPS] -o OUT_PATH``."""
+                exe=None, layers=None) -> None:
+    """``flamesync animate AUDIO [--text-file TRANSCRIPT] [--face FACE] [--fps FPS] [LAYER FLAGS] -o OUT_PATH``."""
     exe = exe or find_flamesync()
     if not exe:
         raise InferenceError("flamesync executable not found: set its path in the add-on preferences")
@@ -147,6 +164,7 @@ def cli_backend(audio, *, transcript=None, face=None, fps=None, out_path, progre
         args += ["--face", face]
     if fps:
         args += ["--fps", repr(float(fps))]
+    args += layer_flags(layers)
     run_flamesync(exe, args, progress=progress, cancelled=cancelled)
 
 

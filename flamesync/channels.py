@@ -30,6 +30,11 @@ SPEECH_CHANNELS: tuple[str, ...] = tuple(
     c for c in ARKIT_52 if c.startswith(("jaw", "mouth", "cheek", "tongue"))
 )
 
+# Gaze is carried by the eight eyeLook* weights (as ARKit and Live Link Face carry it); a weight of
+# 1 stands for an eye rotation of EYE_LOOK_DEGREES. Exporters that write eye angles (Live Link
+# Face's eye yaw/pitch columns) convert with this factor, the expressive gaze layer writes with it.
+EYE_LOOK_DEGREES: float = 30.0
+
 JAW_ROTATION: tuple[str, str, str] = ("jaw.rx", "jaw.ry", "jaw.rz")
 HEAD_ROTATION: tuple[str, str, str] = ("head.rx", "head.ry", "head.rz")
 ROTATION_GROUPS: dict[str, tuple[str, str, str]] = {"jaw": JAW_ROTATION, "head": HEAD_ROTATION}

@@ -31,6 +31,17 @@ def animate(
     progress=None,
     landmarks=None,
     on_mismatch: str = "fallback",
+    blinks: float = 1.0,
+    gaze: float = 1.0,
+    brows: float = 1.0,
+    head: float = 1.0,
+    emotion: str = "neutral",
+    intensity: float = 0.6,
+    emotion_keys=None,
+    mouth_only: bool = False,
+    timing_offset: float = 0.0,
+    seed: int = 0,
+    layers=None,
 ) -> Animation:
     """Animate speech.
 
@@ -74,6 +85,24 @@ def animate(
         (``meta["transcript_rejected"]`` says why); ``"error"`` raises
         :class:`~flamesync.phonetics.textanimate.TranscriptMismatchError`; ``"ignore"`` skips the
         check and animates the transcript as aligned.
+    blinks, gaze, brows, head : float
+        Strength of each expressive layer (:mod:`flamesync.expressive`): 0 (or False) switches
+        it off, 1 (the default) is the designed amount, up to 2 exaggerates.
+    emotion : str
+        ``neutral``, ``happy``, ``sad``, ``angry``, ``surprised``, ``fearful`` or ``disgusted``.
+    intensity : float
+        0..1, how strongly ``emotion`` shows.
+    emotion_keys : path, sequence of (time, emotion, intensity) or None
+        A time-varying emotion (TSV/CSV/JSON file or rows); replaces ``emotion``/``intensity``.
+    mouth_only : bool
+        Speech channels only: no layers and no emotion (for layering over mocap or hand keys).
+    timing_offset : float
+        Seconds to move the whole animation later against the audio (negative: earlier).
+    seed : int
+        Seed of every random choice of the layers; the same seed and audio give the same motion.
+    layers : flamesync.expressive.Layers or None
+        All layer settings at once (overrides the individual arguments above except
+        ``mouth_only`` and ``timing_offset``).
 
     Returns
     -------
@@ -90,6 +119,22 @@ def animate(
     if backend == "text" and (text is None or not text.strip()):
         raise InputError("the text backend needs the transcript (text=...)")
     check_fps(fps)
+    from .expressive import Layers, load_keys, shift_animation
+    from .expressive.emotion import keys_from_rows
+
+    if layers is None:
+        keys = None
+        if emotion_keys is not None:
+            keys = (load_keys(emotion_keys) if isinstance(emotion_keys, (str, Path))
+                    else keys_from_rows(list(emotion_keys)))
+        layers = Layers(blinks=blinks, gaze=gaze, brows=brows, head=head, emotion=emotion,
+                        intensity=intensity, keys=keys, seed=seed)
+    elif not isinstance(layers, Layers):
+        raise InputError(f"layers must be a flamesync.expressive.Layers, got {type(layers).__name__}")
+    try:
+        timing_offset = float(timing_offset)
+    except (TypeError, ValueError):
+        raise InputError(f"timing offset must be a number of seconds, got {timing_offset!r}") from None
 
     from .audio.io import SAMPLE_RATE, SILENT_PEAK, load_audio
 
@@ -138,6 +183,13 @@ def animate(
     if silent:
         anim = anim.replace(values=np.zeros_like(anim.values))
     anim = anim.resample(fps)  # returns the animation itself when the rate already matches
+    # The layers work in ARKit channels, so they go on before any retargeting; silence stays the
+    # rest pose (a take of pure silence is a rest line, not a performance).
+    if not mouth_only and not silent:
+        from .expressive import add_layers
+
+        anim = add_layers(anim, wave, layers)
+    anim = shift_animation(anim, timing_offset)
     if face is not None:
         from .face import load_face
         from .retarget import animation_for_face

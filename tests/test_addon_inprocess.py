@@ -73,6 +73,28 @@ def test_cli_backend_arguments_are_accepted_by_flamesync_animate(tmp_path):
     assert json.loads(seen.read_text()) == {"text_file": str(tmp_path / "t.txt"), "fps": 24.0, "face": "flame:m.npz"}
 
 
+def test_cli_backend_passes_the_alive_face_settings(tmp_path):
+    """The panel's layer settings reach 'flamesync animate' as flags its parser accepts."""
+    inference = _load_inference()
+    seen = tmp_path / "argv.json"
+    fake = tmp_path / "flamesync"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from flamesync.cli import build_parser\n"
+        "a = build_parser().parse_args(sys.argv[1:])\n"
+        f"json.dump([a.mouth_only, a.blinks, a.gaze, a.brows, a.head, a.emotion, a.intensity, a.seed], open({str(seen)!r}, 'w'))\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    layers = {"mouth_only": False, "blinks": 0.0, "gaze": 0.5, "brows": 2.0, "head": 1.0, "emotion": "sad",
+              "intensity": 0.25, "seed": 4}
+    inference.cli_backend("a.wav", fps=24.0, out_path=str(tmp_path / "o.npz"), exe=str(fake), layers=layers)
+    assert json.loads(seen.read_text()) == [False, 0.0, 0.5, 2.0, 1.0, "sad", 0.25, 4]
+    inference.cli_backend("a.wav", out_path=str(tmp_path / "o.npz"), exe=str(fake), layers={**layers, "mouth_only": True})
+    assert json.loads(seen.read_text())[0] is True
+
+
 def test_cancel_stops_a_running_command(tmp_path):
     inference = _load_inference()
     slow = tmp_path / "flamesync"

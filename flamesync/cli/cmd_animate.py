@@ -15,10 +15,13 @@ examples:
   flamesync animate speech.flac -o take.fbx --fps 24 --preview
   flamesync animate speech.wav --face head:myhead_arkit.npz -o take.glb
   flamesync animate speech.wav --face flame:generic_model.pkl -o take.flame.npz
+  flamesync animate speech.wav -o take.glb --emotion happy --intensity 0.8 --head 1.5
+  flamesync animate speech.wav -o take.csv --mouth-only
 
 Output formats follow the extension of each -o (see 'flamesync export --help' for the list).
 Without --text the audio-to-face network animates the audio alone; with --text the transcript is
-aligned to the audio and animated phone by phone.
+aligned to the audio and animated phone by phone. Blinks, gaze, brows and head motion follow the
+speech's prosody (on by default; --mouth-only leaves only the speech channels).
 """
 
 
@@ -53,6 +56,9 @@ def register(sub) -> None:
     p.add_argument("--language", default="en", help="language of the speech (default en)")
     p.add_argument("--preview", nargs="?", const="", metavar="MP4",
                    help="also render a preview video (default: next to the first output)")
+    from ._layers import add_layer_options
+
+    add_layer_options(p)
     p.set_defaults(func=run)
 
 
@@ -62,11 +68,13 @@ def run(args) -> int:
     from ..fileio import transaction
     from ..pipeline import animate
     from ._checks import check_outputs, check_preview, read_transcript
+    from ._layers import layer_options
 
     # Everything that can be checked is checked before any work, so a bad option never costs the
     # analysis and never leaves a file.
     outputs = check_outputs(args.output)
     fps = check_fps(args.fps)
+    layer_kw = layer_options(args)
     video = None
     if args.preview is not None:
         video = check_preview(args.preview or str(Path(outputs[0]).with_suffix("")) + ".mp4")
@@ -93,7 +101,7 @@ def run(args) -> int:
         progress.emit("progress", task="animate", done=int(done), total=int(total))
 
     anim = animate(args.audio, text=text, fps=fps, backend=args.backend, language=args.language, face=face,
-                   landmarks=args.landmarks, progress=report, on_mismatch=args.on_mismatch)
+                   landmarks=args.landmarks, progress=report, on_mismatch=args.on_mismatch, **layer_kw)
     # One transaction: every output, the audio carried beside them and the preview appear together,
     # or none of them does.
     with transaction():

@@ -17,6 +17,11 @@ long silences at rest, audio-to-motion lag (ms, positive = motion late) and the 
 phone-derived openness curve at that lag, jitter (mean |second derivative| of the lip gap), and
 the share of vowels with the lips shut in their middle half (the price of closing too eagerly:
 a system that shuts the lips whenever in doubt closes every /p b m/ and many vowels).
+
+The 'alive' system is the network plus the expressive layers (blinks, gaze, brows, head); for it
+a second table gives blink rate and duration, the share of blinks at pauses (with chance), head
+rotation ranges and their correlation with F0 and loudness, and brow raises per minute, checked
+against the human ranges in docs/expressive.md. Its lip metrics should equal the model's.
 """
 
 
@@ -28,8 +33,9 @@ def register(sub) -> None:
     p.add_argument("--realspeech", default=None, metavar="DIR",
                    help="folder with MANIFEST.tsv (default: ../shared/realspeech beside the checkout)")
     p.add_argument("--no-librivox", action="store_true", help="skip the pocketsphinx-testdata LibriVox clips")
-    p.add_argument("--systems", default="model,phones,text",
-                   help="comma-separated: model (network), phones (recognition baseline), text (teacher on the alignment)")
+    p.add_argument("--systems", default="model,phones,text,alive",
+                   help="comma-separated: model (network), phones (recognition baseline), text (teacher on the alignment), "
+                        "alive (network plus the expressive layers), words (word recognition)")
     p.add_argument("--checkpoint", default=None, help="network checkpoint (default: the shipped model)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
     p.add_argument("--synthetic", nargs="?", const="default", default=None, metavar="CORPUS",
@@ -83,6 +89,19 @@ def run(args) -> int:
     summary = runner.summarize(scores)
     if scores:
         print(runner.format_table(scores, summary))
+    alive = None
+    alive_rows = [(s.clip, s.system, s.extra["alive"]) for s in scores if "alive" in s.extra]
+    if alive_rows:
+        from ..eval import alive as alive_eval
+
+        overall = {sysname: alive_eval.pool([m for _, s2, m in alive_rows if s2 == sysname])
+                   for sysname in dict.fromkeys(s2 for _, s2, _ in alive_rows)}
+        print()
+        print(alive_eval.format_alive(alive_rows, overall))
+        for sysname, m in overall.items():
+            for what, value, ok in alive_eval.checks(m):
+                print(f"{'in  ' if ok else 'OUT '}  {sysname}: {what}: {value}")
+        alive = overall
     synthetic = None
     if args.synthetic:
         from ..cache import cache_dir
@@ -108,7 +127,7 @@ def run(args) -> int:
     if args.json:
         atomic_write_text(args.json, json.dumps(
             {"clips": [s.__dict__ for s in scores], "overall": summary, "synthetic": synthetic,
-             "real_val": real_val},
+             "real_val": real_val, "alive": alive},
             indent=1, default=float))
         print(f"wrote {args.json}")
     return 0

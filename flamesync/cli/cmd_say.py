@@ -23,6 +23,9 @@ def register(sub) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
     p.add_argument("--wav", default=None, help="where to write the speech (default: the first OUTPUT's name with .wav)")
     p.add_argument("--face", default=None, help="face model for formats with geometry (default head)")
+    from ._layers import add_layer_options
+
+    add_layer_options(p)
     p.set_defaults(func=run)
 
 
@@ -42,10 +45,12 @@ def run(args) -> int:
     from ..fileio import transaction
     from ..phonetics.textanimate import say
     from ._checks import check_outputs
+    from ._layers import apply_layer_options, layer_options
 
     # Everything is checked before the speech is made, so a bad option leaves no file.
     outputs = check_outputs(args.output)
     fps = check_fps(args.fps)
+    layer_kw = layer_options(args)
     wav = Path(args.wav) if args.wav else default_wav_path(outputs[0])
     check_writable(wav)
     if wav.suffix.lower() != ".wav":
@@ -68,6 +73,7 @@ def run(args) -> int:
     with transaction():
         anim, utt = say(args.text, engine=args.engine, fps=fps, wav_path=wav, rate=args.rate,
                         pitch=args.pitch, **kwargs)
+        anim = apply_layer_options(anim, utt.audio, utt.sample_rate, **layer_kw)
         for out in outputs:
             export(anim, out, face=face, audio_path=str(wav))
     for out in outputs:

@@ -105,12 +105,19 @@ def score_animation(anim: Animation, phones, duration: float, face, *, system: s
     """All real-speech metrics of one animation against one alignment."""
     anim = anim.resample(EVAL_FPS) if anim.fps != EVAL_FPS else anim
     n = int(round(duration * EVAL_FPS))
-    verts = face.animate(anim)
+    # The lip gap is measured vertically, so a nodding head would change it: lips are judged in
+    # the head's own frame (only the expressive layers rotate the head).
+    lips = anim.select([c for c in anim.channels if not c.startswith("head.")]) if anim.head is not None else anim
+    verts = face.animate(lips)
     opening = np.asarray(face.mouth_opening(verts), np.float64)
     if len(opening) < n:
         opening = np.pad(opening, (0, n - len(opening)), mode="edge")
     opening = opening[:n]
-    weights = anim.weights(face.channels)[:n]
+    channels = face.channels
+    if anim.meta.get("expressive"):
+        # Blinks, gaze and brows are expected in a silence; "at rest" is about the mouth there.
+        channels = [c for c in channels if not c.startswith(("eye", "brow", "nose", "cheekSquint"))]
+    weights = anim.weights(channels)[:n]
     if len(weights) < n:
         weights = np.pad(weights, ((0, n - len(weights)), (0, 0)), mode="edge")
     closure, n_b = metrics.closure_rate(opening, EVAL_FPS, phones)
@@ -157,7 +164,13 @@ def default_systems(checkpoint: str | None = None) -> dict[str, Callable]:
 
         return animate_recognized_words(wave, sample_rate=SAMPLE_RATE, fps=EVAL_FPS)
 
+    def alive_system(wave, phones):
+        from ..expressive import Layers, add_layers
+
+        return add_layers(model_system(wave, phones), wave, Layers())
+
     systems["model"] = model_system
+    systems["alive"] = alive_system
     systems["phones"] = baseline_system
     systems["text"] = text_system
     systems["words"] = words_system
@@ -177,7 +190,12 @@ def evaluate_real(clips: list[Clip], systems: dict[str, Callable], *, face=None)
         phones = _aligned_phones(clip, wave, SAMPLE_RATE)
         for name, system in systems.items():
             anim = system(wave, phones)
-            scores.append(score_animation(anim, phones, len(wave) / SAMPLE_RATE, face, system=name, clip=clip.name))
+            sc = score_animation(anim, phones, len(wave) / SAMPLE_RATE, face, system=name, clip=clip.name)
+            if anim.meta.get("expressive"):
+                from .alive import alive_metrics
+
+                sc.extra["alive"] = alive_metrics(anim, wave, phones, len(wave) / SAMPLE_RATE)
+            scores.append(sc)
     return scores
 
 

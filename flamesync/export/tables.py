@@ -2,8 +2,11 @@
 
 - ``.csv``: the layout Epic's Live Link Face app writes (and Unreal's importer and MetaHuman
   tools read): ``Timecode, BlendShapeCount`` then the 52 ARKit weights in the app's column order
-  and PascalCase names, then head and eye yaw/pitch/roll in radians. Columns flamesync has no data
-  for (eyes, and the head when the animation has no head rotation) are zero.
+  and PascalCase names, then head and eye yaw/pitch/roll in radians. Head angles decompose the
+  head rotation as yaw about y, then pitch about x (positive: chin down), then roll about z; eye
+  yaw and pitch come from the ``eyeLook*`` weights (a weight of 1 is ``EYE_LOOK_DEGREES``; yaw
+  positive toward the face's left, pitch positive looking down, as for the head). Eye roll, and
+  the head when the animation has no head rotation, are zero.
 - ``.channels.csv``: ``frame, time`` then every channel of the animation under its own name.
 - ``.json``: ``{"fps", "audio", "audio_offset", "channels", "times", "frames": [[...], ...]}``
   plus the animation's metadata.
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..animation import Animation
-from ..channels import ARKIT_52
+from ..channels import ARKIT_52, EYE_LOOK_DEGREES
 from .rig import carry_audio
 
 # Live Link Face's CSV column order (note JawRight/JawLeft and MouthRight/MouthLeft swap relative to
@@ -75,6 +78,20 @@ def head_yaw_pitch_roll(rotvec: np.ndarray) -> np.ndarray:
     return ypr.astype(np.float32)
 
 
+def eye_yaw_pitch(animation: Animation) -> np.ndarray:
+    """Per-eye gaze angles from the ``eyeLook*`` weights, radians, shape (T, 4).
+
+    Columns: left yaw, left pitch, right yaw, right pitch (yaw positive toward the face's left,
+    pitch positive down). Looking to the face's left turns the left eye out and the right eye in.
+    """
+    names = [f"eyeLook{d}{side}" for side in ("Left", "Right") for d in ("Out", "In", "Down", "Up")]
+    w = animation.weights(names).astype(np.float64)
+    full = np.radians(EYE_LOOK_DEGREES)
+    left_yaw, left_pitch = (w[:, 0] - w[:, 1]) * full, (w[:, 2] - w[:, 3]) * full
+    right_yaw, right_pitch = (w[:, 5] - w[:, 4]) * full, (w[:, 6] - w[:, 7]) * full
+    return np.stack([left_yaw, left_pitch, right_yaw, right_pitch], axis=1).astype(np.float32)
+
+
 def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, dest=None, **_):
     dest = Path(dest or path)
     suffix = fmt.suffix if fmt is not None else dest.suffix
@@ -93,6 +110,8 @@ def write_live_link_face(animation: Animation, path) -> None:
     extra = np.zeros((animation.n_frames, len(LIVE_LINK_FACE_EXTRA)), np.float32)
     if animation.head is not None:
         extra[:, :3] = head_yaw_pitch_roll(animation.head)
+    eyes = eye_yaw_pitch(animation)
+    extra[:, [3, 4, 6, 7]] = eyes
     count = len(LIVE_LINK_FACE_ORDER) + len(LIVE_LINK_FACE_EXTRA)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)

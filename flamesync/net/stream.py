@@ -25,6 +25,10 @@ class Streamer:
     model : LoadedModel
     closures : bool
         Decode and apply lip closures (as :meth:`LoadedModel.predict` does).
+    layers : flamesync.expressive.Layers or None
+        Add the expressive layers (blinks, gaze, brows, head, emotion) to every frame, exactly as
+        :func:`flamesync.animate` does on the whole file at 50 fps. They need 20 ms of audio past a
+        frame, inside the network's look-ahead, so the latency does not change.
 
     Examples
     --------
@@ -34,8 +38,15 @@ class Streamer:
     >>> frames = s.finish()                      # the rest, once the audio has ended  # doctest: +SKIP
     """
 
-    def __init__(self, model: LoadedModel, *, closures: bool = True):
+    def __init__(self, model: LoadedModel, *, closures: bool = True, layers=None):
         self.model = model
+        self._layers = None
+        if layers is not None and layers.active:
+            from ..expressive import LayerStream
+
+            if model.lookahead_seconds < LayerStream.lookahead_seconds:
+                raise InputError("this model's look-ahead is too short for the expressive layers")
+            self._layers = LayerStream(FPS, layers)
         # The torch network is stepped layer by layer (each layer recomputes only its own context);
         # an ONNX graph can only be run whole, over the full receptive field each push.
         self._runner = StreamRunner(model) if model.backend == "torch" else NetRunner(model)
@@ -61,6 +72,8 @@ class Streamer:
         if not np.isfinite(chunk).all():
             raise InputError("stream chunk contains NaN or infinite samples")
         first = self._runner.frames_out
+        if self._layers is not None:
+            self._layers.feed(chunk)
         return self._emit(self._runner.push(chunk.astype(np.float32)), first)
 
     def finish(self) -> Animation:
@@ -68,10 +81,16 @@ class Streamer:
         if self._finished:
             raise InputError("this stream is already finished")
         first = self._runner.frames_out
-        out = self._emit(self._runner.finish(), first)
+        out = self._emit(self._runner.finish(), first, final=True)
         self._finished = True
         return out
 
-    def _emit(self, raw: RawOutput, first: int) -> Animation:
+    def _emit(self, raw: RawOutput, first: int, *, final: bool = False) -> Animation:
         w = self._post.process(raw.weights, raw.closure_prob)
-        return self.model.to_animation(np.asarray(w, np.float32), audio_offset=first / FPS)
+        anim = self.model.to_animation(np.asarray(w, np.float32), audio_offset=first / FPS)
+        if self._layers is not None:
+            from ..expressive import apply_frames
+
+            anim = apply_frames(anim, self._layers.advance(first + anim.n_frames, final=final))
+            anim = anim.replace(meta={**anim.meta, "expressive": self._layers.layers.describe()})
+        return anim
