@@ -509,9 +509,9 @@ def build_real_corpus(source: str | Path, out_dir: str | Path, *, layout: str = 
         for i, r in track(it, total=len(clips), desc="align"):
             results[i] = r
     else:
-        import multiprocessing as mp
+        from ..forking import fork_pool
 
-        with mp.get_context("fork").Pool(workers) as pool:
+        with fork_pool(workers) as pool:
             for i, r in track(pool.imap_unordered(_work, range(len(clips)), chunksize=8), total=len(clips), desc="align"):
                 results[i] = r
 

@@ -178,6 +178,9 @@ def _change_gender(utt, params: dict, seed: int):
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
+        from ..forking import single_threaded_child
+
+        single_threaded_child()
         os.close(read_fd)
         code = 0
         try:
@@ -493,12 +496,12 @@ def synthesize_corpus(
     results: dict[int, dict] = {}
     t0 = time.perf_counter()
     _preload()
-    import multiprocessing as mp
+    from ..forking import fork_pool
 
     # One fresh forked process per shard: espeak-ng carries synthesis state from one call to the
     # next (its output depends on what it spoke before), so a shard is reproducible only when it
     # starts from the same state whatever ran earlier. Forking after _preload makes this cheap.
-    with mp.get_context("fork").Pool(workers, maxtasksperchild=1) as pool:
+    with fork_pool(workers, maxtasksperchild=1) as pool:
         for index, stats, _ in track(pool.imap_unordered(_worker, jobs), total=len(jobs), desc="synth shards"):
             results[index] = stats
     wall = time.perf_counter() - t0

@@ -94,15 +94,23 @@ def scratch_dir():
         yield tmp
 
 
-def _die_with_parent() -> None:
-    """In the Blender child before exec (Linux): get SIGKILL when flamesync dies, even by SIGKILL,
-    which no handler in flamesync can see."""
+def _die_with_parent_hook():
+    """A function for the Blender child to run before exec (Linux) so that it gets SIGKILL when
+    flamesync dies, even by SIGKILL, which no handler in flamesync can see; None elsewhere.
+
+    libc is looked up here, in the parent: between fork and exec only the already-resolved
+    function is called, because loading a library or importing there can deadlock a child forked
+    from a process with other threads.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except Exception:  # no prctl: the process-group kill below still covers every catchable end
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -132,7 +140,7 @@ def run_script(script: str | Path, args: list[str], *, feature: str, timeout: fl
     try:
         proc = subprocess.Popen(blender.command(script, [str(a) for a in args]), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
-                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                                preexec_fn=_die_with_parent_hook())
     except FileNotFoundError:
         raise MissingDependencyError(f"{feature}: cannot run {blender.executable}; {INSTALL_HINT}") from None
     try:

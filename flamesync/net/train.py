@@ -343,11 +343,11 @@ class BatchSource:
         self.pool = None
         self.pending: dict[int, Any] = {}
         if workers > 0:
-            import multiprocessing as mp
+            from ..forking import fork_pool
 
             global _WORKER_SOURCE
             _WORKER_SOURCE = self
-            self.pool = mp.get_context("fork").Pool(workers)
+            self.pool = fork_pool(workers)
 
     def make(self, step: int) -> dict[str, torch.Tensor]:
         return make_batch(self.examples, rng=np.random.default_rng([self.seed, step]), **self.args)
@@ -790,7 +790,8 @@ def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path) -> dic
     """Fit a trained network's closure decoder anew on real speech and save it as another checkpoint.
 
     The weights are copied unchanged; only ``closure_decoder`` and ``calibration`` in the
-    description change. Uses the config's real corpora (their "calibrate" half of the val
+    description change (and ``amplitude_map``, refitted on the same speech, when
+    ``calibration.amplitude_map`` is set). Uses the config's real corpora (their "calibrate" half of the val
     speakers) and its ``calibration`` settings (``max_items``, ``max_false_rate``, ``sources``).
 
     Parameters
@@ -827,9 +828,11 @@ def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path) -> dic
         raise InputError("the real corpora hold no val items to calibrate on")
     cfg = {**config, "features": meta.get("features", {}), "seed": meta.get("seed", 0)}
     decoder, report = calibrate(model, items, cfg, as_recorded=True)
-    report.pop("amplitude_map", None)
+    amplitude = report.pop("amplitude_map", None)
     report["sources"] = sorted({ex.source for ex in items})
     new = {**meta, "closure_decoder": decoder.to_dict(), "calibration": report, "recalibrated_from": str(path)}
+    if amplitude:  # asked for (calibration.amplitude_map); otherwise the weights' old map still fits them
+        new["amplitude_map"] = amplitude
     new.pop("format", None)
     new.pop("version", None)
     save_checkpoint(out, model=model, meta=new)
