@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flamesync.cli import main
@@ -165,6 +166,48 @@ def test_changed_option_reruns_only_that_line(clips, tmp_path):
     status = {r["name"]: r["status"] for r in _report(out)["lines"]}
     assert status == {"m/take0": "skipped", "m/take1": "skipped", "m/take2": "done"}
     assert (out / "m" / "take2.csv").read_bytes() == before["take2.csv"]
+
+
+def test_manifest_sets_emotion_and_layers_per_line(clips, tmp_path, capsys):
+    from flamesync.animation import Animation
+
+    man = tmp_path / "moods.tsv"
+    wav = clips / "line2.wav"
+    man.write_text("audio\tname\temotion\tintensity\tmouth_only\n"
+                   f"{wav}\tplain\t\t\t\n"
+                   f"{wav}\thappy\thappy\t1\t\n"
+                   f"{wav}\tsad\tsad\t1\t\n"
+                   f"{wav}\tbare\t\t\ttrue\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["--progress", "none", "batch", "--manifest", str(man), "-o", str(out), "--format", "npz", "--workers", "1"]
+    assert main(args) == 0
+
+    def col(name, channel):  # a channel a take does not carry is at rest
+        anim = Animation.load(out / f"{name}.npz")
+        return list(anim.channel(channel)) if channel in anim.channels else [0.0] * anim.n_frames
+
+    smile = {n: max(col(n, "mouthSmileLeft")) for n in ("plain", "happy", "sad", "bare")}
+    assert smile["happy"] > smile["plain"] + 0.05 and smile["happy"] > smile["sad"]
+    assert max(col("sad", "browInnerUp")) > max(col("happy", "browInnerUp"))
+    alive = ("eyeLookUpLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "head.rx", "head.ry", "browInnerUp")
+
+    def motion(name):
+        return sum(float(np.abs(col(name, c)).max()) for c in alive)
+
+    assert motion("plain") > 0.05  # the layers are on by default ...
+    assert motion("bare") == 0.0  # ... and off for a mouth-only line
+    # the lips stay the lips: the speech itself is not the emotion's to change
+    assert col("bare", "jawOpen") == pytest.approx(col("plain", "jawOpen"), abs=0.15)
+
+    # The command line sets every line's default; a changed default reruns only lines that take it.
+    assert main(args + ["--emotion", "angry"]) == 0
+    status = {r["name"]: r["status"] for r in _report(out)["lines"]}
+    assert status == {"plain": "done", "happy": "skipped", "sad": "skipped", "bare": "done"}
+
+    man.write_text(f"audio\temotion\n{wav}\tgleeful\n", encoding="utf-8")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown emotion 'gleeful'" in err[0] and "moods.tsv:2" in err[0]
 
 
 def test_bad_inputs_are_reported_and_do_not_stop_the_batch(clips, tmp_path, capsys):

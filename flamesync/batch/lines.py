@@ -26,7 +26,9 @@ from ..errors import InputError
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 
 # Per-line options a manifest column (or the command line, for every line) may set, and their parsers.
-OPTION_COLUMNS = ("fps", "backend", "language")
+OPTION_COLUMNS = ("fps", "backend", "language", "emotion", "intensity", "emotion_keys", "seed", "mouth_only",
+                  "timing_offset")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 MANIFEST_COLUMNS = ("audio", "text", "text_file", "name") + OPTION_COLUMNS
 BACKEND_CHOICES = ("auto", "model", "text", "phones", "words")
 
@@ -46,7 +48,10 @@ class Line:
     text_file : str or None
         A file holding the transcript (read by the driver, so a bad one fails only this line).
     options : dict
-        ``fps`` (float), ``backend`` (str), ``language`` (str): what :func:`flamesync.animate` gets.
+        ``fps`` (float), ``backend`` (str), ``language`` (str) and the expressive layers' settings
+        (``emotion``, ``intensity``, ``emotion_keys`` as ``[time, emotion, intensity]`` triples,
+        ``seed``, ``mouth_only``, ``timing_offset``, and the strengths and rates of
+        :func:`layer_defaults`): plain JSON values, hashed into the journal and sent to workers.
     source : str
         Where the line came from (``manifest.tsv:12``, a path), for messages.
     """
@@ -68,26 +73,87 @@ def _check_name(name: str, source: str) -> str:
     return "/".join(parts)
 
 
-def parse_options(raw: dict[str, str], *, source: str, defaults: dict) -> dict:
-    """Per-line options from text (a manifest row) over ``defaults``; bad values raise InputError."""
+def layer_defaults(*, blinks: float = 1.0, gaze: float = 1.0, brows: float = 1.0, head: float = 1.0,
+                   emotion: str = "neutral", intensity: float = 0.6, emotion_keys=None, seed: int = 0,
+                   mouth_only: bool = False, timing_offset: float = 0.0, blink_rate: float = 20.0,
+                   head_degrees: float = 3.0) -> dict:
+    """The expressive layers' settings as batch options (what ``flamesync animate`` would use)."""
+    keys = None
+    if emotion_keys:
+        keys = [[float(k.time), str(k.emotion), float(k.intensity)] if hasattr(k, "time") else list(k)
+                for k in emotion_keys]
+    return {"blinks": float(blinks), "gaze": float(gaze), "brows": float(brows), "head": float(head),
+            "emotion": emotion, "intensity": float(intensity), "emotion_keys": keys, "seed": int(seed),
+            "mouth_only": bool(mouth_only), "timing_offset": float(timing_offset),
+            "blink_rate": float(blink_rate), "head_degrees": float(head_degrees)}
+
+
+def animate_kwargs(options: dict) -> dict:
+    """Keyword arguments of :func:`flamesync.animate` for a line's options (checked: bad raise InputError)."""
+    from ..expressive import Layers
+    from ..expressive.emotion import EmotionKey
+
+    o = {**layer_defaults(), **options}
+    keys = tuple(EmotionKey(float(t), str(e), float(i)) for t, e, i in o["emotion_keys"]) if o["emotion_keys"] else None
+    layers = Layers(blinks=o["blinks"], gaze=o["gaze"], brows=o["brows"], head=o["head"], emotion=o["emotion"],
+                    intensity=o["intensity"], keys=keys, seed=o["seed"], blink_rate=o["blink_rate"],
+                    head_degrees=o["head_degrees"])
+    return {"fps": o.get("fps", 30.0), "backend": o.get("backend", "auto"), "language": o.get("language", "en"),
+            "layers": layers, "mouth_only": o["mouth_only"], "timing_offset": o["timing_offset"]}
+
+
+def parse_options(raw: dict[str, str], *, source: str, defaults: dict, base: Path | None = None) -> dict:
+    """Per-line options from text (a manifest row) over ``defaults``; bad values raise InputError.
+
+    ``base`` is the folder relative paths (``emotion_keys``) are taken from.
+    """
+    import math
+
     from ..animation import check_fps
+    from ..expressive.emotion import check_emotion, load_keys
 
     options = dict(defaults)
     for key in OPTION_COLUMNS:
         value = (raw.get(key) or "").strip()
         if not value:
             continue
-        if key == "fps":
-            try:
+        try:
+            if key == "fps":
                 options["fps"] = check_fps(value)
-            except InputError as exc:
-                raise InputError(f"{source}: {exc}") from None
-        elif key == "backend":
-            if value not in BACKEND_CHOICES:
-                raise InputError(f"{source}: unknown backend {value!r}; choose one of {', '.join(BACKEND_CHOICES)}")
-            options["backend"] = value
-        else:
-            options[key] = value
+            elif key == "backend":
+                if value not in BACKEND_CHOICES:
+                    raise InputError(f"unknown backend {value!r}; choose one of {', '.join(BACKEND_CHOICES)}")
+                options["backend"] = value
+            elif key == "emotion":
+                options["emotion"] = check_emotion(value, 0.0)[0]
+            elif key == "intensity":
+                options["intensity"] = check_emotion("neutral", value)[1]
+            elif key == "emotion_keys":
+                keys = load_keys((base or Path(".")) / value)
+                options["emotion_keys"] = [[float(k.time), str(k.emotion), float(k.intensity)] for k in keys]
+            elif key == "seed":
+                try:
+                    options["seed"] = int(value)
+                except ValueError:
+                    raise InputError(f"seed must be a whole number, got {value!r}") from None
+            elif key == "mouth_only":
+                if value.lower() not in _TRUE + _FALSE:
+                    raise InputError(f"mouth_only must be true or false, got {value!r}")
+                options["mouth_only"] = value.lower() in _TRUE
+            elif key == "timing_offset":
+                try:
+                    offset = float(value)
+                except ValueError:
+                    offset = math.nan
+                if not (math.isfinite(offset) and abs(offset) <= 10.0):
+                    raise InputError(f"timing_offset must be seconds within 10 either way, got {value!r}")
+                options["timing_offset"] = offset
+            else:
+                options[key] = value
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from None
+    if options.get("emotion_keys") and raw.get("emotion", "").strip() and options.get("emotion") != "neutral":
+        raise InputError(f"{source}: give either emotion or emotion_keys, not both")
     return options
 
 
@@ -96,8 +162,9 @@ def read_manifest(path: str | os.PathLike, *, defaults: dict) -> list[Line]:
 
     The first row that is not blank or a ``#`` comment is the header. Columns (any order):
     ``audio`` (required), ``text`` (the transcript), ``text_file`` (a file holding it), ``name``
-    (output name; default the audio's stem), ``fps``, ``backend``, ``language`` (per-line options;
-    empty cells take the command line's values). Relative paths are relative to the manifest's
+    (output name; default the audio's stem), and per-line options: ``fps``, ``backend``,
+    ``language``, ``emotion``, ``intensity``, ``emotion_keys`` (a keys file), ``seed``,
+    ``mouth_only`` (true/false), ``timing_offset`` (seconds); empty cells take the command line's values. Relative paths are relative to the manifest's
     folder. Unknown columns are an error, so a misspelt option is not silently ignored.
     """
     path = Path(path)
@@ -143,7 +210,7 @@ def read_manifest(path: str | os.PathLike, *, defaults: dict) -> list[Line]:
             audio=str(audio_path),
             text=text_value.strip() or None,
             text_file=str((base / text_file).resolve()) if text_file else None,
-            options=parse_options(raw, source=source, defaults=defaults),
+            options=parse_options(raw, source=source, defaults=defaults, base=base),
             source=source,
         ))
     return lines

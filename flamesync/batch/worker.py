@@ -87,8 +87,8 @@ def animate_line(job: dict) -> dict:
     Parameters
     ----------
     job : dict
-        ``name``, ``audio`` (path), ``text`` (str or None), ``options`` (``fps``, ``backend``,
-        ``language``), ``outdir`` (str) and ``outputs`` (paths relative to ``outdir``).
+        ``name``, ``audio`` (path), ``text`` (str or None), ``options`` (see
+        :class:`~flamesync.batch.lines.Line`), ``outdir`` (str) and ``outputs`` (paths relative to ``outdir``).
 
     Returns
     -------
@@ -102,6 +102,7 @@ def animate_line(job: dict) -> dict:
     from ..fileio import transaction
     from ..pipeline import animate
     from .journal import describe_outputs
+    from .lines import animate_kwargs
 
     if _STATE.get("init_error"):
         return {"name": job["name"], "status": "failed", "error": _STATE["init_error"], "fatal": True,
@@ -114,9 +115,8 @@ def animate_line(job: dict) -> dict:
     face = _STATE.get("face")
     _STATE["busy"] = True
     try:
-        anim = animate(job["audio"], text=job.get("text"), fps=opts.get("fps", 30.0),
-                       backend=opts.get("backend", "auto"), language=opts.get("language", "en"),
-                       model=_STATE.get("model"), face=face)
+        anim = animate(job["audio"], text=job.get("text"), model=_STATE.get("model"), face=face,
+                       **animate_kwargs(opts))
         result["audio_seconds"] = round(anim.duration, 6)
         (outdir / job["name"]).parent.mkdir(parents=True, exist_ok=True)
         # One transaction per line: its outputs (and the audio carried beside them) appear together.

@@ -17,8 +17,11 @@ examples:
   flamesync batch dub/ -o out/ --text-beside --format csv   # dub/x.txt is the transcript of dub/x.wav
   flamesync batch lines/ -o /shared/out --ray ray://head:10001 --format glb   # on a Ray cluster
 
-A manifest is a TSV with a header row; columns: audio (required), text or text_file, name, fps,
-backend, language (empty cells take the command line's values); paths are relative to it.
+A manifest is a TSV with a header row; columns: audio (required), text or text_file, name, and
+per-line options fps, backend, language, emotion, intensity, emotion_keys (a keys file), seed,
+mouth_only (true/false), timing_offset (empty cells take the command line's values); paths are
+relative to the manifest. Example row: "hero_01.wav<TAB>hero_01<TAB>angry<TAB>0.8" under the header
+"audio<TAB>name<TAB>emotion<TAB>intensity".
 Outputs go to OUTDIR/NAME.FORMAT (NAME: the file's stem, or its path below a folder input).
 A rerun skips lines whose outputs are intact and were made from the same audio bytes, transcript,
 options and model (OUTDIR/journal.jsonl), so an interrupted batch resumes. OUTDIR/report.json lists
@@ -53,6 +56,9 @@ def register(sub) -> None:
                         "per CPU unless --workers says otherwise. OUTDIR must be on a shared filesystem")
     p.add_argument("--text-beside", action="store_true",
                    help="use STEM.txt beside each audio file as its transcript when it exists")
+    from ._layers import add_layer_options
+
+    add_layer_options(p)
     p.set_defaults(func=run)
 
 
@@ -96,7 +102,16 @@ def run(args) -> int:
         raise InputError("nothing to do: give audio files, folders or --manifest FILE.tsv")
     if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
         raise InputError(f"output folder {args.outdir} is an existing file")
-    defaults = {"fps": fps, "backend": args.backend, "language": args.language}
+    from ..batch.lines import layer_defaults
+    from ._layers import layer_options
+
+    chosen = layer_options(args)  # checked before any work, as for animate
+    lay = chosen["layers"]
+    defaults = {"fps": fps, "backend": args.backend, "language": args.language,
+                **layer_defaults(blinks=lay.blinks, gaze=lay.gaze, brows=lay.brows, head=lay.head, emotion=lay.emotion,
+                                 intensity=lay.intensity, emotion_keys=lay.keys, seed=lay.seed,
+                                 mouth_only=chosen["mouth_only"], timing_offset=chosen["timing_offset"],
+                                 blink_rate=lay.blink_rate, head_degrees=lay.head_degrees)}
     lines = gather(args.inputs, manifests=args.manifest, defaults=defaults, text_beside=args.text_beside,
                    exclude=[args.outdir])
     if args.ray is None:
