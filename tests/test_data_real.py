@@ -296,6 +296,8 @@ def test_cli_fine_tunes_on_your_own_recordings_and_recalibrates(layouts, tmp_pat
                  "--out", str(tmp_path / "new" / "recal")]) == 0   # a folder that does not exist yet
     recal = load_meta(tmp_path / "new" / "recal")
     assert "real speech" in recal["calibration"]["data"] and recal["recalibrated_from"].startswith(base)
+    # tiny.yaml asks for the amplitude map: refitted on the same real speech, not the base's kept
+    assert recal["amplitude_map"] and recal["amplitude_map"] != load_meta(base).get("amplitude_map")
     w0, w1 = load_weights(base), load_weights(tmp_path / "new" / "recal")
     assert all(np.array_equal(w0[k].numpy(), w1[k].numpy()) for k in w0)  # only the decoder changes
     # A config whose model differs from the checkpoint's cannot fine-tune it.

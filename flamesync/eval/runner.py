@@ -458,8 +458,13 @@ def real_corpus_lines(meta: dict) -> list[str]:
             lines.append("")
     if meta.get("init"):
         lines.append(f"- fine-tuned from: `{meta['init']}`")
+    refit_map = bool(((meta.get("train_config") or {}).get("calibration") or {}).get("amplitude_map"))
     if meta.get("recalibrated_from"):
-        lines.append(f"- closure decoder recalibrated from: `{Path(meta['recalibrated_from']).name}`")
+        what = "closure decoder and amplitude map" if refit_map and meta.get("amplitude_map") else "closure decoder"
+        lines.append(f"- {what} recalibrated from: `{Path(meta['recalibrated_from']).name}`")
+    if meta.get("amplitude_map"):
+        lines.append("- amplitude map (the network's opening channels mapped quantile by quantile onto the "
+                     f"teacher's): {', '.join(sorted(meta['amplitude_map']))}")
     return lines
 
 
