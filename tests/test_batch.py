@@ -272,6 +272,22 @@ def test_ray_path_writes_the_same_bytes_journal_and_report(clips, tmp_path):
     # The Ray path resumes from the journal like the local one.
     assert main(common + ["-o", str(on_ray), "--ray"]) == 0
     assert _report(on_ray)["skipped"] == len(PHRASES)
+    # Outputs sent back to the driver (no shared filesystem) are the same files, carried audio included.
+    returned = tmp_path / "returned"
+    assert main(common + ["-o", str(returned), "--ray", "--ray-return"]) == 0
+    every = lambda d: {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*"))  # noqa: E731
+                       if p.is_file() and p.name not in ("report.json", "journal.jsonl")}
+    assert every(returned) == every(local)
+    assert journal(returned) == journal(local)
+    assert not _parts(returned)
+
+
+def test_ray_return_without_ray_is_one_line(clips, tmp_path, capsys):
+    assert main(["batch", str(clips), "-o", str(tmp_path / "o"), "--ray-return"]) == 2
+    assert "--ray-return goes with --ray" in capsys.readouterr().err
+    assert main(["batch", str(clips), "-o", str(tmp_path / "o"), "--ray", "--ray-return", "--format", "csv,fbx"]) == 2
+    assert "cannot send back .fbx" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_ray_missing_is_one_line(clips, tmp_path, capsys, monkeypatch):

@@ -4,9 +4,12 @@
 or ``host:6379``, as :func:`ray.init` takes) joins a running cluster. Each actor reserves one CPU,
 runs :func:`flamesync.batch.worker.init_worker` once (network and face loaded) and then
 :func:`flamesync.batch.worker.animate_line` per line: the very functions the local pool runs, so the
-bytes written are the same. Actors write the outputs themselves, so OUTDIR must be on a filesystem
-every node mounts at the same path (the driver keeps the journal and the report there too); every
-node needs the same flamesync checkout and model files as the driver.
+bytes written are the same. By default actors write the outputs themselves, so OUTDIR (and the
+audio) must be on a filesystem every node mounts at the same path (the driver keeps the journal and
+the report there too). With ``returned=True`` (``--ray-return``) the driver sends each line's audio
+to the actor, which animates it in a private temporary folder and sends the files back; the driver
+writes them (all of a line's outputs or none), so nothing needs to be shared. Every node needs the
+same flamesync version and model files as the driver.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ class LineActor:
 
         return animate_line(job)
 
+    def run_returning(self, job: dict) -> dict:
+        """Animate a line whose audio came with the job; return its files instead of leaving them here."""
+        from .worker import animate_returning
+
+        return animate_returning(job)
+
 
 def connect(address: str | None, *, cpus: int | None) -> int:
     """Start a local Ray instance (``address`` None, with ``cpus`` CPUs) or join a cluster; return
@@ -61,11 +70,13 @@ def disconnect() -> None:
         ray.shutdown()
 
 
-def executor_factory(workers: int, initkwargs: dict):
+def executor_factory(workers: int, initkwargs: dict, *, returned: bool = False):
     """``(submit, shutdown)`` over ``workers`` Ray actors, for :func:`flamesync.batch.run_batch`.
 
     ``submit(job)`` returns a :class:`concurrent.futures.Future`; each line goes to the actor with
     the fewest lines in flight. ``shutdown`` kills the actors (their network copies go with them).
+    With ``returned``, the job carries the audio's bytes and the result the output files'
+    (``files``: relative path -> bytes), which :func:`flamesync.batch.run_batch` writes.
     """
     ray = require("ray", feature="batches on Ray (--ray)", install=INSTALL)
     actor_cls = ray.remote(num_cpus=1)(LineActor)
@@ -77,7 +88,22 @@ def executor_factory(workers: int, initkwargs: dict):
         with lock:
             i = min(range(len(actors)), key=load.__getitem__)
             load[i] += 1
-        inner = actors[i].run.remote(job).future()
+        if returned:
+            from pathlib import Path
+
+            try:
+                data = Path(job["audio"]).read_bytes()
+            except OSError as exc:
+                with lock:
+                    load[i] -= 1
+                failed: Future = Future()
+                failed.set_result({"name": job["name"], "status": "failed", "audio_seconds": None, "outputs": {},
+                                   "error": f"cannot read {job['audio']} ({exc.strerror})"})
+                return failed
+            job = {**job, "audio_bytes": data, "audio_name": Path(job["audio"]).name}
+            inner = actors[i].run_returning.remote(job).future()
+        else:
+            inner = actors[i].run.remote(job).future()
         outer: Future = Future()
 
         def done(f, i=i):

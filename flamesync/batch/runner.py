@@ -225,6 +225,8 @@ def run_batch(
                     from ..errors import FlamesyncError
 
                     raise FlamesyncError(res["error"])
+                if res.get("files") is not None:  # returned by a remote worker: written here
+                    res = _write_returned(outdir, job, res)
                 rec = records[job["name"]]
                 rec.update(status=res["status"], error=res["error"], audio_seconds=res.get("audio_seconds"),
                            seconds=res.get("seconds"), outputs=list(res.get("outputs") or {}),
@@ -246,6 +248,52 @@ def run_batch(
             doc = result.to_json(outdir=outdir, formats=formats, model=model)
             atomic_write_text(outdir / REPORT_NAME, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     return result
+
+
+def _write_returned(outdir: Path, job: dict, res: dict) -> dict:
+    """Write the files a remote worker sent back for a line, all of them or none; the result as if
+    the worker had written them (``outputs`` described, ``files`` dropped)."""
+    from ..errors import FlamesyncError
+    from ..fileio import atomic_path, transaction
+    from .journal import describe_outputs
+
+    files = res.pop("files")
+    if res["status"] != "done":
+        return res
+    root = outdir.resolve()
+    try:
+        targets = {}
+        for rel, data in files.items():
+            target = (outdir / rel).resolve()
+            if root not in target.parents:  # a worker's answer never writes outside OUTDIR
+                raise FlamesyncError(f"a worker sent back a file outside the output folder: {rel}")
+            targets[rel] = (target, data)
+        with transaction():
+            for output in job["outputs"]:
+                inside = {r: v for r, v in targets.items() if r.startswith(output + "/")}
+                if output in targets or not inside:
+                    continue
+                # A folder output (a frame sequence): one part folder, renamed as a whole.
+                (outdir / output).parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(outdir / output, suffix="") as tmp:
+                    tmp.unlink()
+                    for r, (_, data) in inside.items():
+                        f = tmp / r[len(output) + 1:]
+                        f.parent.mkdir(parents=True, exist_ok=True)
+                        f.write_bytes(data)
+                for r in inside:
+                    targets.pop(r)
+            for rel, (target, data) in targets.items():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(target) as tmp:
+                    tmp.write_bytes(data)
+        res["outputs"] = describe_outputs(outdir, list(job["outputs"]))
+    except FlamesyncError as exc:
+        res.update(status="failed", error=" ".join(str(exc).split()), outputs={})
+    except OSError as exc:
+        res.update(status="failed", outputs={},
+                   error=" ".join(f"cannot write the outputs: {exc.strerror or exc}".split()))
+    return res
 
 
 def _local_executor(workers: int, initkwargs: dict):

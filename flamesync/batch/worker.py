@@ -121,8 +121,9 @@ def animate_line(job: dict) -> dict:
         (outdir / job["name"]).parent.mkdir(parents=True, exist_ok=True)
         # One transaction per line: its outputs (and the audio carried beside them) appear together.
         with transaction():
+            label = {"audio_label": job["audio_label"]} if job.get("audio_label") else {}
             for rel in job["outputs"]:
-                export(anim, outdir / rel, face=face)
+                export(anim, outdir / rel, face=face, **label)
         result["outputs"] = describe_outputs(outdir, list(job["outputs"]))
         result["status"] = "done"
     except _Stop:
@@ -138,3 +139,25 @@ def animate_line(job: dict) -> dict:
         _STATE["busy"] = False
     result["seconds"] = round(time.perf_counter() - t0, 6)
     return result
+
+
+def animate_returning(job: dict) -> dict:
+    """:func:`animate_line` for a job that carries its audio (``audio_bytes``, ``audio_name``),
+    in a private temporary folder; the result's ``files`` maps each written file's path (relative
+    to the output folder) to its bytes, for the caller to write where it wants them."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="flamesync-line-") as tmp:
+        audio = Path(tmp) / "audio" / Path(job["audio_name"]).name
+        audio.parent.mkdir()
+        audio.write_bytes(job["audio_bytes"])
+        out = Path(tmp) / "out"
+        out.mkdir()
+        inner = {k: v for k, v in job.items() if k not in ("audio_bytes", "audio_name")}
+        # Outputs that record the audio's path record where it lives on the driver's machine.
+        result = animate_line({**inner, "audio": str(audio), "outdir": str(out), "audio_label": job["audio"]})
+        result["files"] = {}
+        if result["status"] == "done":
+            result["files"] = {f.relative_to(out).as_posix(): f.read_bytes()
+                               for f in sorted(out.rglob("*")) if f.is_file()}
+        return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -16,6 +17,7 @@ examples:
   flamesync batch --manifest takes.tsv -o out/ --format npz,ovr.csv
   flamesync batch dub/ -o out/ --text-beside --format csv   # dub/x.txt is the transcript of dub/x.wav
   flamesync batch lines/ -o /shared/out --ray ray://head:10001 --format glb   # on a Ray cluster
+  flamesync batch lines/ -o out/ --ray ray://head:10001 --ray-return   # nodes share no filesystem
 
 A manifest is a TSV with a header row; columns: audio (required), text or text_file, name, and
 per-line options fps, backend, language, emotion, intensity, emotion_keys (a keys file), seed,
@@ -54,6 +56,9 @@ def register(sub) -> None:
                    help="run the lines on Ray actors (needs the 'ray' extra): alone, a local Ray instance "
                         "with --workers CPUs; with an address (ray://head:10001), that cluster, one actor "
                         "per CPU unless --workers says otherwise. OUTDIR must be on a shared filesystem")
+    p.add_argument("--ray-return", action="store_true",
+                   help="with --ray: send each line's audio to the actor and its outputs back, written here "
+                        "(for a cluster whose nodes share no filesystem with this machine)")
     p.add_argument("--text-beside", action="store_true",
                    help="use STEM.txt beside each audio file as its transcript when it exists")
     from ._layers import add_layer_options
@@ -114,6 +119,16 @@ def run(args) -> int:
                                  blink_rate=lay.blink_rate, head_degrees=lay.head_degrees)}
     lines = gather(args.inputs, manifests=args.manifest, defaults=defaults, text_beside=args.text_beside,
                    exclude=[args.outdir])
+    if args.ray_return and args.ray is None:
+        raise InputError("--ray-return goes with --ray")
+    if args.ray_return:
+        from ..export import FORMATS
+
+        by_blender = [s for s in formats if FORMATS[s].module == "blender_formats"]
+        if by_blender:
+            # Blender's scenes refer to the carried audio by its absolute path on the worker.
+            raise InputError(f"--ray-return cannot send back {', '.join(by_blender)} (the file records the path "
+                             "of the audio beside it on the worker); write those to a shared OUTDIR instead")
     if args.ray is None:
         result = run_batch(lines, args.outdir, formats=formats, workers=min(workers, len(lines)), face=args.face)
     else:
@@ -124,7 +139,9 @@ def run(args) -> int:
             if args.ray and args.workers is None:
                 workers = cpus  # a cluster: one actor per CPU it offers
             result = run_batch(lines, args.outdir, formats=formats, workers=min(workers, len(lines)),
-                               face=args.face, executor_factory=ray_backend.executor_factory)
+                               face=args.face,
+                               executor_factory=functools.partial(ray_backend.executor_factory,
+                                                                  returned=args.ray_return))
         finally:
             ray_backend.disconnect()
     failed = [r for r in result.lines if r["status"] == "failed"]

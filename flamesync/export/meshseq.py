@@ -18,8 +18,9 @@ def _geometry(animation: Animation, face):
     return model, model.animate(animation)
 
 
-def write(animation: Animation, path: Path, *, face=None, audio_path=None, fmt=None, **_):
+def write(animation: Animation, path: Path, *, face=None, audio_path=None, fmt=None, audio_label=None, **_):
     model, verts = _geometry(animation, face)
+    audio_path = audio_label or audio_path  # only recorded here, never read
     suffix = fmt.suffix if fmt is not None else Path(path).suffix
     if suffix == ".meshes.npz":
         write_npz(path, verts, model.faces, fps=animation.fps, audio_path=audio_path,

@@ -32,10 +32,10 @@ from pathlib import Path
 from ..animation import Animation
 
 
-def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, dest=None, **_):
+def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, dest=None, audio_label=None, **_):
     suffix = fmt.suffix if fmt is not None else Path(dest or path).suffix
     if suffix == ".rhubarb.json":
-        write_rhubarb_json(animation, path, audio_path=audio_path)
+        write_rhubarb_json(animation, path, audio_path=audio_path, audio_label=audio_label)
     elif suffix == ".rhubarb.tsv":
         write_rhubarb_tsv(animation, path, audio_path=audio_path)
     elif suffix in (".ovr.csv", ".openxr.csv"):
@@ -44,7 +44,7 @@ def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, d
         write_ovr_json(animation, path, audio_path=audio_path, openxr=suffix == ".openxr.json")
 
 
-def rhubarb_json_text(animation: Animation, *, audio_path: str | None = None) -> str:
+def rhubarb_json_text(animation: Animation, *, audio_path: str | None = None, audio_label: str | None = None) -> str:
     """The ``.rhubarb.json`` document as text (Rhubarb's field order and number format)."""
     from ..mouthshapes import audio_duration, rhubarb_cues
 
@@ -54,7 +54,7 @@ def rhubarb_json_text(animation: Animation, *, audio_path: str | None = None) ->
     rows = ",\n".join(f'    {{ "start": {a:.2f}, "end": {b:.2f}, "value": {json.dumps(v)} }}' for a, b, v in cues)
     return ("{\n"
             '  "metadata": {\n'
-            f'    "soundFile": {json.dumps(str(audio_path or ""), ensure_ascii=False)},\n'
+            f'    "soundFile": {json.dumps(str(audio_label or audio_path or ""), ensure_ascii=False)},\n'
             f'    "duration": {round(duration, 2):.2f}\n'
             "  },\n"
             '  "mouthCues": [\n'
@@ -63,8 +63,10 @@ def rhubarb_json_text(animation: Animation, *, audio_path: str | None = None) ->
             "}\n")
 
 
-def write_rhubarb_json(animation: Animation, path, *, audio_path: str | None = None) -> None:
-    Path(path).write_text(rhubarb_json_text(animation, audio_path=audio_path), encoding="utf-8")
+def write_rhubarb_json(animation: Animation, path, *, audio_path: str | None = None,
+                       audio_label: str | None = None) -> None:
+    Path(path).write_text(rhubarb_json_text(animation, audio_path=audio_path, audio_label=audio_label),
+                          encoding="utf-8")
 
 
 def write_rhubarb_tsv(animation: Animation, path, *, audio_path: str | None = None) -> None:
