@@ -589,7 +589,16 @@ def _max_rss_mb(args) -> tuple[subprocess.CompletedProcess, float]:
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         p = subprocess.Popen([sys.executable, "-m", "flamesync", *map(str, args)], stdout=out, stderr=err, env=_env())
-        _, status, usage = os.wait4(p.pid, 0)
+        deadline = time.monotonic() + 300
+        while True:
+            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                p.kill()
+                p.wait()
+                pytest.fail(f"flamesync {' '.join(map(str, args))} ran longer than 300 s")
+            time.sleep(0.05)
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
