@@ -170,6 +170,27 @@ def test_eye_rotation_moves_only_its_eyeball(model):
     assert moved[~left].max() < 1e-6 and moved[left].max() > 1e-3
 
 
+def test_animation_with_eye_rotations_turns_the_eyeballs(model):
+    from flamesync.animation import Animation
+
+    n = 3
+    left = np.tile(np.array([[0.1, 0.4, 0.0]], np.float32), (n, 1))
+    right = np.tile(np.array([[0.0, -0.2, 0.0]], np.float32), (n, 1))
+    data = {c: np.zeros(n, np.float32) for c in model.channels}
+    data["exp001"] = np.array([0.0, 0.5, 1.0], np.float32)
+    names = ["eyeLeft.rx", "eyeLeft.ry", "eyeLeft.rz", "eyeRight.rx", "eyeRight.ry", "eyeRight.rz"]
+    values = np.concatenate([np.stack(list(data.values()), 1), left, right], 1)
+    anim = Animation(fps=30, channels=tuple(data) + tuple(names), values=values)
+    verts = model.animate(anim)
+    expected = model.forward_full(expression=torch.from_numpy(anim.weights(model.channels)),
+                                  eye_left_pose=torch.from_numpy(left), eye_right_pose=torch.from_numpy(right))
+    assert np.allclose(verts, expected.numpy(), atol=1e-6)
+    without = model.animate(Animation(fps=30, channels=tuple(data), values=np.stack(list(data.values()), 1)))
+    eyes = (model.lbs_weights[:, 3] == 1) | (model.lbs_weights[:, 4] == 1)
+    moved = np.linalg.norm(verts - without, axis=2)
+    assert moved[:, eyes].min() > 1e-4 and moved[:, ~eyes].max() < 1e-6
+
+
 def test_global_rotation_is_rigid(model):
     rot = np.array([0.1, 0.5, -0.2])
     v = model.vertices(head=rot)

@@ -8,6 +8,7 @@ of jawOpen. The true map is psi = Q^-1 w and jaw.rx = jaw_open_rad * jawOpen.
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from flamesync.animation import Animation
 from flamesync.channels import ARKIT_52, JAW_OPEN_RAD, SPEECH_CHANNELS
@@ -209,3 +210,25 @@ def test_cli_animate_with_a_flame_face_gives_flame_parameters(setup, tmp_path, c
         verts = z["vertices"]
     assert verts.shape == (len(expression), model.n_vertices, 3)
     assert np.linalg.norm(verts - model.template, axis=2).max() > 0.005
+
+
+def test_gaze_becomes_the_flame_eye_pose(setup):
+    from flamesync.channels import EYE_LOOK_DEGREES
+    from flamesync.export.flame_params import flame_parameters
+
+    model, _, fm = setup
+    anim = _speech_animation(n=6)
+    assert anim.rotation("eyeLeft") is None and to_flame(anim, model, mapping=fm).rotation("eyeLeft") is None
+    data = anim.as_dict()
+    # Both eyes look to the face's left (left eye out, right eye in) by half the full angle, and down.
+    half = np.full(6, 0.5, np.float32)
+    data.update(eyeLookOutLeft=half, eyeLookInRight=half, eyeLookDownLeft=half, eyeLookDownRight=half)
+    out = to_flame(Animation.from_channels(fps=30, data=data, meta=anim.meta), model, mapping=fm)
+    a = np.radians(EYE_LOOK_DEGREES / 2)
+    for side in ("eyeLeft", "eyeRight"):
+        rot = Rotation.from_rotvec(out.rotation(side).astype(np.float64))
+        gaze = rot.apply([0.0, 0.0, 1.0])  # where the eye's forward axis (+z, out of the face) points
+        # yaw toward +x (the face's left), then pitch down (-y)
+        assert np.allclose(gaze, [np.sin(a) * np.cos(a), -np.sin(a), np.cos(a) * np.cos(a)], atol=1e-5), side
+    params = flame_parameters(out, model)
+    assert np.allclose(params["eye_pose"], np.concatenate([out.rotation("eyeLeft"), out.rotation("eyeRight")], 1))

@@ -6,7 +6,7 @@ Arrays written (``T`` frames)::
     jaw_pose     (T, 3)       float32   axis-angle, radians
     neck_pose    (T, 3)       float32   zero (flamesync's head rotation drives the global joint)
     global_pose  (T, 3)       float32   head rotation, or zero
-    eye_pose     (T, 6)       float32   left then right eye, zero
+    eye_pose     (T, 6)       float32   left then right eye: the gaze (eyeLook* weights) as joint rotations
     shape        (n_shape,)   float32   identity coefficients (zero: the model's template)
     fps, audio_offset         float32
     audio                     str       the audio copied beside the file ("" if none)
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..animation import Animation
-from ..channels import ARKIT_52, JAW_ROTATION_IMPLIED
+from ..channels import ARKIT_52, EYE_LOOK_CHANNELS, JAW_ROTATION_IMPLIED, eye_rotations
 from ..errors import InputError
 from .rig import carry_audio
 
@@ -69,12 +69,16 @@ def flame_parameters(animation: Animation, model) -> dict[str, np.ndarray]:
     if expression.shape != (T, n_expr):
         raise InputError(f"FLAME expression must have shape {(T, n_expr)}, got {expression.shape}")
     zeros3 = np.zeros((T, 3), np.float32)
+    left, right = animation.rotation("eyeLeft"), animation.rotation("eyeRight")
+    if left is None and right is None and any(c in animation.channels for c in EYE_LOOK_CHANNELS):
+        left, right = eye_rotations(animation.weights(EYE_LOOK_CHANNELS))
+    eye_pose = np.concatenate([zeros3 if left is None else left, zeros3 if right is None else right], axis=1)
     return {
         "expression": expression.astype(np.float32),
         "jaw_pose": zeros3 if jaw is None else np.asarray(jaw, np.float32),
         "neck_pose": zeros3.copy(),
         "global_pose": zeros3 if animation.head is None else np.asarray(animation.head, np.float32),
-        "eye_pose": np.zeros((T, 6), np.float32),
+        "eye_pose": eye_pose.astype(np.float32),
         "shape": np.zeros(n_shape, np.float32),
     }
 

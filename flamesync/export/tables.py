@@ -79,17 +79,11 @@ def head_yaw_pitch_roll(rotvec: np.ndarray) -> np.ndarray:
 
 
 def eye_yaw_pitch(animation: Animation) -> np.ndarray:
-    """Per-eye gaze angles from the ``eyeLook*`` weights, radians, shape (T, 4).
+    """Per-eye gaze angles (T, 4) of an animation: see :func:`flamesync.channels.eye_yaw_pitch`."""
+    from ..channels import EYE_LOOK_CHANNELS
+    from ..channels import eye_yaw_pitch as from_weights
 
-    Columns: left yaw, left pitch, right yaw, right pitch (yaw positive toward the face's left,
-    pitch positive down). Looking to the face's left turns the left eye out and the right eye in.
-    """
-    names = [f"eyeLook{d}{side}" for side in ("Left", "Right") for d in ("Out", "In", "Down", "Up")]
-    w = animation.weights(names).astype(np.float64)
-    full = np.radians(EYE_LOOK_DEGREES)
-    left_yaw, left_pitch = (w[:, 0] - w[:, 1]) * full, (w[:, 2] - w[:, 3]) * full
-    right_yaw, right_pitch = (w[:, 5] - w[:, 4]) * full, (w[:, 6] - w[:, 7]) * full
-    return np.stack([left_yaw, left_pitch, right_yaw, right_pitch], axis=1).astype(np.float32)
+    return from_weights(animation.weights(EYE_LOOK_CHANNELS))
 
 
 def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, dest=None, **_):

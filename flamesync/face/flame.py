@@ -125,6 +125,30 @@ class FlameModel(FaceModel):
         )
 
     # ------------------------------------------------------------------ forward passes
+    def animate(self, animation, *, batch_size: int = 256) -> np.ndarray:
+        """Vertices for every frame (T, V, 3), float32, as :meth:`FaceModel.animate`, with the
+        eye pose from ``eyeLeft.r*``/``eyeRight.r*`` when the animation carries them."""
+        left, right = animation.rotation("eyeLeft"), animation.rotation("eyeRight")
+        if left is None and right is None:
+            return super().animate(animation, batch_size=batch_size)
+        from ..channels import JAW_ROTATION_IMPLIED
+
+        w = animation.weights(self.channels)
+        jaw = None if animation.meta.get("jaw_rotation") == JAW_ROTATION_IMPLIED else animation.jaw
+        head = animation.head
+        out = np.empty((animation.n_frames, self.n_vertices, 3), np.float32)
+
+        def part(x, s, e):
+            return None if x is None else torch.from_numpy(np.ascontiguousarray(x[s:e], np.float32))
+
+        with torch.no_grad():
+            for s in range(0, animation.n_frames, batch_size):
+                e = s + batch_size
+                v = self.forward_full(expression=part(w, s, e), jaw_pose=part(jaw, s, e), global_pose=part(head, s, e),
+                                      eye_left_pose=part(left, s, e), eye_right_pose=part(right, s, e))
+                out[s:e] = v.detach().cpu().numpy().reshape(-1, self.n_vertices, 3)
+        return out
+
     def forward(self, weights, *, jaw=None, head=None):
         """FaceModel interface: ``weights`` are the expression coefficients, ``jaw`` the jaw
         joint's rotation and ``head`` the global rotation (about the root joint)."""

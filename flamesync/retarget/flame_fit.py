@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ..animation import Animation
-from ..channels import ARKIT_52, HEAD_ROTATION, JAW_OPEN_RAD, JAW_ROTATION, JAW_ROTATION_IMPLIED
+from ..channels import (ARKIT_52, EYE_LEFT_ROTATION, EYE_LOOK_CHANNELS, EYE_RIGHT_ROTATION, HEAD_ROTATION,
+                        JAW_OPEN_RAD, JAW_ROTATION, JAW_ROTATION_IMPLIED, eye_rotations)
 from ..errors import InputError
 
 #: Bump when the fit changes; part of the cache key.
@@ -295,7 +296,9 @@ def to_flame(animation: Animation, flame, *, mapping: FlameMap | None = None, la
     Returns
     -------
     Animation with channels ``exp000 ...`` (the model's expression channels), ``jaw.rx/ry/rz``
-    (the FLAME jaw pose) and, if present in the input, ``head.rx/ry/rz`` (the global pose). A
+    (the FLAME jaw pose), if present in the input ``head.rx/ry/rz`` (the global pose), and when
+    the input has gaze weights (``eyeLook*``) ``eyeLeft.r*``/``eyeRight.r*`` (the eye pose,
+    :func:`flamesync.channels.eye_rotations`). A
     jaw rotation the input marks as implied by ``jawOpen`` is not added again; an explicit one
     is added to the mapped jaw pose.
     """
@@ -311,6 +314,11 @@ def to_flame(animation: Animation, flame, *, mapping: FlameMap | None = None, la
     if animation.head is not None:
         cols.append(animation.head)
         names += list(HEAD_ROTATION)
+    if any(animation.has(c) for c in EYE_LOOK_CHANNELS):
+        # FLAME's eyes are joints: the gaze weights become the eye pose (the map leaves them out).
+        left, right = eye_rotations(animation.weights(EYE_LOOK_CHANNELS))
+        cols += [left, right]
+        names += list(EYE_LEFT_ROTATION) + list(EYE_RIGHT_ROTATION)
     meta = dict(animation.meta)
     meta.update({"face": "flame", "jaw_rotation": "explicit", "retarget_map": mapping.key})
     return animation.replace(channels=tuple(names), values=np.concatenate(cols, axis=1).astype(np.float32), meta=meta)
