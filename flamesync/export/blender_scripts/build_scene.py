@@ -392,6 +392,7 @@ def export(path, suffix):
         scene = bpy.context.scene
         # Evaluate the whole scene once before the exporter steps through it, so that no frame's
         # vertex cache depends on what the dependency graph happened to have evaluated already.
+        scene.frame_set(scene.frame_start)  # the exporter's first frame, evaluated from scratch
         bpy.context.view_layer.update()
         bpy.context.evaluated_depsgraph_get()
         bpy.ops.wm.alembic_export(filepath=path, start=scene.frame_start, end=scene.frame_end,
