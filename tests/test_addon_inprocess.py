@@ -52,21 +52,28 @@ def _cli(*args, cwd):
 
 
 # ------------------------------------------------------------------------ plain Python
-def test_cli_backend_arguments_are_accepted_by_flamesync_animate(tmp_path):
-    """The command line the add-on builds parses with flamesync's own parser (a transcript used to
-    be passed as --transcript, which 'animate' rejects)."""
-    inference = _load_inference()
-    seen = tmp_path / "argv.json"
+def _fake_flamesync(tmp_path, seen, what: str):
+    """A stand-in ``flamesync`` that parses its arguments with flamesync's own parser (exiting 2 with
+    argparse's message on bad ones) and dumps ``what`` (an expression of ``args``) to ``seen``."""
     fake = tmp_path / "flamesync"
     fake.write_text(
         f"#!{sys.executable}\n"
         "import json, sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
         "from flamesync.cli import build_parser\n"
-        "args = build_parser().parse_args(sys.argv[1:])\n"  # exits 2 with argparse's message on bad arguments
-        f"json.dump({{'text_file': args.text_file, 'fps': args.fps, 'face': args.face}}, open({str(seen)!r}, 'w'))\n"
+        "args = build_parser().parse_args(sys.argv[1:])\n"
+        f"json.dump({what}, open({str(seen)!r}, 'w'))\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return fake
+
+
+def test_cli_backend_arguments_are_accepted_by_flamesync_animate(tmp_path):
+    """The command line the add-on builds parses with flamesync's own parser (a transcript used to
+    be passed as --transcript, which 'animate' rejects)."""
+    inference = _load_inference()
+    seen = tmp_path / "argv.json"
+    fake = _fake_flamesync(tmp_path, seen, "{'text_file': args.text_file, 'fps': args.fps, 'face': args.face}")
     (tmp_path / "t.txt").write_text("hello")
     inference.cli_backend("a.wav", transcript=str(tmp_path / "t.txt"), face="flame:m.npz", fps=24.0,
                           out_path=str(tmp_path / "o.npz"), exe=str(fake))
@@ -77,16 +84,8 @@ def test_cli_backend_passes_the_alive_face_settings(tmp_path):
     """The panel's layer settings reach 'flamesync animate' as flags its parser accepts."""
     inference = _load_inference()
     seen = tmp_path / "argv.json"
-    fake = tmp_path / "flamesync"
-    fake.write_text(
-        f"#!{sys.executable}\n"
-        "import json, sys\n"
-        f"sys.path.insert(0, {str(REPO)!r})\n"
-        "from flamesync.cli import build_parser\n"
-        "a = build_parser().parse_args(sys.argv[1:])\n"
-        f"json.dump([a.mouth_only, a.blinks, a.gaze, a.brows, a.head, a.emotion, a.intensity, a.seed], open({str(seen)!r}, 'w'))\n"
-    )
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    fake = _fake_flamesync(tmp_path, seen, "[args.mouth_only, args.blinks, args.gaze, args.brows, args.head, "
+                                           "args.emotion, args.intensity, args.seed]")
     layers = {"mouth_only": False, "blinks": 0.0, "gaze": 0.5, "brows": 2.0, "head": 1.0, "emotion": "sad",
               "intensity": 0.25, "seed": 4}
     inference.cli_backend("a.wav", fps=24.0, out_path=str(tmp_path / "o.npz"), exe=str(fake), layers=layers)
