@@ -236,6 +236,12 @@ class _TakeOperator:
         obj = target_object(context, context.scene.flamesync)
         if obj is None:
             self.report({"ERROR"}, "no target mesh: select a mesh or create the default head")
+            return None
+        s = context.scene.flamesync
+        kind, _owner, _bone, why = keying.head_target(obj, s.head_motion, s.head_bone)
+        if kind == "OFF" and why and s.head_motion == "BONE":  # before minutes of inference, not after
+            self.report({"ERROR"}, f"head motion: {why}")
+            return None
         return obj
 
     @staticmethod
