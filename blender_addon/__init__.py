@@ -12,8 +12,13 @@
 - *Name map*: which shape key each channel drives; filled automatically for the usual naming
   schemes, editable; channels without a key are reported.
 
-Every take goes into a new action; an existing action on the shape keys is kept in a muted NLA
-track (the operator asks first when run from the UI); one undo removes the take.
+The take's head rotation is keyed too (*Head motion*): on the head bone of the armature that
+deforms the mesh, or on the object itself (see keying.head_target); the gaze also on eye bones of
+a rig without eyeLook* shape keys.
+
+Every take goes into a new action (one on the shape keys, one on the object or armature for the
+head); an existing action there is kept in a muted NLA track (the operator asks first when run
+from the UI); one undo removes the take.
 """
 
 # No "from __future__ import annotations" here: Blender reads the properties from the class
@@ -98,7 +103,20 @@ class FLAMESYNC_Settings(bpy.types.PropertyGroup):
     gaze: FloatProperty(name="Gaze", default=1.0, min=0.0, max=2.0, description="Eye saccade strength (0: off)")
     brows: FloatProperty(name="Brows", default=1.0, min=0.0, max=2.0, description="Brow-raise strength (0: off)")
     head: FloatProperty(name="Head", default=1.0, min=0.0, max=2.0,
-                        description="Head motion strength (0: off); kept in the take file, keyed on no shape key")
+                        description="Head motion strength (0: off); keyed as set by Head motion")
+    head_motion: EnumProperty(name="Head motion", items=[
+        ("AUTO", "Auto", "The head bone of the mesh's armature if it has one, else the object for flamesync's "
+                         "own heads, else nothing"),
+        ("OFF", "Off", "Do not key the head rotation"),
+        ("OBJECT", "Object", "Key the target mesh object's rotation (about its origin)"),
+        ("BONE", "Bone", "Key a pose bone of the armature that deforms or parents the mesh"),
+    ], default="AUTO", description="Where the take's head rotation is keyed")
+    head_bone: StringProperty(name="Head bone",
+                              description="Pose bone for the head rotation (empty: the first of head, Head, "
+                                          "DEF-head, ORG-head, mixamorig:Head, ... neck, Neck found)")
+    eye_bones: BoolProperty(name="Eye bones", default=True,
+                            description="Key the gaze on the armature's eye bones (eye.L/eye.R, eye_L/eye_R, "
+                                        "DEF-eye.L, ...) when no eyeLook* channel has a shape key")
     emotion: EnumProperty(name="Emotion", items=[(e, e.capitalize(), f"{e} expression on brows, eyes, cheeks and mouth corners")
                                                  for e in ("neutral", "happy", "sad", "angry", "surprised", "fearful",
                                                            "disgusted")], default="neutral")
@@ -147,6 +165,11 @@ def mapping_for(obj, channels):
     return out
 
 
+def gaze_on_shape_keys(mapping):
+    """Whether the gaze already shows through shape keys (then eye bones stay still)."""
+    return any(c in mapping for c in keying.EYE_LOOK_CHANNELS)
+
+
 def apply_take(op, context, anim, *, anim_path, obj, take_name):
     """Key ``anim`` onto ``obj`` and add its audio; report what could not be mapped."""
     settings = context.scene.flamesync
@@ -159,10 +182,18 @@ def apply_take(op, context, anim, *, anim_path, obj, take_name):
         op.report({"ERROR"}, f"none of the animation's channels match a shape key of {obj.name}; "
                              "edit the name map")
         return {"CANCELLED"}
+    kind, _owner, _bone, why = keying.head_target(obj, settings.head_motion, settings.head_bone)
+    if kind == "OFF" and why and settings.head_motion == "BONE":
+        op.report({"ERROR"}, f"head motion: {why}")
+        return {"CANCELLED"}
     scene = context.scene
     action = keying.key_take(obj, anim, mapping, scene=scene, frame_start=settings.frame_start,
                              take_name=take_name, strength=settings.strength, offset_s=settings.offset_ms / 1000.0)
     obj["flamesync_last_action"] = action.name
+    motion = keying.key_motion(
+        obj, anim, scene=scene, frame_start=settings.frame_start, take_name=take_name, mode=settings.head_motion,
+        bone_name=settings.head_bone, eyes=settings.eye_bones, gaze_on_shape_keys=gaze_on_shape_keys(mapping),
+        strength=settings.strength, offset_s=settings.offset_ms / 1000.0)
     scene_fps = scene.render.fps / scene.render.fps_base
     last = settings.frame_start + ((anim.n_frames - 1) / anim.fps + settings.offset_ms / 1000.0) * scene_fps
     if settings.fit_range:
@@ -177,6 +208,8 @@ def apply_take(op, context, anim, *, anim_path, obj, take_name):
             op.report({"WARNING"}, f"audio not added: {exc}")
     missing = [c for c in channels if c not in mapping]
     msg = f"keyed {len(mapping)} shape keys on {obj.name} in action '{action.name}' ({anim.n_frames} frames)"
+    for rig_action, where in motion:
+        msg += f"; {', '.join(where)} in '{rig_action.name}'"
     if missing:
         shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
         op.report({"WARNING"}, f"{msg}; {len(missing)} channel(s) have no shape key: {shown}")
@@ -203,24 +236,47 @@ class _TakeOperator:
         obj = target_object(context, context.scene.flamesync)
         if obj is None:
             self.report({"ERROR"}, "no target mesh: select a mesh or create the default head")
+            return None
+        s = context.scene.flamesync
+        kind, _owner, _bone, why = keying.head_target(obj, s.head_motion, s.head_bone)
+        if kind == "OFF" and why and s.head_motion == "BONE":  # before minutes of inference, not after
+            self.report({"ERROR"}, f"head motion: {why}")
+            return None
         return obj
 
+    @staticmethod
+    def existing(context, obj):
+        """[(what, action)] a take would move to the NLA: the shape keys' and the head target's."""
+        found = []
+        if keying.existing_action(obj) is not None:
+            found.append((f"{obj.name}'s shape keys", keying.existing_action(obj)))
+        s = context.scene.flamesync
+        gaze = gaze_on_shape_keys(mapping_for(obj, list(keying.EYE_LOOK_CHANNELS)))
+        plan, _why = keying.plan_motion(obj, s.head_motion, s.head_bone, eyes=s.eye_bones, gaze_on_shape_keys=gaze)
+        for owner in plan:
+            ad = owner.animation_data
+            if ad is not None and ad.action is not None:
+                found.append((owner.name, ad.action))
+        return found
+
     def needs_confirmation(self, obj):
-        return self.on_existing == "ASK" and keying.existing_action(obj) is not None
+        return self.on_existing == "ASK" and bool(self.existing(bpy.context, obj))
 
     def invoke(self, context, event):
         obj = target_object(context, context.scene.flamesync)
-        if obj is not None and keying.existing_action(obj) is not None and self.on_existing == "ASK":
+        found = self.existing(context, obj) if obj is not None else []
+        if found and self.on_existing == "ASK":
             self.on_existing = "STASH"
+            names = ", ".join(f"'{a.name}'" for _w, a in found)
             return context.window_manager.invoke_confirm(
-                self, event, title="Shape keys already animated",
-                message=f"Keep '{keying.existing_action(obj).name}' in a muted NLA track and key a new take?")
+                self, event, title="Already animated",
+                message=f"Keep {names} in a muted NLA track and key a new take?")
         return self.execute(context)
 
     def refuse_existing(self, obj):
-        self.report({"ERROR"}, f"{obj.name}'s shape keys already have action "
-                               f"'{keying.existing_action(obj).name}'; run with on_existing='STASH' to keep it "
-                               "in an NLA track and add the take")
+        what, action = self.existing(bpy.context, obj)[0]
+        self.report({"ERROR"}, f"{what} already animated by action '{action.name}'; run with "
+                               "on_existing='STASH' to keep it in an NLA track and add the take")
         return {"CANCELLED"}
 
 
@@ -593,6 +649,12 @@ class FLAMESYNC_PT_panel(bpy.types.Panel):
         row.prop(s, "emotion", text="")
         row.prop(s, "intensity")
         sub.prop(s, "seed")
+        # Also for imported files, whose head rotation the sliders above did not make.
+        row = box.row(align=True)
+        row.prop(s, "head_motion")
+        if s.head_motion in ("AUTO", "BONE"):
+            row.prop(s, "head_bone", text="", icon="BONE_DATA")
+        box.prop(s, "eye_bones")
         if JOB is not None:
             row = col.row(align=True)
             row.progress(factor=JOB.fraction, type="BAR", text=f"Animating {100 * JOB.fraction:.0f}%")

@@ -219,6 +219,32 @@ def test_builtin_backend_keys_equal_flamesync_animate(blender_session):
 
 
 @needs_bpy
+def test_builtin_take_moves_the_head_bone(blender_session):
+    """The alive face's head motion reaches a rig's head bone (Auto finds DEF-head), equal to
+    flamesync animate's head.r* in Blender's frame; Mouth only and Head 0 key no bone."""
+    from flamesync.export.blender_formats import to_blender
+    from flamesync.numeric import rotvec_to_quat
+
+    heads = blender_session["result"]["heads"]
+    assert all(h["run"] == ["FINISHED"] for h in heads.values()), heads
+    assert heads["mouth_only"]["keys"] is None and heads["head0"]["keys"] is None
+    _cli("animate", blender_session["wav"], "-o", "ref_head.npz", cwd=blender_session["tmp"])
+    ref = Animation.load(blender_session["tmp"] / "ref_head.npz")
+    rot = np.stack([ref.channel(c) for c in ("head.rx", "head.ry", "head.rz")], axis=1)
+    assert np.abs(rot).max() > 0.01  # the head does move in this take
+    keys = heads["on"]["keys"]
+    assert [(k["path"], k["index"]) for k in keys] == [('pose.bones["DEF-head"].rotation_quaternion', i)
+                                                       for i in range(4)]
+    q = np.stack([k["values"] for k in keys], axis=1)
+    want = rotvec_to_quat(to_blender(rot).astype(np.float64) @ np.array(heads["on"]["rest"]))
+    want *= np.sign(np.sum(want * q, axis=1))[:, None]
+    np.testing.assert_allclose(q, want, atol=1e-4)
+    frames = 1.0 + np.arange(ref.n_frames) / ref.fps * 24.0
+    for k in keys:
+        np.testing.assert_allclose(k["frames"], frames, atol=1e-4)
+
+
+@needs_bpy
 def test_transcript_through_the_flamesync_command(blender_session):
     r = blender_session["result"]
     assert r["cli_run"] == ["FINISHED"], r["cli_run"]

@@ -10,7 +10,10 @@ with no ``flamesync`` on PATH. Then:
 2. the built-in backend animates AUDIO onto a mesh with the 52 ARKit shape keys;
 3. the flamesync command backend (FLAMESYNC_EXE, the real program) animates AUDIO with TRANSCRIPT
    onto a second such mesh;
-4. the built-in backend stops when cancelled, and refuses a transcript with a clear message.
+4. the built-in backend stops when cancelled, and refuses a transcript with a clear message;
+5. the UI's background job;
+6. the head rotation of the built-in take keyed on a rig's head bone, and not with Mouth only or
+   Head 0.
 
 Each take's F-curve keys go to OUT.json for the test to compare with ``flamesync animate``.
 """
@@ -164,6 +167,48 @@ addon.FLAMESYNC_PT_panel.draw(type("Panel", (), {"layout": Recorder(calls)})(), 
 addon.JOB = None
 result["job"] = {"error": job.error, "fractions": fractions, "wrote": os.path.isfile(job.out),
                  "drawn": [c for c in calls if c[0] in ("progress", "operator")]}
+
+
+# 6: head motion from the built-in network's take: keyed on the head bone of a rig (Auto), not
+# keyed with Mouth only or a Head strength of 0.
+def rigged(name):
+    obj = arkit_mesh(name)
+    arm = bpy.data.objects.new(name + "_rig", bpy.data.armatures.new(name + "_rig"))
+    scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    bone = arm.data.edit_bones.new("DEF-head")
+    bone.head, bone.tail, bone.roll = (0, 0, 1), (0, -0.3, 1.4), 0.4
+    bpy.ops.object.mode_set(mode="OBJECT")
+    obj.parent = arm
+    obj.modifiers.new("rig", "ARMATURE").object = arm
+    bpy.context.view_layer.objects.active = obj
+    return obj, arm
+
+
+def head_keys(arm):
+    ad = arm.animation_data
+    if ad is None or ad.action is None:
+        return None
+    fcurves = addon.keying.channelbag_fcurves(arm, ad.action)
+    out = []
+    for fc in fcurves:
+        co = [0.0] * (2 * len(fc.keyframe_points))
+        fc.keyframe_points.foreach_get("co", co)
+        out.append({"path": fc.data_path, "index": fc.array_index, "frames": co[0::2], "values": co[1::2]})
+    return out
+
+
+settings.transcript_path = ""
+heads = {}
+for label, change in (("on", {}), ("mouth_only", {"mouth_only": True}), ("head0", {"head": 0.0})):
+    for k, v in change.items():
+        setattr(settings, k, v)
+    _obj, arm = rigged("Head_" + label)
+    heads[label] = {"run": run(label), "keys": head_keys(arm),
+                    "rest": [list(r) for r in arm.data.bones["DEF-head"].matrix_local.to_3x3()]}
+    settings.mouth_only, settings.head = False, 1.0
+result["heads"] = heads
 result["torch_loaded"] = "torch" in sys.modules
 with open(out_path, "w") as fh:
     json.dump(result, fh)

@@ -59,6 +59,10 @@ result["import_default"] = list(r)
 head = next(o for o in scene.objects if o.get("flamesync_default_head"))
 head_keys = [kb.name for kb in head.data.shape_keys.key_blocks[1:]]
 result["default"] = {"keys": head_keys, "action": head.data.shape_keys.animation_data.action.name}
+# The .glb's rig came in as an armature deforming the head: Auto keys its head bone.
+rig = head.find_armature()
+result["default_rig"] = {"armature": rig.name if rig else None,
+                         "action": rig.animation_data.action.name if rig and rig.animation_data and rig.animation_data.action else None}
 
 # 2: a mesh with other naming schemes
 bpy.ops.mesh.primitive_ico_sphere_add(subdivisions=2)
@@ -109,6 +113,15 @@ result["animate_action"] = ad.action.name if ad and ad.action else None
 # samples (after everything, so stashing cannot have disturbed the default head)
 n = int(json.loads(open(out_path + ".n").read()))
 result["default"]["values"] = sample(head, head_keys, n, 1)
+if rig is not None:
+    # The head bone's turn in world space: posed world matrix times the rest one's inverse.
+    bone_rest = (rig.matrix_world @ rig.data.bones["head"].matrix_local).to_3x3()
+    turns = []
+    for i in range(n):
+        scene.frame_set(1 + i)
+        posed = (rig.matrix_world @ rig.pose.bones["head"].matrix).to_3x3()
+        turns.append([list(r) for r in posed @ bone_rest.inverted()])
+    result["default_rig"]["turns"] = turns
 result["renamed"]["values"] = sample(sphere, list(renamed.values()), n, 11)
 result["strips"] = strips()
 result["scene_range"] = [scene.frame_start, scene.frame_end]
