@@ -104,14 +104,23 @@ def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, d
         write_json(animation, path, audio=None if audio is None else audio.name)
 
 
-def write_live_link_face(animation: Animation, path) -> None:
-    """Write the Live Link Face CSV layout (61 value columns)."""
-    weights = animation.weights(LIVE_LINK_FACE_ORDER)
+def live_link_extra(animation: Animation) -> np.ndarray:
+    """The 9 values Live Link Face sends after the 52 weights, shape (T, 9), radians.
+
+    Head yaw, pitch, roll, then left and right eye yaw, pitch, roll (:data:`LIVE_LINK_FACE_EXTRA`);
+    the same numbers the CSV holds and the live Live Link sink streams.
+    """
     extra = np.zeros((animation.n_frames, len(LIVE_LINK_FACE_EXTRA)), np.float32)
     if animation.head is not None:
         extra[:, :3] = head_yaw_pitch_roll(animation.head)
-    eyes = eye_yaw_pitch(animation)
-    extra[:, [3, 4, 6, 7]] = eyes
+    extra[:, [3, 4, 6, 7]] = eye_yaw_pitch(animation)
+    return extra
+
+
+def write_live_link_face(animation: Animation, path) -> None:
+    """Write the Live Link Face CSV layout (61 value columns)."""
+    weights = animation.weights(LIVE_LINK_FACE_ORDER)
+    extra = live_link_extra(animation)
     count = len(LIVE_LINK_FACE_ORDER) + len(LIVE_LINK_FACE_EXTRA)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
