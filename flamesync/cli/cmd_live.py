@@ -62,6 +62,8 @@ def register(sub) -> None:
                    help="blendshape names over OSC: perfect-sync 'JawOpen' (default) or arkit 'jawOpen'")
     o.add_argument("--ws", default=None, metavar="[HOST:]PORT",
                    help="serve a WebSocket on this port (local machine only unless HOST is given, e.g. 0.0.0.0:8765)")
+    o.add_argument("--wait-clients", type=int, default=0, metavar="N",
+                   help="with --ws: start the audio only once N WebSocket clients are connected")
     o.add_argument("--record", default=None, metavar="TAKE.npz", help="save the stream as an animation file")
     o.add_argument("--view", action="store_true", help="open the browser viewer following the stream")
     o.add_argument("--view-port", type=int, default=0, metavar="PORT", help="port of the viewer page (default: a free one)")
@@ -115,6 +117,10 @@ def run(args) -> int:
         raise InputError(f"--queue must be from 1 to 1000 frames, got {args.queue}")
     if args.input != "-" and (args.rate != 16000 or args.channels != 1):
         raise InputError("--rate and --channels describe raw PCM on stdin (--input -); files carry their own")
+    if args.wait_clients and args.ws is None and not args.view:
+        raise InputError("--wait-clients needs --ws (or --view)")
+    if not 0 <= args.wait_clients <= 1000:
+        raise InputError(f"--wait-clients must be from 0 to 1000, got {args.wait_clients}")
     if not (args.livelink or args.osc or args.ws is not None or args.record or args.view):
         raise InputError("give at least one output: --livelink, --osc, --ws, --record or --view")
 
@@ -169,6 +175,8 @@ def run(args) -> int:
             print(f"flamesync live: viewer at {viewer.url}", file=err)
             if not args.no_browser:
                 viewer.open_browser()
+        if args.wait_clients:
+            _wait_for_clients(ws, args.wait_clients, err)
         report = run_live(source=source, streamer=streamer, sinks=sinks, recorder=recorder,
                           on_frames=_status_printer(err), max_queue=args.queue)
     finally:
@@ -181,6 +189,14 @@ def run(args) -> int:
             viewer.close()
     _print_report(report)
     return 0
+
+
+def _wait_for_clients(ws, n: int, err) -> None:
+    import time
+
+    print(f"flamesync live: waiting for {n} WebSocket client(s)", file=err)
+    while ws.clients_total < n:
+        time.sleep(0.02)
 
 
 def _status_printer(err):

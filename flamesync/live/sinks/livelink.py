@@ -113,6 +113,13 @@ def frame_values(frame) -> np.ndarray:
     return np.concatenate([frame.weights, live_link_extra(one)[0]]).astype(np.float32)
 
 
+def _rest_frame():
+    from ..frames import LiveFrame
+
+    z = np.zeros(3, np.float32)
+    return LiveFrame(0, 0.0, np.zeros(len(ARKIT_52), np.float32), z, z, 0.0)
+
+
 class LiveLinkSink(Sink):
     """Send every frame as a Live Link Face packet to ``HOST:PORT`` over UDP."""
 
@@ -126,6 +133,9 @@ class LiveLinkSink(Sink):
         self.addr = (host, port)
         self.subject, self.device = subject, device
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        # The first conversion imports scipy's rotations (a few hundred ms): done now, not while the
+        # first frames queue up.
+        frame_values(_rest_frame())
 
     def send(self, frame) -> bool:
         packet = encode_packet(frame_values(frame), frame=frame.index, subject=self.subject, device=self.device)

@@ -57,6 +57,9 @@ class VmcSink(Sink):
         self.addr = (host, port)
         self.names = tuple(n[0].upper() + n[1:] for n in ARKIT_52) if names == "perfect-sync" else ARKIT_52
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        from .livelink import _rest_frame
+
+        self.bundle(_rest_frame())  # imports python-osc's builders now, not while frames queue up
 
     def bundle(self, frame) -> bytes:
         from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
