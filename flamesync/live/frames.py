@@ -28,6 +28,9 @@ class LiveFrame:
         Jaw rotation implied by ``jawOpen`` (axis-angle, radians), for skeletal rigs.
     captured : float
         ``time.monotonic()`` at which the audio sample at time ``t`` was captured (latency origin).
+    angles : np.ndarray, shape (9,), float32
+        Head yaw, pitch, roll and left/right eye yaw, pitch, roll in radians, as Live Link Face
+        carries them (:func:`flamesync.export.tables.live_link_extra`; computed once per chunk).
     """
 
     index: int
@@ -36,6 +39,7 @@ class LiveFrame:
     head: np.ndarray
     jaw: np.ndarray
     captured: float
+    angles: np.ndarray
 
     def weight_dict(self) -> dict[str, float]:
         """``{arkit name: weight}`` as plain floats (for JSON)."""
@@ -54,9 +58,12 @@ def frames_from_animation(anim: Animation, *, first: int, captured) -> list[Live
     captured : callable
         ``captured(t)``: monotonic capture time of the audio at stream time ``t`` seconds.
     """
+    from ..export.tables import live_link_extra
+
     n = anim.n_frames
     if n == 0:
         return []
+    angles = live_link_extra(anim)
     w = anim.weights(ARKIT_52)
     head = anim.head if anim.head is not None else np.zeros((n, 3), np.float32)
     jaw = anim.jaw if anim.jaw is not None else np.zeros((n, 3), np.float32)
@@ -65,5 +72,5 @@ def frames_from_animation(anim: Animation, *, first: int, captured) -> list[Live
         k = first + i
         t = k / anim.fps
         out.append(LiveFrame(k, t, w[i], np.asarray(head[i], np.float32), np.asarray(jaw[i], np.float32),
-                             float(captured(t))))
+                             float(captured(t)), angles[i]))
     return out

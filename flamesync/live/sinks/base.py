@@ -136,6 +136,7 @@ class QueuedSink:
         out = {"sink": self.sink.name, "frames": self.offered, "sent": self.sent, "dropped": self.dropped,
                "failed": self.failed}
         if len(lat):
-            out.update(latency_p50_ms=float(np.percentile(lat, 50)), latency_p95_ms=float(np.percentile(lat, 95)))
+            out.update(latency_p50_ms=float(np.percentile(lat, 50)), latency_p95_ms=float(np.percentile(lat, 95)),
+                       latency_max_ms=float(lat.max()))
         out.update(self.sink.stats())
         return out

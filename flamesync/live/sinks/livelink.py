@@ -36,7 +36,6 @@ import struct
 
 import numpy as np
 
-from ...animation import Animation
 from ...channels import ARKIT_52
 from ...errors import InputError
 from .base import Sink, parse_host_port
@@ -106,18 +105,14 @@ def decode_packet(data: bytes) -> dict:
 
 def frame_values(frame) -> np.ndarray:
     """The 61 packet values of a :class:`~flamesync.live.frames.LiveFrame`."""
-    from ...export.tables import live_link_extra
-
-    data = {n: frame.weights[i:i + 1] for i, n in enumerate(ARKIT_52)}
-    one = Animation.from_channels(fps=50.0, data=data, head=frame.head[None])
-    return np.concatenate([frame.weights, live_link_extra(one)[0]]).astype(np.float32)
+    return np.concatenate([frame.weights, frame.angles]).astype(np.float32)
 
 
 def _rest_frame():
     from ..frames import LiveFrame
 
     z = np.zeros(3, np.float32)
-    return LiveFrame(0, 0.0, np.zeros(len(ARKIT_52), np.float32), z, z, 0.0)
+    return LiveFrame(0, 0.0, np.zeros(len(ARKIT_52), np.float32), z, z, 0.0, np.zeros(9, np.float32))
 
 
 class LiveLinkSink(Sink):
@@ -133,9 +128,6 @@ class LiveLinkSink(Sink):
         self.addr = (host, port)
         self.subject, self.device = subject, device
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-        # The first conversion imports scipy's rotations (a few hundred ms): done now, not while the
-        # first frames queue up.
-        frame_values(_rest_frame())
 
     def send(self, frame) -> bool:
         packet = encode_packet(frame_values(frame), frame=frame.index, subject=self.subject, device=self.device)
