@@ -129,6 +129,7 @@ def run(args) -> int:
     from ..live.sinks.osc import VmcSink
 
     sinks = []
+    viewer = None
     try:
         recorder = None
         if args.record:
@@ -143,7 +144,6 @@ def run(args) -> int:
 
             ws = WebSocketSink(args.ws if args.ws is not None else "0")
             sinks.append(ws)
-        viewer = None
         if args.view:
             from ..live.viewer import ViewerServer
 
@@ -152,6 +152,8 @@ def run(args) -> int:
     except BaseException:
         for s in sinks:
             s.close()
+        if viewer is not None:
+            viewer.close()
         raise
     if recorder is not None and isinstance(source, sources.FileSource):
         recorder.audio_path = str(source.path.resolve())
@@ -165,14 +167,14 @@ def run(args) -> int:
         layers = None if layer_kw["mouth_only"] else layer_kw["layers"]
         streamer = Streamer(model, layers=layers)
         err = sys.stderr
-        print(f"flamesync live: {source.describe()} -> "
-              + (", ".join([s.name for s in sinks] + ([recorder.name] if recorder else [])))
-              + f"; frames at 50 fps, look-ahead {streamer.lookahead_seconds * 1000:.1f} ms"
-              + ("; Ctrl-C stops" if source.live else ""), file=err)
+        _say(f"flamesync live: {source.describe()} -> "
+             + (", ".join([s.name for s in sinks] + ([recorder.name] if recorder else [])))
+             + f"; frames at 50 fps, look-ahead {streamer.lookahead_seconds * 1000:.1f} ms"
+             + ("; Ctrl-C stops" if source.live else ""), err)
         if ws is not None:
-            print(f"flamesync live: WebSocket at ws://{ws.host}:{ws.port}/", file=err)
+            _say(f"flamesync live: WebSocket at ws://{ws.host}:{ws.port}/", err)
         if viewer is not None:
-            print(f"flamesync live: viewer at {viewer.url}", file=err)
+            _say(f"flamesync live: viewer at {viewer.url}", err)
             if not args.no_browser:
                 viewer.open_browser()
         if args.wait_clients:
@@ -191,19 +193,32 @@ def run(args) -> int:
     return 0
 
 
+def _say(text: str, err=None) -> None:
+    """An informational line on stderr (a JSON ``info`` event with ``--progress json``)."""
+    from .. import progress
+
+    if progress.get_mode() == "json":
+        progress.emit("info", message=text)
+    else:
+        print(text, file=err or sys.stderr)
+
+
 def _wait_for_clients(ws, n: int, err) -> None:
     import time
 
-    print(f"flamesync live: waiting for {n} WebSocket client(s)", file=err)
+    _say(f"flamesync live: waiting for {n} WebSocket client(s)", err)
     while ws.clients_total < n:
         time.sleep(0.02)
 
 
 def _status_printer(err):
-    """A one-line status refreshed each second on a terminal (nothing when stderr is a file or pipe)."""
+    """Progress once a second: a refreshed line on a terminal, a JSON event with ``--progress json``."""
     import time
 
-    if not err.isatty():
+    from .. import progress
+
+    mode = progress.get_mode()
+    if mode == "none" or (mode != "json" and not err.isatty()):
         return None
     last = [0.0]
 
@@ -211,15 +226,25 @@ def _status_printer(err):
         now = time.monotonic()
         if now - last[0] >= 1.0:
             last[0] = now
-            err.write(f"\r  {report.audio_seconds:7.1f} s of audio, {report.frames} frames   ")
-            err.flush()
+            if mode == "json":
+                progress.emit("live", audio_seconds=round(report.audio_seconds, 3), frames=report.frames)
+            else:
+                err.write(f"\r  {report.audio_seconds:7.1f} s of audio, {report.frames} frames   ")
+                err.flush()
     return show
 
 
 def _print_report(report) -> None:
     err = sys.stderr
-    if err.isatty():
+    from .. import progress
+
+    if err.isatty() and progress.get_mode() not in ("json", "none"):
         err.write("\r" + " " * 60 + "\r")
+    if progress.get_mode() == "json":
+        progress.emit("live_done", **vars(report))
+        if report.recorded:
+            print(f"wrote {report.recorded}")
+        return
     how = "stopped by Ctrl-C" if report.interrupted else "audio ended"
     load = 100.0 * report.cpu_seconds / report.audio_seconds if report.audio_seconds else 0.0
     print(f"flamesync live: {how}: {report.audio_seconds:.1f} s of audio, {report.frames} frames, "

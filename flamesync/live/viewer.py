@@ -151,13 +151,22 @@ class ViewerServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
-    def open_browser(self) -> None:
+    def open_browser(self) -> bool:
+        """Open the page in the desktop's browser; False (the address was printed) without a desktop.
+
+        On Linux without a display, Python's ``webbrowser`` would fall back to a text-mode browser
+        that takes over the terminal, so it is not asked at all.
+        """
+        import os
+        import sys
         import webbrowser
 
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            return False
         try:
-            webbrowser.open(self.url)
-        except Exception:  # no browser on this machine: the address was printed
-            pass
+            return bool(webbrowser.open(self.url))
+        except Exception:
+            return False
 
     def close(self) -> None:
         self._httpd.shutdown()
