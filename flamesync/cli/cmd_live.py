@@ -163,7 +163,13 @@ def run(args) -> int:
     from ..net.stream import Streamer
 
     try:
-        model = load_default_model()
+        # One thread: a frame's work is small, and more threads only spin (and contend with the
+        # audio, the sinks and whatever else runs) without lowering the latency.
+        model = load_default_model(threads=1)
+        if model.backend == "torch":
+            import torch
+
+            torch.set_num_threads(1)
         layers = None if layer_kw["mouth_only"] else layer_kw["layers"]
         streamer = Streamer(model, layers=layers)
         err = sys.stderr
@@ -189,6 +195,7 @@ def run(args) -> int:
                 pass
         if viewer is not None:
             viewer.close()
+        source.close()  # run_live closes it too; this covers a failure before the stream began
     _print_report(report)
     return 0
 

@@ -258,5 +258,5 @@ class MicSource:
         try:
             self._stream.stop()
             self._stream.close()
-        except Exception:
+        except Exception:  # already closed, or the device went away: nothing left to release
             pass
