@@ -50,6 +50,10 @@ def run(args) -> int:
         audio = take.audio_path
     if args.face.startswith("flame:"):
         raise InputError("the viewer shows blendshape heads: the default head or a 'head:' file from 'flamesync retarget'")
+    from ..channels import ARKIT_52
+
+    if not any(c in take.channels for c in ARKIT_52):
+        raise InputError(f"{args.take} has no ARKit channels to show (a FLAME take? view the ARKit take it came from)")
     server = ViewerServer(port=args.port, take=take, audio=audio, face=args.face)
     print(f"flamesync view: {Path(args.take).name} ({take.n_frames} frames)"
           + (f" with {Path(audio).name}" if audio else " (no audio)") + f" at {server.url}  (Ctrl-C stops)",
