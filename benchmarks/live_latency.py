@@ -1,6 +1,7 @@
 """Live latency and load: audio sample in to frame out at the sink, and CPU share at real time.
 
     PYTHONPATH=. python benchmarks/live_latency.py [--seconds 20] [--chunks-ms 10 20 40] [--backend auto|torch|onnx]
+                                                   [--runners cut whole]
 
 For each chunk length, real speech (``assets/examples/hello.wav`` repeated) is released at real-time
 pace, chunk by chunk, as a microphone delivers it, into the same loop ``flamesync live`` runs
@@ -13,6 +14,10 @@ the audio sample at the frame's own time ``j / 50 s`` was captured. It is the ne
 look-ahead (92.5 ms) plus the wait for the chunk holding that sample (up to one chunk) plus compute
 and queueing. CPU is this process's user+system time over the run divided by the audio's duration:
 the share of one core that real-time operation takes.
+
+``--runners cut whole`` runs every row twice, back to back under the same machine load: with the
+ONNX graph cut into layer groups (:mod:`flamesync.net.onnx_stream`, what ``Streamer`` uses) and
+with the whole graph rerun over its receptive field at every push (the previous streaming path).
 
 Targets (issue 21): p95 <= 150 ms with 20 ms chunks, under 30% of one core.
 """
@@ -58,6 +63,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
                     help="auto = what 'flamesync live' uses (the shipped ONNX export)")
     ap.add_argument("--mouth-only", action="store_true", help="without the alive-face layers")
+    ap.add_argument("--runners", nargs="+", choices=("cut", "whole"), default=["cut"],
+                    help="ONNX streaming: graph cut into layer groups (default), and/or run whole each push")
     args = ap.parse_args(argv)
 
     from flamesync.audio.io import load_audio
@@ -84,22 +91,36 @@ def main(argv=None) -> int:
     print(f"model {model.backend}, 1 thread; {'mouth only' if args.mouth_only else 'with alive-face layers'}; "
           f"{args.seconds:g} s of speech per row at real-time pace; look-ahead {model.lookahead_seconds * 1000:.1f} ms; "
           f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
-    print(f"{'chunk ms':>8} {'frames':>7} {'dropped':>8} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'CPU % of one core':>18}")
+    print(f"{'runner':>6} {'chunk ms':>8} {'frames':>7} {'dropped':>8} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'CPU % of one core':>18}")
+    from flamesync.net.infer import NetRunner
+
     for ms in args.chunks_ms:
-        chunk = int(round(ms * 16))
-        sinks = [LiveLinkSink(f"127.0.0.1:{receivers[0].getsockname()[1]}"),
-                 VmcSink(f"127.0.0.1:{receivers[1].getsockname()[1]}")]
-        streamer = Streamer(model, layers=layers)
-        streamer.push(np.zeros(chunk, np.float32))  # first-call allocations, as a session's start-up does
-        streamer = Streamer(model, layers=layers)
-        report = run_live(source=PacedSource(wave, chunk), streamer=streamer, sinks=sinks)
-        dropped = sum(s["dropped"] for s in report.sinks)
-        # Both sinks: the mean of their medians, the worse of their p95 and maxima.
-        p50 = np.mean([s["latency_p50_ms"] for s in report.sinks])
-        p95 = max(s["latency_p95_ms"] for s in report.sinks)
-        mx = max(s["latency_max_ms"] for s in report.sinks)
-        cpu = 100.0 * report.cpu_seconds / report.audio_seconds
-        print(f"{ms:>8g} {report.frames:>7} {dropped:>8} {p50:>7.1f} {p95:>7.1f} {mx:>7.1f} {cpu:>18.1f}")
+        for runner in args.runners:
+            chunk = int(round(ms * 16))
+            sinks = [LiveLinkSink(f"127.0.0.1:{receivers[0].getsockname()[1]}"),
+                     VmcSink(f"127.0.0.1:{receivers[1].getsockname()[1]}")]
+            if model.backend == "torch":
+                runner = "torch"
+
+            def make():
+                s = Streamer(model, layers=layers)
+                if runner == "whole":
+                    s._runner = NetRunner(model)
+                return s
+
+            probe = make()
+            if runner == "cut" and type(probe._runner) is NetRunner:
+                runner = "whole"  # this graph could not be cut
+            probe.push(np.zeros(chunk, np.float32))  # first-call allocations, as a session's start-up does
+            fresh = make()
+            report = run_live(source=PacedSource(wave, chunk), streamer=fresh, sinks=sinks)
+            dropped = sum(q["dropped"] for q in report.sinks)
+            # Both sinks: the mean of their medians, the worse of their p95 and maxima.
+            p50 = np.mean([q["latency_p50_ms"] for q in report.sinks])
+            p95 = max(q["latency_p95_ms"] for q in report.sinks)
+            mx = max(q["latency_max_ms"] for q in report.sinks)
+            cpu = 100.0 * report.cpu_seconds / report.audio_seconds
+            print(f"{runner:>6} {ms:>8g} {report.frames:>7} {dropped:>8} {p50:>7.1f} {p95:>7.1f} {mx:>7.1f} {cpu:>18.1f}")
     for s in receivers:
         s.close()
     return 0

@@ -71,11 +71,26 @@ def timecode(frame: int, fps: float, *, start: float = 0.0) -> str:
 
 
 def head_yaw_pitch_roll(rotvec: np.ndarray) -> np.ndarray:
-    """Axis-angle head rotations (T, 3), y up, to (yaw about y, pitch about x, roll about z) radians."""
-    from scipy.spatial.transform import Rotation
+    """Axis-angle head rotations (T, 3), y up, to (yaw about y, pitch about x, roll about z) radians.
 
-    ypr = Rotation.from_rotvec(np.asarray(rotvec, np.float64)).as_euler("YXZ")
-    return ypr.astype(np.float32)
+    The decomposition ``R = R_y(yaw) R_x(pitch) R_z(roll)`` (intrinsic Y-X-Z), in numpy: the live
+    Live Link stream calls this 50 times a second, and scipy's rotation module costs half a second
+    to import.
+    """
+    r = np.asarray(rotvec, np.float64).reshape(-1, 3)
+    angle = np.linalg.norm(r, axis=1)
+    axis = r / np.where(angle > 1e-12, angle, 1.0)[:, None]
+    x, y, z = axis.T
+    c, s = np.cos(angle), np.sin(angle)
+    C = 1.0 - c
+    # The three matrix entries per angle that the decomposition needs (Rodrigues' formula).
+    r02, r22 = x * z * C + y * s, c + z * z * C
+    r12 = y * z * C - x * s
+    r10, r11 = y * x * C + z * s, c + y * y * C
+    yaw = np.arctan2(r02, r22)
+    pitch = np.arcsin(np.clip(-r12, -1.0, 1.0))
+    roll = np.arctan2(r10, r11)
+    return np.stack([yaw, pitch, roll], axis=1).astype(np.float32)
 
 
 def eye_yaw_pitch(animation: Animation) -> np.ndarray:
