@@ -121,7 +121,10 @@ def test_live_sinks_match_offline_animate(clip, offline, tmp_path):
     rec = tmp_path / "take.npz"
     proc = _cli("live", "--input", str(clip), "--realtime", "--livelink", f"127.0.0.1:{ll.port}",
                 "--subject", "Anna", "--osc", f"127.0.0.1:{osc.port}", "--ws", str(ws_port),
-                "--wait-clients", "2", "--record", str(rec))
+                "--wait-clients", "2", "--record", str(rec),
+                # equality is the point here, so a sink thread starved for a moment on a busy
+                # machine must not drop (dropping is tested on its own below)
+                "--queue", "500")
     full, quitter = [], []
     threads = [threading.Thread(target=_ws_client, args=(ws_port, full)),
                threading.Thread(target=_ws_client, args=(ws_port, quitter), kwargs={"stop_after": 10})]

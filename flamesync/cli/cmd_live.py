@@ -69,7 +69,8 @@ def register(sub) -> None:
     o.add_argument("--view-port", type=int, default=0, metavar="PORT", help="port of the viewer page (default: a free one)")
     o.add_argument("--no-browser", action="store_true", help="with --view: print the page's address, do not open a browser")
     o.add_argument("--queue", type=int, default=10, metavar="FRAMES",
-                   help="frames that may wait per output before the oldest are dropped (default 10 = 200 ms)")
+                   help="frames that may wait per output before the oldest are dropped (default 10 = 200 ms; "
+                        "each WebSocket client may queue max(25, FRAMES))")
     from ._layers import add_layer_options
 
     add_layer_options(p)
@@ -142,7 +143,7 @@ def run(args) -> int:
         if args.ws is not None or args.view:
             from ..live.sinks.ws import WebSocketSink
 
-            ws = WebSocketSink(args.ws if args.ws is not None else "0")
+            ws = WebSocketSink(args.ws if args.ws is not None else "0", max_client_queue=max(25, args.queue))
             sinks.append(ws)
         if args.view:
             from ..live.viewer import ViewerServer
