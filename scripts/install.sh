@@ -21,13 +21,19 @@ for arg in "$@"; do
 done
 
 # espeak-ng/flite/festival: TTS engines with exact phone timings; libosmesa6/libegl1: headless
-# OpenGL for previews; pocketsphinx-testdata: real read speech for evaluation.
+# OpenGL for previews; pocketsphinx-testdata: real read speech for evaluation; libportaudio2:
+# microphone input for 'flamesync live'.
 SYSTEM_PACKAGES=(python3-venv espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox-us-slt-hts
-                 libosmesa6 libegl1 libgl1 libsndfile1 pocketsphinx-testdata)
+                 libosmesa6 libegl1 libgl1 libsndfile1 pocketsphinx-testdata libportaudio2)
 # Node.js runs the Khronos glTF validator in the tests; a machine that has node and npm from
 # elsewhere (e.g. NodeSource, whose nodejs bundles npm) needs no Debian npm.
 if [ "$DEV" = 1 ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
   SYSTEM_PACKAGES+=(nodejs npm)
+fi
+# The viewer tests drive Debian's chromium headless through Playwright (whose own browser download
+# is not used).
+if [ "$DEV" = 1 ]; then
+  SYSTEM_PACKAGES+=(chromium)
 fi
 
 missing=()

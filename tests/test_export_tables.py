@@ -170,3 +170,15 @@ def test_flame_params_real_model_via_cli(tmp_path, flame_pkl, capsys):
             v = model.forward_full(expression=torch.from_numpy(z["expression"]), jaw_pose=torch.from_numpy(z["jaw_pose"]),
                                    global_pose=torch.from_numpy(z["global_pose"])).numpy()
         np.testing.assert_allclose(v, model.animate(anim), atol=1e-6)
+
+
+def test_head_yaw_pitch_roll_matches_scipys_intrinsic_yxz():
+    """The numpy decomposition (no scipy import on the live path) equals scipy's, angles up to ~70 deg."""
+    from scipy.spatial.transform import Rotation
+
+    from flamesync.export.tables import head_yaw_pitch_roll
+
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(500, 3)) * 0.4
+    r[0] = 0.0
+    np.testing.assert_allclose(head_yaw_pitch_roll(r), Rotation.from_rotvec(r).as_euler("YXZ"), atol=1e-6)

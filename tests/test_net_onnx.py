@@ -87,10 +87,39 @@ def test_onnx_backed_model_chunks_and_streams_like_whole_files(tmp_path):
     chunked = model.predict(audio, chunk_seconds=0.7)
     assert np.abs(whole.values - chunked.values).max() < 1e-5
     s = Streamer(model)
+    from flamesync.net.onnx_stream import OnnxStreamRunner
+
+    assert isinstance(s._runner, OnnxStreamRunner)  # the graph cut into layer groups, not rerun whole
     parts = [s.push(audio[i:i + 320]) for i in range(0, len(audio), 320)] + [s.finish()]
     streamed = np.concatenate([p.values for p in parts if p.n_frames])
     assert streamed.shape == whole.values.shape
     assert np.abs(streamed - whole.values).max() < 1e-5
+
+
+def test_shipped_onnx_streams_layer_by_layer_and_falls_back_when_it_cannot_be_cut(tmp_path, monkeypatch):
+    import shutil
+
+    from flamesync.net import onnx_stream
+    from flamesync.net.infer import DEFAULT_CHECKPOINT, NetRunner, load_default_model, load_model
+    from flamesync.net.stream import Streamer
+
+    model = load_default_model(backend="onnx")
+    runner = onnx_stream.OnnxStreamRunner.for_model(model)
+    assert runner is not None and len(runner.stages) == model.cfg.layers + 2
+    audio = _speech(3.0, seed=4)
+    ref = model.predict_raw(audio)
+    parts = [runner.push(audio[i:i + 320]) for i in range(0, len(audio), 320)] + [runner.finish()]
+    w = np.concatenate([p.weights for p in parts])
+    c = np.concatenate([p.closure_prob for p in parts])
+    assert w.shape == ref.weights.shape
+    assert np.abs(w - ref.weights).max() < 1e-5 and np.abs(c - ref.closure_prob).max() < 1e-5
+    # A graph without the expected tensor names streams whole, with the same frames.
+    for suffix in (".onnx", ".onnx.json"):
+        shutil.copy(str(DEFAULT_CHECKPOINT) + suffix, tmp_path / ("m" + suffix))
+    monkeypatch.setattr(onnx_stream, "FRONT_OUT", "/no/such/tensor")
+    other = load_model(tmp_path / "m.onnx")
+    s = Streamer(other)
+    assert isinstance(s._runner, NetRunner)
 
 
 def test_stale_or_missing_onnx_falls_back_to_torch_unless_required(tmp_path, monkeypatch):

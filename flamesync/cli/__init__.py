@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "animate",
     "batch",
     "say",
+    "live",
+    "view",
     "face",
     "flame",
     "export",

@@ -71,11 +71,26 @@ def timecode(frame: int, fps: float, *, start: float = 0.0) -> str:
 
 
 def head_yaw_pitch_roll(rotvec: np.ndarray) -> np.ndarray:
-    """Axis-angle head rotations (T, 3), y up, to (yaw about y, pitch about x, roll about z) radians."""
-    from scipy.spatial.transform import Rotation
+    """Axis-angle head rotations (T, 3), y up, to (yaw about y, pitch about x, roll about z) radians.
 
-    ypr = Rotation.from_rotvec(np.asarray(rotvec, np.float64)).as_euler("YXZ")
-    return ypr.astype(np.float32)
+    The decomposition ``R = R_y(yaw) R_x(pitch) R_z(roll)`` (intrinsic Y-X-Z), in numpy: the live
+    Live Link stream calls this 50 times a second, and scipy's rotation module costs half a second
+    to import.
+    """
+    r = np.asarray(rotvec, np.float64).reshape(-1, 3)
+    angle = np.linalg.norm(r, axis=1)
+    axis = r / np.where(angle > 1e-12, angle, 1.0)[:, None]
+    x, y, z = axis.T
+    c, s = np.cos(angle), np.sin(angle)
+    C = 1.0 - c
+    # The three matrix entries per angle that the decomposition needs (Rodrigues' formula).
+    r02, r22 = x * z * C + y * s, c + z * z * C
+    r12 = y * z * C - x * s
+    r10, r11 = y * x * C + z * s, c + y * y * C
+    yaw = np.arctan2(r02, r22)
+    pitch = np.arcsin(np.clip(-r12, -1.0, 1.0))
+    roll = np.arctan2(r10, r11)
+    return np.stack([yaw, pitch, roll], axis=1).astype(np.float32)
 
 
 def eye_yaw_pitch(animation: Animation) -> np.ndarray:
@@ -98,14 +113,23 @@ def write(animation: Animation, path, *, face=None, audio_path=None, fmt=None, d
         write_json(animation, path, audio=None if audio is None else audio.name)
 
 
-def write_live_link_face(animation: Animation, path) -> None:
-    """Write the Live Link Face CSV layout (61 value columns)."""
-    weights = animation.weights(LIVE_LINK_FACE_ORDER)
+def live_link_extra(animation: Animation) -> np.ndarray:
+    """The 9 values Live Link Face sends after the 52 weights, shape (T, 9), radians.
+
+    Head yaw, pitch, roll, then left and right eye yaw, pitch, roll (:data:`LIVE_LINK_FACE_EXTRA`);
+    the same numbers the CSV holds and the live Live Link sink streams.
+    """
     extra = np.zeros((animation.n_frames, len(LIVE_LINK_FACE_EXTRA)), np.float32)
     if animation.head is not None:
         extra[:, :3] = head_yaw_pitch_roll(animation.head)
-    eyes = eye_yaw_pitch(animation)
-    extra[:, [3, 4, 6, 7]] = eyes
+    extra[:, [3, 4, 6, 7]] = eye_yaw_pitch(animation)
+    return extra
+
+
+def write_live_link_face(animation: Animation, path) -> None:
+    """Write the Live Link Face CSV layout (61 value columns)."""
+    weights = animation.weights(LIVE_LINK_FACE_ORDER)
+    extra = live_link_extra(animation)
     count = len(LIVE_LINK_FACE_ORDER) + len(LIVE_LINK_FACE_EXTRA)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)

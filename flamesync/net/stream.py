@@ -47,9 +47,15 @@ class Streamer:
             if model.lookahead_seconds < LayerStream.lookahead_seconds:
                 raise InputError("this model's look-ahead is too short for the expressive layers")
             self._layers = LayerStream(FPS, layers)
-        # The torch network is stepped layer by layer (each layer recomputes only its own context);
-        # an ONNX graph can only be run whole, over the full receptive field each push.
-        self._runner = StreamRunner(model) if model.backend == "torch" else NetRunner(model)
+        # The network is stepped layer by layer (each layer recomputes only its own context): the
+        # torch modules directly, an ONNX graph cut into the same pieces. A graph that cannot be
+        # cut runs whole, over the full receptive field each push.
+        if model.backend == "torch":
+            self._runner = StreamRunner(model)
+        else:
+            from .onnx_stream import OnnxStreamRunner
+
+            self._runner = OnnxStreamRunner.for_model(model) or NetRunner(model)
         self._post = Postprocessor(model, closures=closures)
         self._finished = False
 

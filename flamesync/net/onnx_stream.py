@@ -1,0 +1,154 @@
+"""Layer-by-layer streaming on onnxruntime: the exported graph cut at its layer boundaries.
+
+An ONNX graph can only be run whole, so :class:`~flamesync.net.infer.NetRunner` recomputes the whole
+receptive field (``past_frames``, 116 frames) for every push, however few frames are new: at 20 ms
+pushes that is most of a live stream's CPU. This module cuts the shipped graph into the same pieces
+:class:`~flamesync.net.infer.StreamRunner` steps in torch (front end, each block, output heads; with
+``onnx.utils.extract_model``, no torch needed) and runs each piece only over its own context. The
+pieces compute the same functions of the same inputs, so the frames equal the whole graph's (to
+float rounding).
+
+The cut points are tensor names of torch's ONNX exporter for this architecture; a graph that does
+not have them (another exporter, another architecture) is simply streamed whole, as before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import ModelConfig
+from .infer import RawOutput, StreamRunner, _concat_raw, _sigmoid
+
+# Where the exported FlameSyncNet hands over between layer groups.
+PAIRS = "/Reshape_2_output_0"  # feature pairs (1, T, 2 n_mels), input of the front end
+FRONT_OUT = "/Transpose_4_output_0"  # front end output (1, T, dim)
+
+
+def _block_out(k: int) -> str:
+    return f"/blocks.{k}/Add_2_output_0"
+
+
+_CUT_CACHE: dict = {}
+
+
+def stage_graphs(path, n_layers: int) -> list | None:
+    """The graph at ``path`` cut into front, ``n_layers`` blocks and heads (serialised ModelProtos),
+    or None when it does not have the expected cut points. Cached per file (cutting takes ~1 s)."""
+    import os
+
+    st = os.stat(path)
+    key = (os.fspath(path), st.st_mtime_ns, st.st_size, n_layers)
+    if key not in _CUT_CACHE:
+        _CUT_CACHE[key] = _cut(path, n_layers)
+    return _CUT_CACHE[key]
+
+
+def _cut(path, n_layers: int) -> list | None:
+    try:
+        import onnx
+        import onnx.shape_inference
+        import onnx.utils
+    except ImportError:
+        return None
+    model = onnx.load(str(path))
+    names = {o for n in model.graph.node for o in n.output}
+    cuts = [PAIRS, FRONT_OUT] + [_block_out(k) for k in range(n_layers)]
+    if not all(c in names for c in cuts):
+        return None
+    outputs = [o.name for o in model.graph.output]
+    # The extractor needs the shapes of the cut tensors, which only shape inference records.
+    extractor = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(model))
+    try:
+        graphs = [extractor.extract_model([a], [b]) for a, b in zip(cuts[:-1], cuts[1:])]
+        graphs.append(extractor.extract_model([cuts[-1]], outputs))
+    except Exception:  # an unexpected graph shape: stream it whole instead
+        return None
+    return [g.SerializeToString() for g in graphs]
+
+
+class _Piece:
+    """One piece of the graph over a growing input, like the torch ``_Stage``: output ``t`` depends
+    on inputs ``[t - past, t + future]``; keeps only the inputs its next outputs need."""
+
+    def __init__(self, session, past: int, future: int):
+        self.session = session
+        self.input = session.get_inputs()[0].name
+        self.past, self.future = past, future
+        self.buf: np.ndarray | None = None
+        self.start = self.n_in = self.n_out = 0
+
+    def push(self, x, *, final: bool):
+        if x is not None and len(x):
+            self.buf = x if self.buf is None else np.concatenate([self.buf, x])
+            self.n_in += len(x)
+        if self.buf is None:
+            return None
+        end = self.n_in if final else max(self.n_out, self.n_in - self.future)
+        if end <= self.n_out:
+            return None
+        w0 = max(0, self.n_out - self.past)
+        outs = self.session.run(None, {self.input: np.ascontiguousarray(self.buf[w0 - self.start:][None])})
+        keep = slice(self.n_out - w0, end - w0)
+        y = tuple(o[0, keep] for o in outs) if len(outs) > 1 else outs[0][0, keep]
+        self.n_out = end
+        drop = self.n_out - self.past - self.start
+        if drop > 0:
+            self.buf = self.buf[drop:]
+            self.start += drop
+        return y
+
+
+class OnnxStreamRunner(StreamRunner):
+    """:class:`StreamRunner` on onnxruntime: each layer group recomputes only its own context.
+
+    Build it with :meth:`for_model`, which returns None when the graph cannot be cut.
+    """
+
+    def __init__(self, model, graphs):
+        import onnxruntime as ort
+
+        from ..audio.features import LogMelStream
+        from .infer import FPS
+
+        self.model = model
+        cfg = model.cfg
+        self.feats = LogMelStream(config=model.features, out_fps=FPS)
+        self._prev_feat = np.zeros(cfg.n_mels, np.float32)
+        self._pending = None
+        self._n_feat = 0
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        threads = model.net.session.get_session_options().intra_op_num_threads
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+        def session(g):
+            return ort.InferenceSession(g, sess_options=opts, providers=["CPUExecutionProvider"])
+
+        pasts = [ModelConfig.FRONT_PAST] + [cfg.attn_past + cfg.conv_kernel - 1] * cfg.layers + [0]
+        futures = [ModelConfig.FRONT_FUTURE] + list(cfg.attn_future) + [0]
+        self.stages = [_Piece(session(g), p, f) for g, p, f in zip(graphs, pasts, futures)]
+
+    @classmethod
+    def for_model(cls, model):
+        """The runner for an ONNX-backed ``model``, or None (not ONNX, no ``onnx`` package, or a
+        graph without the expected cut points)."""
+        path = getattr(model.net, "path", None)
+        if model.backend != "onnx" or path is None:
+            return None
+        graphs = stage_graphs(path, model.cfg.layers)
+        return None if graphs is None else cls(model, graphs)
+
+    def _advance(self, pairs: np.ndarray, final: bool) -> RawOutput:
+        x = pairs if len(pairs) else None
+        for st in self.stages:
+            if x is None and not final:
+                break
+            x = st.push(x, final=final)
+        if x is None:
+            return _concat_raw([], len(self.model.channels), self.model.cfg.n_visemes)
+        w, c, v = x
+        v = v - v.max(axis=-1, keepdims=True)
+        e = np.exp(v)
+        return RawOutput(np.asarray(w, np.float32), _sigmoid(c), (e / e.sum(axis=-1, keepdims=True)).astype(np.float32))
