@@ -28,9 +28,15 @@ def _env():
     return env
 
 
+def _sigint_as_a_terminal_sends_it():
+    # A test run started in the background of a shell ignores SIGINT, and a child inherits that:
+    # Ctrl-C must reach the command as it would from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "flamesync", *args], env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_a_terminal_sends_it, **kw)
 
 
 @pytest.fixture(scope="module")

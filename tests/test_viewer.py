@@ -105,8 +105,11 @@ def _shot(page) -> np.ndarray:
 def test_view_take_plays_the_takes_weights(browser, take, clip):
     anim, path = take
     port = _free_port()
+    # preexec_fn: a test run started in the background of a shell ignores SIGINT, and a child
+    # inherits that; Ctrl-C must reach the viewer as it would from a terminal.
     proc = subprocess.Popen([sys.executable, "-m", "flamesync", "view", str(path), "--audio", str(clip),
-                             "--port", str(port), "--no-browser"], env=_env(), stderr=subprocess.PIPE, text=True)
+                             "--port", str(port), "--no-browser"], env=_env(), stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         url = f"http://127.0.0.1:{port}/"
         _wait_http(url, proc)
