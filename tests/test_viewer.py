@@ -151,7 +151,12 @@ def test_view_take_plays_the_takes_weights(browser, take, clip):
         assert diff[: int(0.3 * h)].sum() < 0.1 * diff.sum()
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # leave no server behind, then fail
+            proc.communicate()
+            raise
     assert proc.returncode == 0 and "Traceback" not in err
 
 
