@@ -92,7 +92,7 @@ class LoadedModel:
         return self.predict_raw_blocks(blocks, chunk_seconds=chunk_seconds, total=len(audio), progress=progress)
 
     def predict_raw_blocks(self, blocks, *, chunk_seconds: float = 60.0, total: int | None = None,
-                           progress=None, on_block=None) -> RawOutput:
+                           progress=None, on_block=None, visemes: bool = True) -> RawOutput:
         """Network outputs for audio that arrives in blocks (e.g. :class:`flamesync.audio.io.AudioBlocks`).
 
         The same numbers as :meth:`predict_raw` on the concatenated blocks when the blocks hold
@@ -111,6 +111,9 @@ class LoadedModel:
         on_block : callable or None
             ``on_block(block)`` for every block, in order, before its features (another consumer
             of the same audio, so the file is read once).
+        visemes : bool
+            Keep the viseme probabilities (False: ``visemes`` has no columns, which saves memory
+            on long audio when only the weights are wanted).
 
         Returns
         -------
@@ -145,12 +148,12 @@ class LoadedModel:
                     break
                 pending = pool.submit(features)
                 n, new = got
-                parts.append(runner.accept(new))
+                parts.append(_keep(runner.accept(new), visemes))
                 done += n
                 if progress is not None:
                     progress(done, total)
-            parts.append(runner.accept(runner.feats.finish(), final=True))
-        return _concat_raw(parts, len(self.channels), self.cfg.n_visemes)
+            parts.append(_keep(runner.accept(runner.feats.finish(), final=True), visemes))
+        return _concat_raw(parts, len(self.channels), self.cfg.n_visemes if visemes else 0)
 
     def predict(self, audio: np.ndarray, *, chunk_seconds: float = 60.0, closures: bool = True,
                 progress=None) -> Animation:
@@ -186,10 +189,11 @@ class LoadedModel:
         (:class:`flamesync.audio.io.AudioBlocks`) has checked them.
         """
         raw = self.predict_raw_blocks(blocks, chunk_seconds=chunk_seconds, total=total, progress=progress,
-                                      on_block=on_block)
+                                      on_block=on_block, visemes=False)
         if not len(raw.weights):
             raise InputError("audio contains no samples")
         weights = Postprocessor(self, closures=closures).process(raw.weights, raw.closure_prob)
+        del raw
         return self.to_animation(weights)
 
     def to_animation(self, weights: np.ndarray, *, audio_offset: float = 0.0) -> Animation:
@@ -385,6 +389,10 @@ class StreamRunner:
 
     def finish(self) -> RawOutput:
         return self._advance(self._pairs(self.feats.finish()), True)
+
+
+def _keep(raw: RawOutput, visemes: bool) -> RawOutput:
+    return raw if visemes else RawOutput(raw.weights, raw.closure_prob, raw.visemes[:, :0].copy())
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
