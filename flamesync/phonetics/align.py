@@ -174,7 +174,7 @@ def _grammar(prons: list[list[list[str]]], *, optional_tail: int = 0) -> str:
     alts = []
     for i, variants in enumerate(prons):
         alts.append("( " + " | ".join(" ".join(_unit(i, p) for p in v) for v in variants) + " )")
-    n_req = len(prons) - max(0, min(int(optional_tail), len(prons) - 1))
+    n_req = len(prons) - max(0, min(int(optional_tail), len(prons)))
     body = f" [ {_SIL_WORD} ] ".join(alts[:n_req])
     tail = ""
     for a in reversed(alts[n_req:]):
@@ -340,6 +340,7 @@ def align(
                      language="en-us", voice="", engine="pocketsphinx", meta=meta)
 
 
+_DEBUG = bool(os.environ.get("FS_DEBUG"))
 _HOP = int(FRAME * SAMPLE_RATE)  # samples per pocketsphinx frame
 
 
@@ -470,39 +471,56 @@ def _align_segments(x: np.ndarray, prons, *, segment_seconds: float) -> list[_Pi
     speech_cum = np.concatenate([[0], np.cumsum(db > (quiet + loud) / 2)])
     phone_cum = np.concatenate([[0], np.cumsum([len(p[0]) for p in prons])])
     n_words = len(prons)
-    pieces: list[_Piece] = []
+    done: list[tuple[_Piece, int]] = []  # each piece with the index of the bound it starts at
     word = 0
     k = 0
+    end_k = 1
+    widen = 1
     while k < len(bounds) - 1:
-        start = bounds[k]
-        end_k = k + 1
-        while True:
-            stop = bounds[end_k]
-            last = end_k == len(bounds) - 1
-            if last:
-                first, n_req, n_opt = word, n_words - word, 0
-            else:
-                share = speech_cum[stop // _HOP] / max(speech_cum[-1], 1)
-                expect = int(np.searchsorted(phone_cum, share * phone_cum[-1]))
-                slack = max(8, (expect - word) // 4)
-                hi = min(n_words - 1, expect + slack)  # leave a word for the rest of the audio
-                lo = max(word + 1, min(hi, expect - slack))
-                first, n_req, n_opt = word, hi - word, hi - lo
-            piece = None
-            if n_req > 0:
-                piece = _align_piece(x, start, stop, prons, first, n_req, n_opt)
-            if piece is not None and (last or piece.words > 0):
-                break
-            if last:
+        start, stop = bounds[k], bounds[end_k]
+        last = end_k == len(bounds) - 1
+        lo = hi = n_words
+        if not last:
+            share = speech_cum[stop // _HOP] / max(speech_cum[-1], 1)
+            expect = int(np.searchsorted(phone_cum, share * phone_cum[-1]))
+            slack = widen * max(8, (expect - word) // 4)
+            hi = min(n_words, expect + slack)
+            lo = min(hi, max(word, expect - slack))
+        if hi <= word:
+            # No words left for this audio: a pause.
+            piece = _Piece(start, stop, [(-1, None, 0, (stop - start) // _HOP - 1, 0.0)], 0)
+        else:
+            piece = _align_piece(x, start, stop, prons, word, hi - word, hi - lo)
+        if _DEBUG:
+            print("piece", start / 16000, stop / 16000, word, lo, hi, None if piece is None else piece.words, widen)
+        if piece is None:
+            if not last and widen < 4:
+                widen *= 2  # the speech here may be faster or slower than the estimate
+                continue
+            if not last:
+                widen = 1
+                end_k += 1  # no fit: take the next segment's audio (and candidate words) along
+                continue
+            if not done:
                 raise TranscriptMismatchError(
                     f"could not align the transcript to the audio ({n_words} words, "
-                    f"{len(x) / SAMPLE_RATE:.2f} s, from {start / SAMPLE_RATE:.1f} s on); "
-                    "check that the text matches the speech")
-            end_k += 1  # no fit: take the next segment's audio (and candidate words) along
-        pieces.append(piece)
-        word += piece.words
-        k = end_k
-    return pieces
+                    f"{len(x) / SAMPLE_RATE:.2f} s); check that the text matches the speech")
+            # The rest does not fit the remaining words: an earlier segment took too many or too
+            # few. Undo it and align its audio together with the rest.
+            prev, k = done.pop()
+            widen = 1
+            word -= prev.words
+            continue
+        end = word + piece.words
+        if not last and widen < 8 and ((end == hi and hi < n_words) or (end == lo and lo > word)):
+            # It took the first or the last candidate: the true end may lie beyond them, where
+            # this speech is faster or slower than the estimate. Look again with twice the slack.
+            widen *= 2
+            continue
+        done.append((piece, k))
+        word = end
+        k, end_k, widen = end_k, end_k + 1, 1
+    return [p for p, _ in done]
 
 
 def phone_loop(x: np.ndarray) -> list[tuple[str, int, int, float]]:
