@@ -13,6 +13,21 @@ word segmentation) and each phone names its word. pocketsphinx's own sub-word al
 on many ordinary recordings. Beams are wide because the grammar is tiny; when the search does not
 reach the end it is retried with wider beams, and then reported as an error.
 
+Long audio: one grammar search costs time in proportion to the audio's length times the
+transcript's (every word's states stay in the wide beams), so an hour would take days. Audio longer
+than :data:`SEGMENT_SECONDS` is cut at pauses (:func:`plan_cuts`: the quietest 0.3 s between half
+and all of the segment length after the previous cut) and each segment is aligned on its own with
+the words it can hold: the next words from where the previous segment ended, the first ones
+required and the last ones nested optionals (``a [ b [ c ] ]``), so the acoustics decide where the
+segment's speech ends and the next segment is anchored on that. Which words are candidates comes
+from the transcript's phones spread over the audio's loud frames, cumulatively from the start, so
+an estimate's error does not carry over. A segment that takes its first or last candidate looks
+again with twice the slack; one that cannot be aligned takes the next segment's audio along; and
+when the last segment does not fit the words left, earlier segments are undone and aligned
+together with it (at worst, the whole recording as one search, the only way before). Each
+segment's front end starts fresh, so segments are independent and time is linear in length.
+Clips up to :data:`SEGMENT_SECONDS` are aligned as before, in one search.
+
 :func:`recognize_phones` decodes phones without a transcript (pocketsphinx's allphone search with
 its phonetic language model), a baseline for the text-free path.
 
