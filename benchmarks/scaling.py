@@ -66,15 +66,18 @@ def make_clip(path: Path, seconds: float, rate: int, channels: int, clips) -> st
             fh.write(x if channels == 1 else np.stack([x, 0.5 * x], axis=1))
 
         k = 0
-        while True:
+        misses = 0
+        while misses < len(clips):  # the clips in order, skipping any that no longer fit
             wave, text = clips[k % len(clips)]
+            k += 1
             piece = np.concatenate([wave, gap])
             if done + len(piece) > total:
-                break
+                misses += 1
+                continue
+            misses = 0
             write(piece)
             words.append(text)
             done += len(piece)
-            k += 1
         if total > done:
             write(np.zeros(total - done, np.float32))
     return " ".join(words)
