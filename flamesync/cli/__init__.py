@@ -101,30 +101,11 @@ def _install_sigterm():
         return None
 
 
-def _lean_malloc() -> None:
-    """Have glibc serve blocks over 64 KiB with their own mappings, returned on free.
-
-    Long runs allocate and free many per-block arrays of a few hundred KiB from two threads; from
-    the heap those leave fragmented memory that is never given back, which grew the peak of a
-    60-minute ``animate`` from 247 to 306 MB (MALLOC_MMAP_THRESHOLD_=65536 measured against the
-    default). Only the command-line process is changed: a library must not tune its host's allocator.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 65536)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     previous = _install_sigterm()
     _one_line_warnings()
-    _lean_malloc()
     if args.progress:
         from .. import progress
 
