@@ -205,8 +205,9 @@ class AudioBlocks:
             import soxr
 
             resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="soxr_hq")
-        # About one output block of input per read.
-        read = max(1024, int(self.block_samples * rate / self.sample_rate))
+        # Short reads (about 1.5 s at 44.1 kHz): the file's own frames, at its rate and channels,
+        # never take more than a few hundred KiB, and the resampler's output is re-cut anyway.
+        read = min(1 << 16, max(1024, int(self.block_samples * rate / self.sample_rate)))
         done_in = done_out = 0
         try:
             with _quiet_stderr():
