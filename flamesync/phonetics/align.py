@@ -355,7 +355,6 @@ def align(
                      language="en-us", voice="", engine="pocketsphinx", meta=meta)
 
 
-_DEBUG = bool(os.environ.get("FS_DEBUG"))
 _HOP = int(FRAME * SAMPLE_RATE)  # samples per pocketsphinx frame
 
 
@@ -506,8 +505,6 @@ def _align_segments(x: np.ndarray, prons, *, segment_seconds: float) -> list[_Pi
             piece = _Piece(start, stop, [(-1, None, 0, (stop - start) // _HOP - 1, 0.0)], 0)
         else:
             piece = _align_piece(x, start, stop, prons, word, hi - word, hi - lo)
-        if _DEBUG:
-            print("piece", start / 16000, stop / 16000, word, lo, hi, None if piece is None else piece.words, widen)
         if piece is None:
             if not last and widen < 4:
                 widen *= 2  # the speech here may be faster or slower than the estimate
