@@ -215,35 +215,51 @@ class Animation:
         stop = self.n_frames if stop is None else stop
         return self.replace(values=self.values[start:stop], audio_offset=self.audio_offset + start / self.fps)
 
-    def resample(self, fps: float) -> "Animation":
+    def resample(self, fps: float, *, block_frames: int = 20000) -> "Animation":
         """Resample to another frame rate over the same time span.
 
         The output has ``round(T * fps / self.fps)`` frames at times ``j / fps``. Values are
         interpolated linearly; rotation triplets are interpolated on the rotation group (slerp).
         When the rate drops, the signal is first low-pass filtered with a Gaussian whose width
         matches the rate ratio, so fast motion does not alias into slow wobble.
+
+        ``block_frames`` output frames are computed at a time (memory; the result does not depend
+        on it).
         """
         fps = check_fps(fps)
         if abs(fps - self.fps) < 1e-9 or self.n_frames == 0:
             return self.replace(fps=fps)
         n_out = max(1, int(round(self.n_frames * fps / self.fps)))
-        src = self.values.astype(np.float64)
         ratio = self.fps / fps
-        if ratio > 1.0:
-            src = gaussian_smooth(src, 0.5 * math.sqrt(ratio * ratio - 1.0))
-        pos = np.arange(n_out) * (self.fps / fps)  # fractional source frame of each output frame
-        pos = np.clip(pos, 0, self.n_frames - 1)
-        lo = np.floor(pos).astype(int)
-        hi = np.minimum(lo + 1, self.n_frames - 1)
-        frac = (pos - lo)[:, None]
-        out = src[lo] * (1 - frac) + src[hi] * frac
-        for names in ROTATION_GROUPS.values():
-            if names[0] not in self.channels:
-                continue
-            cols = [self.channels.index(n) for n in names]
-            rot = src[:, cols]
-            out[:, cols] = slerp_rotvec(rot[lo], rot[hi], frac[:, 0])
-        return self.replace(fps=fps, values=out.astype(np.float32))
+        sigma = 0.5 * math.sqrt(ratio * ratio - 1.0) if ratio > 1.0 else 0.0
+        # gaussian_smooth's kernel radius (truncate=4): output frames read the smoothed source only
+        # within [lo, hi], which depends on source frames within the radius of it.
+        radius = int(4.0 * sigma + 0.5) if sigma > 0 else 0
+        pos_all = np.clip(np.arange(n_out) * (self.fps / fps), 0, self.n_frames - 1)
+        rot_cols = [[self.channels.index(n) for n in names] for names in ROTATION_GROUPS.values()
+                    if names[0] in self.channels]
+        out = np.empty((n_out, self.values.shape[1]), np.float32)
+        # Blocks of output frames, each from its stretch of source frames plus the kernel's radius
+        # on both sides: the same numbers as one pass over the whole take (every value is the same
+        # sum in the same order, and the true ends are padded as before), in memory that does not
+        # grow with the take (float64 copies of an hour at 50 fps would be hundreds of MB).
+        for j0 in range(0, n_out, block_frames):
+            pos = pos_all[j0: j0 + block_frames]
+            lo = np.floor(pos).astype(int)
+            hi = np.minimum(lo + 1, self.n_frames - 1)
+            a = max(0, int(lo[0]) - radius)
+            b = min(self.n_frames, int(hi[-1]) + 1 + radius)
+            src = self.values[a:b].astype(np.float64)
+            if sigma > 0:
+                src = gaussian_smooth(src, sigma)
+            lo, hi = lo - a, hi - a
+            frac = (pos - np.floor(pos))[:, None]
+            block = src[lo] * (1 - frac) + src[hi] * frac
+            for cols in rot_cols:
+                rot = src[:, cols]
+                block[:, cols] = slerp_rotvec(rot[lo], rot[hi], frac[:, 0])
+            out[j0: j0 + len(pos)] = block
+        return self.replace(fps=fps, values=out)
 
     # ------------------------------------------------------------------ files
     def header(self) -> dict[str, Any]:

@@ -136,13 +136,57 @@ def animate(
     except (TypeError, ValueError):
         raise InputError(f"timing offset must be a number of seconds, got {timing_offset!r}") from None
 
+    from .audio.io import SILENT_PEAK, AudioBlocks
+
+    audio_path = None if isinstance(audio, np.ndarray) else str(Path(audio).resolve())
+    if backend == "model" and audio_path is not None:
+        # Audio alone from a file: one pass over the file in blocks, feeding the network and the
+        # layers together, so memory does not grow with the length of the recording.
+        from .expressive import BlockLayers
+        from .net.infer import load_default_model
+
+        blocks = AudioBlocks(audio)
+        net = model if model is not None else load_default_model()
+        layer_pass = BlockLayers(fps, layers if not mouth_only else layers.off())
+        anim = net.predict_blocks(blocks, total=blocks.n_samples, progress=progress, on_block=layer_pass.feed)
+        # Silence (all zeros, or far below any speech level) is valid input: it animates as a
+        # face at rest (see below).
+        silent = blocks.peak < SILENT_PEAK
+        if silent:
+            anim = anim.replace(values=np.zeros_like(anim.values))
+        anim = anim.resample(fps)
+        if not mouth_only and not silent:
+            anim = layer_pass.finish(anim)
+        rejected = None
+    else:
+        anim, backend, silent, rejected = _animate_wave(
+            audio, text=text, sample_rate=sample_rate, fps=fps, backend=backend, language=language, model=model,
+            progress=progress, on_mismatch=on_mismatch, layers=layers, mouth_only=mouth_only)
+    anim = shift_animation(anim, timing_offset)
+    if face is not None:
+        from .face import load_face
+        from .retarget import animation_for_face
+
+        anim = animation_for_face(anim, load_face(face), landmarks=landmarks)
+    meta = dict(anim.meta)
+    meta.setdefault("backend", backend)
+    if rejected is not None:
+        meta["transcript_rejected"] = rejected
+    if silent:
+        meta["silent"] = True
+    return anim.replace(audio_path=audio_path, meta=meta)
+
+
+def _animate_wave(audio, *, text, sample_rate, fps, backend, language, model, progress, on_mismatch, layers,
+                  mouth_only):
+    """Every backend on audio held whole (an array, or a file the text and recognition backends
+    need whole). Returns (animation at ``fps`` with layers, backend used, silent, rejection reason)."""
     from .audio.io import SAMPLE_RATE, SILENT_PEAK, load_audio
 
     # Silence (all zeros, or far below any speech level) is valid input: a pause line in a batch,
     # a quiet stretch of a live take. It animates as a face at rest, whatever the backend; only an
     # input with no samples at all is an error.
     wave = load_audio(audio, source_rate=sample_rate, allow_silent=True)
-    audio_path = None if isinstance(audio, np.ndarray) else str(Path(audio).resolve())
     peak = float(np.max(np.abs(wave)))
     silent = peak < SILENT_PEAK
     if silent:
@@ -163,7 +207,7 @@ def animate(
             # better answer, and the warning says the transcript was not used.
             rejected = str(exc)
             warnings.warn(f"{exc}; animating the audio alone",
-                          TranscriptMismatchWarning, stacklevel=2)
+                          TranscriptMismatchWarning, stacklevel=3)
             backend = "model"
     if backend == "model":
         from .net.infer import load_default_model
@@ -189,16 +233,4 @@ def animate(
         from .expressive import add_layers
 
         anim = add_layers(anim, wave, layers)
-    anim = shift_animation(anim, timing_offset)
-    if face is not None:
-        from .face import load_face
-        from .retarget import animation_for_face
-
-        anim = animation_for_face(anim, load_face(face), landmarks=landmarks)
-    meta = dict(anim.meta)
-    meta.setdefault("backend", backend)
-    if rejected is not None:
-        meta["transcript_rejected"] = rejected
-    if silent:
-        meta["silent"] = True
-    return anim.replace(audio_path=audio_path, meta=meta)
+    return anim, backend, silent, rejected

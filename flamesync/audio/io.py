@@ -48,26 +48,22 @@ def load_audio(
         data, rate = np.asarray(source, dtype=np.float32), int(source_rate)
         name = "audio array"
     else:
-        path = Path(source)
-        name = str(path)
-        if path.is_dir():
-            raise InputError(f"{path} is a directory, not an audio file")
-        if not path.exists():
-            raise InputError(f"audio file not found: {path}")
-        if not path.is_file():
-            # A FIFO, /dev/stdin or a process substitution: read once, whole, then decode.
-            data, rate = _read_stream(path)
+        # Files are read block by block (:class:`AudioBlocks`) into one preallocated array: the
+        # peak is the 16 kHz result plus one block, not the file at its own rate and channels.
+        blocks = AudioBlocks(source, sample_rate=sample_rate)
+        if blocks.n_samples is not None:
+            out = np.empty(blocks.n_samples, np.float32)
+            k = 0
+            for block in blocks:
+                out[k: k + len(block)] = block
+                k += len(block)
         else:
-            data, rate = _read(path)
-    if data.ndim == 2:
-        # soundfile gives (N, channels); arrays from elsewhere may be (channels, N).
-        data = data.mean(axis=1) if data.shape[0] >= data.shape[1] else data.mean(axis=0)
-    elif data.ndim != 1:
-        raise InputError(f"{name}: expected mono or multi-channel samples, got shape {data.shape}")
-    if data.size == 0:
-        raise InputError(f"{name} contains no samples")
-    if not np.isfinite(data).all():
-        raise InputError(f"{name} contains NaN or infinite samples")
+            out = np.concatenate(list(blocks))
+        if blocks.peak < SILENT_PEAK and not allow_silent:
+            raise InputError(f"{blocks.name} is silent (peak amplitude {blocks.peak:.1e})")
+        return out
+    data = _mono(data, name)
+    _check_samples(data, name)
     if rate <= 0:
         raise InputError(f"{name}: invalid sample rate {rate}")
     if rate != sample_rate:
@@ -76,6 +72,184 @@ def load_audio(
     if peak < SILENT_PEAK and not allow_silent:
         raise InputError(f"{name} is silent (peak amplitude {peak:.1e})")
     return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def _mono(data: np.ndarray, name: str) -> np.ndarray:
+    if data.ndim == 2:
+        # soundfile gives (N, channels); arrays from elsewhere may be (channels, N).
+        return data.mean(axis=1) if data.shape[0] >= data.shape[1] else data.mean(axis=0)
+    if data.ndim != 1:
+        raise InputError(f"{name}: expected mono or multi-channel samples, got shape {data.shape}")
+    return data
+
+
+def _check_samples(data: np.ndarray, name: str) -> None:
+    if data.size == 0:
+        raise InputError(f"{name} contains no samples")
+    if not np.isfinite(data).all():
+        raise InputError(f"{name} contains NaN or infinite samples")
+
+
+BLOCK_SECONDS = 60.0
+
+
+class AudioBlocks:
+    """An audio file read block by block as mono float32 at ``sample_rate``.
+
+    Iterating yields consecutive blocks of exactly ``block_samples`` output samples (the last one
+    shorter) whose concatenation is what a whole-file read gives, sample for sample: each block of
+    the file is mixed to mono as a whole file would be (the mean of its channels) and resampled by
+    one soxr stream that keeps its filter state between blocks (the same samples as soxr's
+    one-shot call), then trimmed or zero-padded at the end to ``ceil(N * sample_rate / rate)``
+    samples like :func:`resample`. Memory is one block at the file's rate plus one output block,
+    whatever the length of the file.
+
+    Files libsndfile cannot read (some compressed formats) and streams that are not regular files
+    (a FIFO, ``/dev/stdin``) are decoded whole, as :func:`load_audio` always did, and then cut
+    into blocks.
+
+    Parameters
+    ----------
+    path : str or Path
+    sample_rate : int
+        Rate of the blocks.
+    block_samples : int
+        Output samples per block (default 60 s at 16 kHz, the chunk of network inference).
+
+    Attributes
+    ----------
+    n_samples : int or None
+        Total output samples when the file's header tells (libsndfile formats), else None.
+    peak : float
+        Largest absolute sample of the blocks yielded so far (after a full pass, of the file).
+    name : str
+        The path, for messages.
+
+    Raises
+    ------
+    InputError
+        Missing file, a directory, unreadable data, no samples, NaN or infinite samples (found
+        in the block that holds them), an invalid sample rate.
+    """
+
+    def __init__(self, path: "str | Path", *, sample_rate: int = SAMPLE_RATE,
+                 block_samples: int = int(BLOCK_SECONDS * SAMPLE_RATE)):
+        path = Path(path)
+        self.path = path
+        self.name = str(path)
+        self.sample_rate = int(sample_rate)
+        self.block_samples = max(1, int(block_samples))
+        self.peak = 0.0
+        if path.is_dir():
+            raise InputError(f"{path} is a directory, not an audio file")
+        if not path.exists():
+            raise InputError(f"audio file not found: {path}")
+        self._whole = None
+        self._info = None
+        if not path.is_file():
+            # A FIFO, /dev/stdin or a process substitution: read once, whole, then decode.
+            self._whole = _read_stream(path)
+        else:
+            self._info = _open_info(path)
+            if self._info is None:
+                self._whole = _read(path)
+        if self._whole is not None:
+            data, rate = self._whole
+            data = _mono(data, self.name)
+            _check_samples(data, self.name)
+            if rate <= 0:
+                raise InputError(f"{self.name}: invalid sample rate {rate}")
+            if rate != self.sample_rate:
+                data = resample(data, rate=rate, target=self.sample_rate)
+            self._whole = np.ascontiguousarray(data, dtype=np.float32)
+            self.n_samples = len(self._whole)
+        else:
+            frames, rate, _ = self._info
+            if frames <= 0:
+                raise InputError(f"{self.name} contains no samples")
+            if rate <= 0:
+                raise InputError(f"{self.name}: invalid sample rate {rate}")
+            self.n_samples = int(np.ceil(frames * (float(self.sample_rate) / rate)))
+
+    def __iter__(self):
+        self.peak = 0.0
+        source = self._whole_blocks() if self._whole is not None else self._file_blocks()
+        # Re-cut into blocks of exactly block_samples, so every consumer sees the same pushes
+        # whatever sizes the decoder and the resampler hand out.
+        pending: list[np.ndarray] = []
+        have = 0
+        for piece in source:
+            if not len(piece):
+                continue
+            self.peak = max(self.peak, float(np.max(np.abs(piece))))
+            pending.append(piece)
+            have += len(piece)
+            while have >= self.block_samples:
+                joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
+                yield joined[: self.block_samples]
+                rest = joined[self.block_samples:]
+                pending = [rest] if len(rest) else []
+                have = len(rest)
+        if have:
+            yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+
+    def _whole_blocks(self):
+        yield self._whole
+
+    def _file_blocks(self):
+        import soundfile as sf
+
+        frames, rate, _ = self._info
+        resampler = None
+        if rate != self.sample_rate:
+            import soxr
+
+            resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="soxr_hq")
+        # Short reads (about 1.5 s at 44.1 kHz): the file's own frames, at its rate and channels,
+        # never take more than a few hundred KiB, and the resampler's output is re-cut anyway.
+        read = min(1 << 16, max(1024, int(self.block_samples * rate / self.sample_rate)))
+        done_in = done_out = 0
+        try:
+            with _quiet_stderr():
+                fh = sf.SoundFile(str(self.path))
+        except Exception as exc:
+            raise _read_error(self.path, exc) from None
+        with fh:
+            while True:
+                try:
+                    block = fh.read(read, dtype="float32", always_2d=False)
+                except Exception as exc:
+                    raise _read_error(self.path, exc) from None
+                last = len(block) < read or done_in + len(block) >= frames
+                done_in += len(block)
+                if block.ndim == 2:  # (frames, channels), even for a block of one frame
+                    block = block.mean(axis=1)
+                if len(block) and not np.isfinite(block).all():
+                    raise InputError(f"{self.name} contains NaN or infinite samples")
+                out = block if resampler is None else resampler.resample_chunk(block, last=last)
+                out = np.asarray(out, np.float32)
+                if done_out + len(out) > self.n_samples:
+                    out = out[: self.n_samples - done_out]
+                done_out += len(out)
+                yield out
+                if last:
+                    break
+        if done_in == 0:
+            raise InputError(f"{self.name} contains no samples")
+        if done_out < self.n_samples:
+            yield np.zeros(self.n_samples - done_out, np.float32)
+
+
+def _open_info(path: Path) -> "tuple[int, int, int] | None":
+    """(frames, rate, channels) when libsndfile reads ``path``, else None."""
+    import soundfile as sf
+
+    try:
+        with _quiet_stderr():
+            with sf.SoundFile(str(path)) as fh:
+                return int(fh.frames), int(fh.samplerate), int(fh.channels)
+    except Exception:
+        return None
 
 
 def resample(data: np.ndarray, *, rate: int, target: int) -> np.ndarray:

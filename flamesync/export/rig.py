@@ -210,10 +210,27 @@ def carry_audio(audio_path, dest: Path) -> Path | None:
         if src.suffix.lower() == ".wav":
             shutil.copyfile(src, tmp)
         else:
-            import soundfile as sf
-
-            from ..audio.io import _read
-
-            samples, rate = _read(src)
-            sf.write(str(tmp), samples, rate, subtype="PCM_16", format="WAV")
+            _convert_to_wav(src, tmp)
     return out
+
+
+def _convert_to_wav(src: Path, dest: Path, *, block_frames: int = 1 << 18) -> None:
+    """Write ``src`` (any format flamesync reads) as 16-bit WAV at its own rate and channels.
+
+    libsndfile formats are copied block by block, so an hour-long FLAC costs one block of memory;
+    others are decoded whole (as :func:`flamesync.audio.io.load_audio` decodes them).
+    """
+    import soundfile as sf
+
+    from ..audio.io import _open_info, _read
+
+    info = _open_info(src)
+    if info is None:
+        samples, rate = _read(src)
+        sf.write(str(dest), samples, rate, subtype="PCM_16", format="WAV")
+        return
+    _, rate, channels = info
+    with sf.SoundFile(str(src)) as fin, sf.SoundFile(str(dest), "w", samplerate=rate, channels=channels,
+                                                      subtype="PCM_16", format="WAV") as fout:
+        for block in fin.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+            fout.write(block)

@@ -299,6 +299,65 @@ def add_layers(anim: Animation, wave: np.ndarray, layers: Layers, *, block_secon
     return out.replace(meta=meta)
 
 
+class BlockLayers:
+    """:func:`add_layers` for audio read in blocks while the animation is still being made.
+
+    The pipeline reads a long file once: every block goes to the network and to :meth:`feed`, and
+    :meth:`finish` adds the layers to the finished animation. Each block is analysed once the next
+    one has arrived (or at :meth:`finish`, when the animation's length is known), so the frames
+    analysed after each block are the ones :func:`add_layers` analyses after the same block, and
+    the result is the same animation. Memory: two blocks of audio and a few floats per frame.
+
+    Parameters
+    ----------
+    fps : float
+        Frame rate of the animation the layers will go onto.
+    layers : Layers
+    block_seconds : float
+        The length of every fed block but the last (as :func:`add_layers`' ``block_seconds``).
+    """
+
+    def __init__(self, fps: float, layers: Layers, *, block_seconds: float = 60.0):
+        self.fps = float(fps)
+        self.layers = layers
+        self.block_seconds = float(block_seconds)
+        self._stream = LayerStream(self.fps, layers) if layers.active else None
+        self._parts: list[LayerFrames] = []
+        self._ready: int | None = None  # frames ready after the previous block
+
+    def feed(self, block: np.ndarray) -> None:
+        """Append the next block of 16 kHz mono audio, shape (n,)."""
+        if self._stream is None:
+            return
+        self._stream.feed(block)
+        if self._ready is not None and self._ready > self._stream.frames_done:
+            # Safe before the length is known: the previous block was not the last one, so its
+            # ready frames lie inside the audio, hence inside the animation.
+            self._parts.append(self._stream.advance(self._ready))
+        self._ready = self._stream.ready()
+
+    def finish(self, anim: Animation) -> Animation:
+        """``anim`` (frame ``i`` at ``i / fps`` s of the fed audio) plus the layers."""
+        if self._stream is None or anim.n_frames == 0:
+            return anim
+        if abs(anim.fps - self.fps) > 1e-9 or anim.audio_offset != 0:
+            raise InputError("BlockLayers.finish needs an animation at its frame rate, starting with the audio")
+        stream = self._stream
+        if stream.frames_done > anim.n_frames:
+            raise InputError(f"{stream.frames_done} expressive frames for an animation of {anim.n_frames}")
+        stop = min(anim.n_frames, self._ready or 0)
+        if stop > stream.frames_done:
+            self._parts.append(stream.advance(stop))
+        if anim.n_frames > stream.frames_done:
+            self._parts.append(stream.advance(anim.n_frames, final=True))
+        parts = self._parts
+        frames = LayerFrames(0, np.concatenate([p.weights for p in parts]), np.concatenate([p.head for p in parts]))
+        out = apply_frames(anim, frames)
+        meta = dict(out.meta)
+        meta["expressive"] = self.layers.describe()
+        return out.replace(meta=meta)
+
+
 def shift_animation(anim: Animation, seconds: float) -> Animation:
     """Move the motion ``seconds`` later (earlier if negative) against the audio, same frame count.
 

@@ -87,29 +87,73 @@ class LoadedModel:
         ``progress(done, total)`` (samples), if given, is called after each chunk; an exception it
         raises stops the work (the Blender add-on cancels this way).
         """
+        step = max(1, int(chunk_seconds * SAMPLE_RATE))
+        blocks = (np.asarray(audio[i: i + step], np.float32) for i in range(0, len(audio), step))
+        return self.predict_raw_blocks(blocks, chunk_seconds=chunk_seconds, total=len(audio), progress=progress)
+
+    def predict_raw_blocks(self, blocks, *, chunk_seconds: float = 60.0, total: int | None = None,
+                           progress=None, on_block=None, visemes: bool = True) -> RawOutput:
+        """Network outputs for audio that arrives in blocks (e.g. :class:`flamesync.audio.io.AudioBlocks`).
+
+        The same numbers as :meth:`predict_raw` on the concatenated blocks when the blocks hold
+        ``chunk_seconds`` of audio each (the last one shorter): the feature stream then sees the
+        same pushes. Memory holds one block and the outputs, whatever the length.
+
+        Parameters
+        ----------
+        blocks : iterable of np.ndarray, shape (n,), float32, 16 kHz mono
+        chunk_seconds : float
+            Output frames per network pass (as seconds of audio).
+        total : int or None
+            Total samples, for ``progress``.
+        progress : callable or None
+            ``progress(done, total)`` in samples after each block (``total`` None when unknown).
+        on_block : callable or None
+            ``on_block(block)`` for every block, in order, before its features (another consumer
+            of the same audio, so the file is read once).
+        visemes : bool
+            Keep the viseme probabilities (False: ``visemes`` has no columns, which saves memory
+            on long audio when only the weights are wanted).
+
+        Returns
+        -------
+        RawOutput
+            ``2 * ceil(N / 320) / 2`` frames at 50 fps for ``N`` samples in all.
+        """
         from concurrent.futures import ThreadPoolExecutor
 
         runner = NetRunner(self, chunk_frames=max(1, int(round(chunk_seconds * FPS))))
-        step = max(1, int(chunk_seconds * SAMPLE_RATE))
-        starts = list(range(0, len(audio), step))
+        it = iter(blocks)
         parts = []
-        # The features of the next block are computed in a second thread while the network runs on
-        # this one: numpy, torch and onnxruntime release the GIL, so on two cores most of the feature
-        # time is hidden. One block ahead at most keeps memory bounded; the feature stream itself
-        # stays sequential (one worker), so the result is unchanged.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            def features(i):
-                return runner.feats.push(np.asarray(audio[i: i + step], np.float32))
+        done = 0
 
-            pending = pool.submit(features, starts[0]) if starts else None
-            for k in range(len(starts)):
-                new = pending.result()
-                pending = pool.submit(features, starts[k + 1]) if k + 1 < len(starts) else None
-                parts.append(runner.accept(new))
+        # The next block is read and its features computed in a second thread while the network
+        # runs on this one: numpy, soundfile, soxr, torch and onnxruntime release the GIL, so on two
+        # cores most of that time is hidden. One block ahead at most keeps memory bounded; the
+        # feature stream itself stays sequential (one worker), so the result is unchanged.
+        def features():
+            block = next(it, None)
+            if block is None:
+                return None
+            block = np.asarray(block, np.float32).reshape(-1)
+            if on_block is not None:
+                on_block(block)
+            return len(block), runner.feats.push(block)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(features)
+            while True:
+                got = pending.result()
+                if got is None:
+                    break
+                pending = pool.submit(features)
+                n, new = got
+                parts.append(_keep(runner.accept(new), visemes))
+                done += n
                 if progress is not None:
-                    progress(min(len(audio), starts[k] + step), len(audio))
-            parts.append(runner.accept(runner.feats.finish(), final=True))
-        return _concat_raw(parts, len(self.channels), self.cfg.n_visemes)
+                    progress(done, total)
+            parts.append(_keep(runner.accept(runner.feats.finish(), final=True), visemes))
+        return _concat_raw(parts, len(self.channels), self.cfg.n_visemes if visemes else 0)
 
     def predict(self, audio: np.ndarray, *, chunk_seconds: float = 60.0, closures: bool = True,
                 progress=None) -> Animation:
@@ -135,6 +179,21 @@ class LoadedModel:
         audio = check_audio(audio)
         raw = self.predict_raw(audio, chunk_seconds=chunk_seconds, progress=progress)
         weights = Postprocessor(self, closures=closures).process(raw.weights, raw.closure_prob)
+        return self.to_animation(weights)
+
+    def predict_blocks(self, blocks, *, chunk_seconds: float = 60.0, closures: bool = True, total: int | None = None,
+                       progress=None, on_block=None) -> Animation:
+        """:meth:`predict` for audio that arrives in blocks of ``chunk_seconds`` (see
+        :meth:`predict_raw_blocks`): the same animation as :meth:`predict` on their concatenation,
+        without ever holding the whole audio. Blocks are not validated beyond shape: a file reader
+        (:class:`flamesync.audio.io.AudioBlocks`) has checked them.
+        """
+        raw = self.predict_raw_blocks(blocks, chunk_seconds=chunk_seconds, total=total, progress=progress,
+                                      on_block=on_block, visemes=False)
+        if not len(raw.weights):
+            raise InputError("audio contains no samples")
+        weights = Postprocessor(self, closures=closures).process(raw.weights, raw.closure_prob)
+        del raw
         return self.to_animation(weights)
 
     def to_animation(self, weights: np.ndarray, *, audio_offset: float = 0.0) -> Animation:
@@ -330,6 +389,10 @@ class StreamRunner:
 
     def finish(self) -> RawOutput:
         return self._advance(self._pairs(self.feats.finish()), True)
+
+
+def _keep(raw: RawOutput, visemes: bool) -> RawOutput:
+    return raw if visemes else RawOutput(raw.weights, raw.closure_prob, raw.visemes[:, :0].copy())
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

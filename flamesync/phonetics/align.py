@@ -13,6 +13,21 @@ word segmentation) and each phone names its word. pocketsphinx's own sub-word al
 on many ordinary recordings. Beams are wide because the grammar is tiny; when the search does not
 reach the end it is retried with wider beams, and then reported as an error.
 
+Long audio: one grammar search costs time in proportion to the audio's length times the
+transcript's (every word's states stay in the wide beams), so an hour would take days. Audio longer
+than :data:`SEGMENT_SECONDS` is cut at pauses (:func:`plan_cuts`: the quietest 0.3 s between half
+and all of the segment length after the previous cut) and each segment is aligned on its own with
+the words it can hold: the next words from where the previous segment ended, the first ones
+required and the last ones nested optionals (``a [ b [ c ] ]``), so the acoustics decide where the
+segment's speech ends and the next segment is anchored on that. Which words are candidates comes
+from the transcript's phones spread over the audio's loud frames, cumulatively from the start, so
+an estimate's error does not carry over. A segment that takes its first or last candidate looks
+again with twice the slack; one that cannot be aligned takes the next segment's audio along; and
+when the last segment does not fit the words left, earlier segments are undone and aligned
+together with it (at worst, the whole recording as one search, the only way before). Each
+segment's front end starts fresh, so segments are independent and time is linear in length.
+Clips up to :data:`SEGMENT_SECONDS` are aligned as before, in one search.
+
 :func:`recognize_phones` decodes phones without a transcript (pocketsphinx's allphone search with
 its phonetic language model), a baseline for the text-free path.
 
@@ -52,6 +67,10 @@ _FILLERS = {"<s>", "</s>", "<sil>", "(NULL)", "[NOISE]", "[SPEECH]"}
 _SIL_WORD = "fssil"
 _SEARCH = "flamesync_align"
 _LOCK = threading.Lock()
+# Longer audio is aligned in segments of at most this many seconds (see "Long audio" above): one
+# search costs time in proportion to the audio's length times the transcript's, so segments make
+# the whole linear. Clips up to this length are aligned in one search, as before segments existed.
+SEGMENT_SECONDS = 45.0
 
 
 @dataclass(frozen=True)
@@ -160,14 +179,22 @@ def _unit(word_index: int, phone: str) -> str:
     return f"fs{word_index}_{phone.lower()}"
 
 
-def _grammar(prons: list[list[list[str]]]) -> str:
-    """JSGF over per-word phone units with optional silence between words."""
-    parts = []
+def _grammar(prons: list[list[list[str]]], *, optional_tail: int = 0) -> str:
+    """JSGF over per-word phone units with optional silence between words.
+
+    The last ``optional_tail`` words are nested optionals (``a [ b [ c ] ]``): the utterance may
+    end after any of them, so a segment of a long recording can take as many of its candidate
+    words as it holds.
+    """
+    alts = []
     for i, variants in enumerate(prons):
-        alts = " | ".join(" ".join(_unit(i, p) for p in v) for v in variants)
-        parts.append(f"( {alts} )")
-    body = f" [ {_SIL_WORD} ] ".join(parts)
-    return f"#JSGF V1.0;\ngrammar flamesync;\npublic <utt> = [ {_SIL_WORD} ] {body} [ {_SIL_WORD} ];\n"
+        alts.append("( " + " | ".join(" ".join(_unit(i, p) for p in v) for v in variants) + " )")
+    n_req = len(prons) - max(0, min(int(optional_tail), len(prons)))
+    body = f" [ {_SIL_WORD} ] ".join(alts[:n_req])
+    tail = ""
+    for a in reversed(alts[n_req:]):
+        tail = f" [ [ {_SIL_WORD} ] {a}{tail} ]"
+    return f"#JSGF V1.0;\ngrammar flamesync;\npublic <utt> = [ {_SIL_WORD} ] {body}{tail} [ {_SIL_WORD} ];\n"
 
 
 def _add_units(decoder, prons: list[list[list[str]]]) -> None:
@@ -197,9 +224,9 @@ def _log_ascore(seg) -> float:
     return math.log(max(float(seg.ascore), 1e-300))
 
 
-def _decode(decoder, pcm: bytes, prons) -> list[tuple[str, int, int, float]] | None:
+def _decode(decoder, pcm: bytes, prons, *, optional_tail: int = 0) -> list[tuple[str, int, int, float]] | None:
     _add_units(decoder, prons)
-    decoder.add_jsgf_string(_SEARCH, _grammar(prons))
+    decoder.add_jsgf_string(_SEARCH, _grammar(prons, optional_tail=optional_tail))
     decoder.activate_search(_SEARCH)
     _start_utt(decoder)
     decoder.process_raw(pcm, full_utt=True)
@@ -216,6 +243,7 @@ def align(
     *,
     language: str = "en",
     lexicon: dict[str, list[str]] | None = None,
+    segment_seconds: float | None = None,
 ) -> Utterance:
     """Align a transcript to speech.
 
@@ -233,6 +261,9 @@ def align(
     lexicon : dict or None
         Pronunciations to use instead of the dictionary's: lower-case word -> ARPAbet phones
         (stress digits allowed), e.g. the canonical phones a corpus ships.
+    segment_seconds : float or None
+        Audio longer than this is aligned in segments of at most this length, cut at pauses
+        (default :data:`SEGMENT_SECONDS`); shorter audio in one search, as always.
 
     Returns
     -------
@@ -249,59 +280,63 @@ def align(
         transcript the audio cannot be aligned to.
     """
     check_language(language)
+    segment_seconds = SEGMENT_SECONDS if segment_seconds is None else float(segment_seconds)
+    if not segment_seconds > 1.0:
+        raise InputError(f"segment length must be over 1 s, got {segment_seconds!r}")
     if not isinstance(text, str) or not text.strip():
         raise InputError("transcript is empty")
     tokens = words_of(text)
     if not tokens:
         raise InputError(f"transcript has no speakable words: {text[:60]!r}")
     x = _prepare_audio(audio, sample_rate)
-    pcm = _pcm(x)
     dict_words = [w for _, ws in tokens for w in ws]
-    segs = None
+    duration = len(x) / SAMPLE_RATE
     with _LOCK:
-        for beams in (WIDE, WIDER):
-            decoder = _align_decoder(beams)
-            sources = pronunciations(dict_words, decoder)
-            for w, phones in (lexicon or {}).items():
-                if w in sources and phones:
-                    sources[w] = ([[p.rstrip("012").upper() for p in phones]], "lexicon")
-            prons = [sources[w][0] for w in dict_words]
-            try:
-                segs = _decode(decoder, pcm, prons)
-            except (RuntimeError, ValueError) as exc:
-                raise InputError(f"pocketsphinx could not use the transcript ({exc})") from None
-            if segs is not None:
-                break
-    if segs is None:
-        raise TranscriptMismatchError(
-            f"could not align the transcript to the audio ({len(dict_words)} words, "
-            f"{len(x) / SAMPLE_RATE:.2f} s); check that the text matches the speech"
-        )
+        sources = pronunciations(dict_words, _align_decoder(WIDE))
+        for w, phones in (lexicon or {}).items():
+            if w in sources and phones:
+                sources[w] = ([[p.rstrip("012").upper() for p in phones]], "lexicon")
+        prons = [sources[w][0] for w in dict_words]
+        if len(x) <= int(segment_seconds * SAMPLE_RATE):
+            pieces = [_align_piece(x, 0, len(x), prons, 0, len(prons), 0)]
+        else:
+            pieces = _align_segments(x, prons, segment_seconds=segment_seconds)
     phones: list[PhoneSegment] = []
+    refined: list[PhoneSegment] = []
     spans: dict[int, list[float]] = {}
     # Per dictionary word: first frame, last frame, acoustic log-likelihood of its phones (for
-    # flamesync.phonetics.confidence); pauses are kept as word -1.
+    # flamesync.phonetics.confidence); pauses are kept as word -1. Frames count from the start of
+    # the audio (pieces start on frame boundaries).
     scored: list[list] = []
-    for name, a, b, ll in segs:
-        start, end = _frame_time(a), _frame_time(b + 1)
-        if name == _SIL_WORD or name in _FILLERS or not name.startswith("fs"):
-            phones.append(PhoneSegment(start, end, SILENCE, "SIL"))
-            scored.append([-1, int(a), int(b), ll])
-            continue
-        idx, _, arpa = name[2:].partition("_")
-        wi = int(idx)
-        if scored and scored[-1][0] == wi:
-            scored[-1][2], scored[-1][3] = int(b), scored[-1][3] + ll
-        else:
-            scored.append([wi, int(a), int(b), ll])
-        phones.append(PhoneSegment(start, end, map_phone("cmu_arpabet", arpa), arpa.upper()))
-        span = spans.setdefault(wi, [start, end])
-        span[1] = end
+    for piece in pieces:
+        x0 = piece.start / SAMPLE_RATE
+        f0 = piece.start // _HOP
+        local: list[PhoneSegment] = []
+        for wi, arpa, a, b, ll in piece.segs:
+            start, end = _frame_time(a), _frame_time(b + 1)
+            if wi < 0:
+                local.append(PhoneSegment(start, end, SILENCE, "SIL"))
+                scored.append([-1, f0 + int(a), f0 + int(b), ll])
+                continue
+            if scored and scored[-1][0] == wi:
+                scored[-1][2], scored[-1][3] = f0 + int(b), scored[-1][3] + ll
+            else:
+                scored.append([wi, f0 + int(a), f0 + int(b), ll])
+            local.append(PhoneSegment(start, end, map_phone("cmu_arpabet", arpa), arpa.upper()))
+            span = spans.setdefault(wi, [x0 + start, x0 + end])
+            span[1] = x0 + end
+        seg_x = x[piece.start: piece.stop]
+        local = fill_gaps(local, len(seg_x) / SAMPLE_RATE)
+        # The optional inter-word silence swallows the closure of a stop that follows a pause;
+        # give it back to the stop, with the same convention as the synthetic engines.
+        better = refine_closures(seg_x, sample_rate=SAMPLE_RATE, phones=local)
+        phones += [_shift(p, x0) for p in local]
+        refined += [_shift(p, x0) for p in better]
     missing = [dict_words[i] for i in range(len(dict_words)) if i not in spans]
     if missing:
         raise TranscriptMismatchError(f"alignment lost words {missing[:5]}; check that the text matches the speech")
-    duration = len(x) / SAMPLE_RATE
-    phones = fill_gaps(phones, duration)
+    if len(pieces) > 1:
+        phones, refined = _join(phones, refined, duration)
     words = []
     k = 0
     for token, ws in tokens:
@@ -309,16 +344,195 @@ def align(
         k += len(ws)
         label = token.strip(".,;:!?\"()[]“”«»") or token
         words.append(WordSegment(first[0], min(last[1], duration), label))
-    # The optional inter-word silence swallows the closure of a stop that follows a pause; give
-    # it back to the stop, with the same convention as the synthetic engines.
-    refined = refine_closures(x, sample_rate=SAMPLE_RATE, phones=phones)
     words = remap_words(words, phones, refined)
     phones = refined
     extra = {w: {"phones": p[0], "source": s} for w, (p, s) in sources.items() if s != "model"}
+    meta = {"pronunciations": extra, "word_scores": scored,
+            "dict_words": dict_words, "tokens": [len(ws) for _, ws in tokens]}
+    if len(pieces) > 1:
+        meta["segments"] = [[p.start, p.stop] for p in pieces]
     return Utterance(audio=x, sample_rate=SAMPLE_RATE, phones=phones, words=words, text=text,
-                     language="en-us", voice="", engine="pocketsphinx",
-                     meta={"pronunciations": extra, "word_scores": scored,
-                           "dict_words": dict_words, "tokens": [len(ws) for _, ws in tokens]})
+                     language="en-us", voice="", engine="pocketsphinx", meta=meta)
+
+
+_HOP = int(FRAME * SAMPLE_RATE)  # samples per pocketsphinx frame
+
+
+@dataclass
+class _Piece:
+    """The alignment of samples ``start .. stop - 1`` (``start`` a multiple of :data:`_HOP`):
+    ``segs`` are (global word index or -1 for a pause, ARPAbet phone or None, first frame, last
+    frame, log-likelihood) with frames counted from ``start``; ``words`` the words it took."""
+
+    start: int
+    stop: int
+    segs: list
+    words: int
+
+
+def _shift(p: PhoneSegment, dt: float) -> PhoneSegment:
+    return p if dt == 0 else PhoneSegment(p.start + dt, p.end + dt, p.phone, p.label)
+
+
+def _join(phones: list[PhoneSegment], refined: list[PhoneSegment], duration: float):
+    """Pieces side by side: merge the pauses that meet at a cut (the pieces' own pauses end there)."""
+    out_a: list[PhoneSegment] = []
+    out_b: list[PhoneSegment] = []
+    for p, q in zip(phones, refined):
+        if out_a and p.phone == SILENCE and out_a[-1].phone == SILENCE and q.phone == SILENCE \
+                and out_b[-1].phone == SILENCE:
+            out_a[-1] = PhoneSegment(out_a[-1].start, p.end, SILENCE, out_a[-1].label)
+            out_b[-1] = PhoneSegment(out_b[-1].start, q.end, SILENCE, out_b[-1].label)
+            continue
+        out_a.append(p)
+        out_b.append(q)
+    return out_a, out_b
+
+
+def _align_piece(x: np.ndarray, start: int, stop: int, prons, first: int, n_words: int,
+                 optional_tail: int) -> "_Piece | None":
+    """Align words ``first .. first + n_words - 1`` to ``x[start:stop]`` (the last
+    ``optional_tail`` of them optional), with the wide beams and then the wider ones.
+
+    Returns None when neither search reaches the end (a short clip: raises instead, as before).
+    """
+    pcm = _pcm(x[start:stop])
+    span = prons[first: first + n_words]
+    segs = None
+    for beams in (WIDE, WIDER):
+        decoder = _align_decoder(beams)
+        try:
+            segs = _decode(decoder, pcm, span, optional_tail=optional_tail)
+        except (RuntimeError, ValueError) as exc:
+            raise InputError(f"pocketsphinx could not use the transcript ({exc})") from None
+        if segs is not None:
+            break
+    if segs is None:
+        if start == 0 and stop == len(x):
+            raise TranscriptMismatchError(
+                f"could not align the transcript to the audio ({len(prons)} words, "
+                f"{len(x) / SAMPLE_RATE:.2f} s); check that the text matches the speech"
+            )
+        return None
+    out = []
+    taken = 0
+    for name, a, b, ll in segs:
+        if name == _SIL_WORD or name in _FILLERS or not name.startswith("fs"):
+            out.append((-1, None, a, b, ll))
+            continue
+        idx, _, arpa = name[2:].partition("_")
+        taken = max(taken, int(idx) + 1)
+        out.append((first + int(idx), arpa, a, b, ll))
+    return _Piece(start, stop, out, taken)
+
+
+def frame_energy(x: np.ndarray, *, block_frames: int = 1 << 16) -> np.ndarray:
+    """Mean square of each 10 ms frame of 16 kHz audio, shape (ceil(N / 160),), float64; computed
+    in blocks so that long audio needs no float64 copy of itself."""
+    n = -(-len(x) // _HOP)
+    out = np.empty(n, np.float64)
+    for a in range(0, n, block_frames):
+        b = min(n, a + block_frames)
+        seg = np.asarray(x[a * _HOP: b * _HOP], np.float64)
+        seg = np.pad(seg, (0, (b - a) * _HOP - len(seg)))
+        out[a:b] = np.mean(seg.reshape(b - a, _HOP) ** 2, axis=1)
+    return out
+
+
+def plan_cuts(x: np.ndarray, *, segment_seconds: float, min_fraction: float = 0.5,
+              pause_seconds: float = 0.3) -> list[int]:
+    """Where to cut long audio into alignment segments: sample indices (multiples of 10 ms).
+
+    Each segment runs from the previous cut to the quietest ``pause_seconds`` stretch between
+    ``min_fraction * segment_seconds`` and ``segment_seconds`` after it (the middle of that
+    stretch): a pause between phrases wherever the speech has one, so no word is cut.
+
+    Returns
+    -------
+    list of int
+        Increasing cut positions, not including 0 and ``len(x)``.
+    """
+    e = frame_energy(x)
+    n = len(e)
+    seg = max(2, int(round(segment_seconds / FRAME)))
+    lo = max(1, int(round(min_fraction * seg)))
+    w = max(1, int(round(pause_seconds / FRAME)))
+    # Mean level over every window of w frames (index: the window's first frame).
+    c = np.concatenate([[0.0], np.cumsum(10.0 * np.log10(e + 1e-12))])
+    level = (c[w:] - c[:-w]) / w if n >= w else np.zeros(0)
+    cuts = []
+    pos = 0
+    while n - pos > seg:
+        a, b = pos + lo, min(pos + seg - w, len(level) - 1)
+        if b <= a:
+            break
+        first = a + int(np.argmin(level[a: b + 1]))  # the first of equally quiet windows
+        cut = first + w // 2
+        cuts.append(cut * _HOP)
+        pos = cut
+    return cuts
+
+
+def _align_segments(x: np.ndarray, prons, *, segment_seconds: float) -> list[_Piece]:
+    """Align a long recording piece by piece (see the module docstring, "Long audio")."""
+    cuts = plan_cuts(x, segment_seconds=segment_seconds)
+    bounds = [0] + cuts + [len(x)]
+    # Where the words should fall: the transcript's phones spread over the audio's speech frames
+    # (louder than midway between the quiet and the loud frames), cumulatively, so that an error
+    # in one segment is not carried into the next one's estimate.
+    db = 10.0 * np.log10(frame_energy(x) + 1e-12)
+    quiet, loud = np.percentile(db, 10), np.percentile(db, 90)
+    speech_cum = np.concatenate([[0], np.cumsum(db > (quiet + loud) / 2)])
+    phone_cum = np.concatenate([[0], np.cumsum([len(p[0]) for p in prons])])
+    n_words = len(prons)
+    done: list[tuple[_Piece, int]] = []  # each piece with the index of the bound it starts at
+    word = 0
+    k = 0
+    end_k = 1
+    widen = 1
+    while k < len(bounds) - 1:
+        start, stop = bounds[k], bounds[end_k]
+        last = end_k == len(bounds) - 1
+        lo = hi = n_words
+        if not last:
+            share = speech_cum[stop // _HOP] / max(speech_cum[-1], 1)
+            expect = int(np.searchsorted(phone_cum, share * phone_cum[-1]))
+            slack = widen * max(8, (expect - word) // 4)
+            hi = min(n_words, expect + slack)
+            lo = min(hi, max(word, expect - slack))
+        if hi <= word:
+            # No words left for this audio: a pause.
+            piece = _Piece(start, stop, [(-1, None, 0, (stop - start) // _HOP - 1, 0.0)], 0)
+        else:
+            piece = _align_piece(x, start, stop, prons, word, hi - word, hi - lo)
+        if piece is None:
+            if not last and widen < 4:
+                widen *= 2  # the speech here may be faster or slower than the estimate
+                continue
+            if not last:
+                widen = 1
+                end_k += 1  # no fit: take the next segment's audio (and candidate words) along
+                continue
+            if not done:
+                raise TranscriptMismatchError(
+                    f"could not align the transcript to the audio ({n_words} words, "
+                    f"{len(x) / SAMPLE_RATE:.2f} s); check that the text matches the speech")
+            # The rest does not fit the remaining words: an earlier segment took too many or too
+            # few. Undo it and align its audio together with the rest.
+            prev, k = done.pop()
+            widen = 1
+            word -= prev.words
+            continue
+        end = word + piece.words
+        if not last and widen < 8 and ((end == hi and hi < n_words) or (end == lo and lo > word)):
+            # It took the first or the last candidate: the true end may lie beyond them, where
+            # this speech is faster or slower than the estimate. Look again with twice the slack.
+            widen *= 2
+            continue
+        done.append((piece, k))
+        word = end
+        k, end_k, widen = end_k, end_k + 1, 1
+    return [p for p, _ in done]
 
 
 def phone_loop(x: np.ndarray) -> list[tuple[str, int, int, float]]:

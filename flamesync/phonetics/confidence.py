@@ -82,12 +82,16 @@ def _loop_per_frame(loop: list[tuple[str, int, int, float]], n_frames: int) -> n
     return out
 
 
-def frame_energy_db(x: np.ndarray, n_frames: int) -> np.ndarray:
-    """Energy per 10 ms frame in dB, shape (n_frames,)."""
-    x = np.asarray(x, np.float64)
-    pad = max(0, n_frames * FRAME_SAMPLES - len(x))
-    frames = np.pad(x, (0, pad))[: n_frames * FRAME_SAMPLES].reshape(n_frames, FRAME_SAMPLES)
-    return 10.0 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+def frame_energy_db(x: np.ndarray, n_frames: int, *, block_frames: int = 1 << 16) -> np.ndarray:
+    """Energy per 10 ms frame in dB, shape (n_frames,); computed in blocks of frames, so long
+    audio needs no float64 copy of itself (the same numbers as one pass)."""
+    out = np.empty(n_frames, np.float64)
+    for a in range(0, n_frames, block_frames):
+        b = min(n_frames, a + block_frames)
+        seg = np.asarray(x[a * FRAME_SAMPLES: b * FRAME_SAMPLES], np.float64)
+        seg = np.pad(seg, (0, (b - a) * FRAME_SAMPLES - len(seg)))
+        out[a:b] = 10.0 * np.log10(np.mean(seg.reshape(b - a, FRAME_SAMPLES) ** 2, axis=1) + 1e-12)
+    return out
 
 
 def score_alignment(word_scores: list, loop: list[tuple[str, int, int, float]], audio: np.ndarray, *,
@@ -156,7 +160,15 @@ def alignment_confidence(utt) -> AlignmentConfidence:
         raise ValueError("the utterance carries no alignment scores (not made by flamesync.phonetics.align.align)")
     from .types import SILENCE
 
-    return score_alignment(meta["word_scores"], phone_loop(utt.audio), utt.audio,
+    # A long recording aligned in segments (meta["segments"], sample ranges) is compared with a
+    # phone loop over the same segments: each search starts its own feature normalisation, and
+    # the two scores are comparable only over the same stretch of audio. It also keeps the phone
+    # loop's cost linear in the length.
+    loop = []
+    for a, b in meta.get("segments") or [[0, len(utt.audio)]]:
+        f0 = int(a) // FRAME_SAMPLES
+        loop += [(w, f0 + s, f0 + e, ll) for w, s, e, ll in phone_loop(utt.audio[int(a): int(b)])]
+    return score_alignment(meta["word_scores"], loop, utt.audio,
                            n_words=len(meta.get("dict_words") or ()),
                            n_phones=sum(p.phone != SILENCE for p in utt.phones))
 
