@@ -297,22 +297,30 @@ class NetRunner:
 class _Stage:
     """One layer group of the network run incrementally: keeps the inputs its next outputs need.
 
-    ``fn`` maps (1, n, D) to (1, n, D'); output ``t`` depends on inputs ``[t - past, t + future]``.
+    ``fn`` maps (1, n, D) to (1, n, D') (or a tuple of such); output ``t`` depends on inputs
+    ``[t - past, t + future]``. Inputs are torch tensors, or numpy arrays with ``concat=np.concatenate``
+    (the ONNX pieces of :mod:`flamesync.net.onnx_stream`).
     """
 
-    def __init__(self, fn, past: int, future: int):
+    def __init__(self, fn, past: int, future: int, *, concat=None):
         self.fn, self.past, self.future = fn, past, future
-        self.buf = None  # torch.Tensor
+        self.concat = concat
+        self.buf = None
         self.start = 0  # absolute index of buf[0]
         self.n_in = 0
         self.n_out = 0
 
     def push(self, x, *, final: bool):
-        """Add new inputs (a torch.Tensor, or None); return the outputs that became final, or None."""
-        import torch
-
+        """Add new inputs (or None); return the outputs that became final, or None."""
         if x is not None and len(x):
-            self.buf = x if self.buf is None else torch.cat([self.buf, x])
+            if self.buf is None:
+                self.buf = x
+            elif self.concat is not None:
+                self.buf = self.concat([self.buf, x])
+            else:
+                import torch
+
+                self.buf = torch.cat([self.buf, x])
             self.n_in += len(x)
         if self.buf is None:
             return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import ModelConfig
-from .infer import RawOutput, StreamRunner, _concat_raw, _sigmoid
+from .infer import RawOutput, StreamRunner, _concat_raw, _sigmoid, _Stage
 
 # Where the exported FlameSyncNet hands over between layer groups.
 PAIRS = "/Reshape_2_output_0"  # feature pairs (1, T, 2 n_mels), input of the front end
@@ -66,36 +66,15 @@ def _cut(path, n_layers: int) -> list | None:
     return [g.SerializeToString() for g in graphs]
 
 
-class _Piece:
-    """One piece of the graph over a growing input, like the torch ``_Stage``: output ``t`` depends
-    on inputs ``[t - past, t + future]``; keeps only the inputs its next outputs need."""
+def _piece(session, past: int, future: int) -> _Stage:
+    """One piece of the graph over a growing numpy input, run like the torch layer groups."""
+    name = session.get_inputs()[0].name
 
-    def __init__(self, session, past: int, future: int):
-        self.session = session
-        self.input = session.get_inputs()[0].name
-        self.past, self.future = past, future
-        self.buf: np.ndarray | None = None
-        self.start = self.n_in = self.n_out = 0
+    def run(x):
+        outs = session.run(None, {name: np.ascontiguousarray(x)})
+        return tuple(outs) if len(outs) > 1 else outs[0]
 
-    def push(self, x, *, final: bool):
-        if x is not None and len(x):
-            self.buf = x if self.buf is None else np.concatenate([self.buf, x])
-            self.n_in += len(x)
-        if self.buf is None:
-            return None
-        end = self.n_in if final else max(self.n_out, self.n_in - self.future)
-        if end <= self.n_out:
-            return None
-        w0 = max(0, self.n_out - self.past)
-        outs = self.session.run(None, {self.input: np.ascontiguousarray(self.buf[w0 - self.start:][None])})
-        keep = slice(self.n_out - w0, end - w0)
-        y = tuple(o[0, keep] for o in outs) if len(outs) > 1 else outs[0][0, keep]
-        self.n_out = end
-        drop = self.n_out - self.past - self.start
-        if drop > 0:
-            self.buf = self.buf[drop:]
-            self.start += drop
-        return y
+    return _Stage(run, past, future, concat=np.concatenate)
 
 
 class OnnxStreamRunner(StreamRunner):
@@ -128,7 +107,7 @@ class OnnxStreamRunner(StreamRunner):
 
         pasts = [ModelConfig.FRONT_PAST] + [cfg.attn_past + cfg.conv_kernel - 1] * cfg.layers + [0]
         futures = [ModelConfig.FRONT_FUTURE] + list(cfg.attn_future) + [0]
-        self.stages = [_Piece(session(g), p, f) for g, p, f in zip(graphs, pasts, futures)]
+        self.stages = [_piece(session(g), p, f) for g, p, f in zip(graphs, pasts, futures)]
 
     @classmethod
     def for_model(cls, model):
