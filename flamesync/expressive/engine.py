@@ -228,31 +228,27 @@ def apply_frames(anim: Animation, frames: LayerFrames) -> Animation:
     """
     if len(frames) != anim.n_frames:
         raise InputError(f"{len(frames)} expressive frames for an animation of {anim.n_frames}")
+    # Whole-array operations: a stream calls this once per pushed chunk.
     channels = list(anim.channels)
-    values = [anim.values[:, i] for i in range(len(channels))]
-    index = {c: i for i, c in enumerate(channels)}
+    present = set(channels)
     # Every layer channel is present whether or not it moves, so every chunk of a stream, and
     # every take, has the same layout.
-    for j, c in enumerate(OUTPUT_CHANNELS):
-        add = frames.weights[:, j]
-        if c in index:
-            values[index[c]] = np.clip(values[index[c]] + add, 0.0, 1.0)
-        else:
-            index[c] = len(channels)
-            channels.append(c)
-            values.append(np.clip(add, 0.0, 1.0))
+    channels += [c for c in OUTPUT_CHANNELS if c not in present]
+    head_is_new = HEAD_ROTATION[0] not in present
+    if head_is_new:
+        channels += list(HEAD_ROTATION)
+    index = {c: i for i, c in enumerate(channels)}
+    values = np.zeros((anim.n_frames, len(channels)), np.float32)
+    values[:, :anim.values.shape[1]] = anim.values
+    cols = [index[c] for c in OUTPUT_CHANNELS]
+    values[:, cols] = np.clip(values[:, cols] + frames.weights, 0.0, 1.0)
     rot = head_rotvec(frames.head)
-    if HEAD_ROTATION[0] in index:
-        old = np.stack([values[index[c]] for c in HEAD_ROTATION], axis=1)
+    head_cols = [index[c] for c in HEAD_ROTATION]
+    if not head_is_new:
+        old = values[:, head_cols]
         rot = quat_to_rotvec(quat_multiply(rotvec_to_quat(rot), rotvec_to_quat(old))).astype(np.float32)
-        for i, c in enumerate(HEAD_ROTATION):
-            values[index[c]] = rot[:, i]
-    else:
-        for i, c in enumerate(HEAD_ROTATION):
-            channels.append(c)
-            values.append(rot[:, i])
-    stacked = np.stack(values, axis=1) if values else np.zeros((anim.n_frames, 0), np.float32)
-    return anim.replace(channels=tuple(channels), values=stacked)
+    values[:, head_cols] = rot
+    return anim.replace(channels=tuple(channels), values=values)
 
 
 def add_layers(anim: Animation, wave: np.ndarray, layers: Layers, *, block_seconds: float = 60.0) -> Animation:
