@@ -378,17 +378,24 @@ class StreamRunner:
             return np.zeros((0, 2 * self.model.cfg.n_mels), np.float32)
         return np.stack(rows).astype(np.float32)
 
+    def _run_stages(self, x, final: bool):
+        """New inputs (or None) through every stage; the heads' outputs that became final, or None."""
+        for st in self.stages:
+            if x is None and not final:
+                break
+            x = st.push(x, final=final)
+        return x
+
+    def _empty(self) -> RawOutput:
+        return _concat_raw([], len(self.model.channels), self.model.cfg.n_visemes)
+
     def _advance(self, pairs: np.ndarray, final: bool) -> RawOutput:
         import torch
 
         with torch.no_grad():
-            x = torch.from_numpy(pairs) if len(pairs) else None
-            for st in self.stages:
-                if x is None and not final:
-                    break
-                x = st.push(x, final=final)
+            x = self._run_stages(torch.from_numpy(pairs) if len(pairs) else None, final)
             if x is None:
-                return _concat_raw([], len(self.model.channels), self.model.cfg.n_visemes)
+                return self._empty()
             w, c, v = x
             return RawOutput(w.numpy(), _sigmoid(c.numpy()), torch.softmax(v, -1).numpy())
 

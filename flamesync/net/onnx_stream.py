@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import ModelConfig
-from .infer import RawOutput, StreamRunner, _concat_raw, _sigmoid, _Stage
+from .infer import RawOutput, StreamRunner, _sigmoid, _Stage
 
 # Where the exported FlameSyncNet hands over between layer groups.
 PAIRS = "/Reshape_2_output_0"  # feature pairs (1, T, 2 n_mels), input of the front end
@@ -120,13 +120,9 @@ class OnnxStreamRunner(StreamRunner):
         return None if graphs is None else cls(model, graphs)
 
     def _advance(self, pairs: np.ndarray, final: bool) -> RawOutput:
-        x = pairs if len(pairs) else None
-        for st in self.stages:
-            if x is None and not final:
-                break
-            x = st.push(x, final=final)
+        x = self._run_stages(pairs if len(pairs) else None, final)
         if x is None:
-            return _concat_raw([], len(self.model.channels), self.model.cfg.n_visemes)
+            return self._empty()
         w, c, v = x
         v = v - v.max(axis=-1, keepdims=True)
         e = np.exp(v)
