@@ -20,6 +20,17 @@ def realspeech_dir() -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def short_speech(tmp_path_factory) -> Path:
+    """The first 2.4 s of the example speech as a WAV (short, so a real-time run stays quick)."""
+    import soundfile as sf
+
+    data, rate = sf.read(REPO / "assets" / "examples" / "hello.wav", dtype="float32")
+    path = tmp_path_factory.mktemp("short_speech") / "clip.wav"
+    sf.write(path, data[: int(2.4 * rate)], rate)
+    return path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     # Tests build their own caches unless one is given, so they never depend on a developer's cache.

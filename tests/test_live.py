@@ -19,7 +19,6 @@ from flamesync.animation import Animation
 from flamesync.channels import ARKIT_52
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "assets" / "examples" / "hello.wav"
 
 
 def _env():
@@ -40,14 +39,8 @@ def _cli(*args, **kw):
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    """2.4 s of the example speech (short, so a real-time run stays quick)."""
-    import soundfile as sf
-
-    data, rate = sf.read(EXAMPLE, dtype="float32")
-    path = tmp_path_factory.mktemp("live") / "clip.wav"
-    sf.write(path, data[: int(2.4 * rate)], rate)
-    return path
+def clip(short_speech) -> Path:
+    return short_speech
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import pytest
 from flamesync.channels import ARKIT_52
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "assets" / "examples" / "hello.wav"
 CHROMIUM = os.environ.get("FLAMESYNC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # WebGL2 without a GPU: ANGLE on SwiftShader, Chromium's software renderer.
 CHROMIUM_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox",
@@ -64,13 +63,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    import soundfile as sf
-
-    data, rate = sf.read(EXAMPLE, dtype="float32")
-    path = tmp_path_factory.mktemp("viewer") / "clip.wav"
-    sf.write(path, data[: int(2.4 * rate)], rate)
-    return path
+def clip(short_speech) -> Path:
+    return short_speech
 
 
 @pytest.fixture(scope="module")
