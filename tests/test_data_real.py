@@ -300,6 +300,14 @@ def test_cli_fine_tunes_on_your_own_recordings_and_recalibrates(layouts, tmp_pat
     assert recal["amplitude_map"] and recal["amplitude_map"] != load_meta(base).get("amplitude_map")
     w0, w1 = load_weights(base), load_weights(tmp_path / "new" / "recal")
     assert all(np.array_equal(w0[k].numpy(), w1[k].numpy()) for k in w0)  # only the decoder changes
+    # The recogniser fusion is fitted on the same half and added; the network's own decoder stays.
+    assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate", base, "--fusion",
+                 "--out", str(tmp_path / "fused")]) == 0
+    fused = load_meta(tmp_path / "fused")
+    assert fused["closure_decoder"] == load_meta(base)["closure_decoder"]
+    assert len(fused["fusion"]["calibration"]["grid"]) == 7 * 4
+    assert {"bonus", "penalty", "decoder"} <= set(fused["fusion"])
+    assert main(["train", "--config", tiny, "--fusion", "--out", str(tmp_path / "nope")]) != 0
     # A config whose model differs from the checkpoint's cannot fine-tune it.
     assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--init", "default", "--steps", "1",
                  "--out", str(tmp_path / "bad")]) != 0

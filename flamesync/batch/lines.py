@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import InputError
+from ..pipeline import BACKENDS
 
 # Extensions libsndfile (and the MP3 fallback of flamesync.audio.io) read; matched case-insensitively.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
@@ -30,7 +31,7 @@ OPTION_COLUMNS = ("fps", "backend", "language", "emotion", "intensity", "emotion
                   "timing_offset")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 MANIFEST_COLUMNS = ("audio", "text", "text_file", "name") + OPTION_COLUMNS
-BACKEND_CHOICES = ("auto", "model", "text", "phones", "words")
+BACKEND_CHOICES = BACKENDS
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
+from ..pipeline import BACKENDS
 
 HELP = "animate a speech recording (optionally with its transcript) and write animation files"
 
@@ -45,7 +46,7 @@ def register(sub) -> None:
     p.add_argument("--landmarks", metavar="FILE", default=None,
                    help="with --face flame:...: landmarks on the FLAME template (JSON/CSV, as for "
                         "'flamesync retarget'), needed when they are not found automatically")
-    p.add_argument("--backend", choices=("auto", "model", "text", "phones", "words"), default="auto",
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto: text alignment when a transcript is given, else the network; "
                         "phones: phone recognition baseline; words: English word recognition "
                         "(pocketsphinx language model, about real time) aligned and animated like a transcript")

@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..errors import InputError
+from ..pipeline import BACKENDS
 
 HELP = "animate many audio files (files, folders, manifests) on worker processes; resumable"
 
@@ -46,7 +47,7 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes, one network and one CPU thread each (default: the CPUs available)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30; a manifest may set it per line)")
-    p.add_argument("--backend", choices=("auto", "model", "text", "phones", "words"), default="auto",
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="as for 'flamesync animate' (default auto: the transcript when a line has one)")
     p.add_argument("--language", default="en", help="language of the speech (default en)")
     from . import FACE_HELP

@@ -35,7 +35,9 @@ def register(sub) -> None:
     p.add_argument("--no-librivox", action="store_true", help="skip the pocketsphinx-testdata LibriVox clips")
     p.add_argument("--systems", default="model,phones,text,alive",
                    help="comma-separated: model (network), phones (recognition baseline), text (teacher on the alignment), "
-                        "alive (network plus the expressive layers), words (word recognition)")
+                        "alive (network plus the expressive layers), words (word recognition), fused (the network, "
+                        "its closures decided with the word recogniser's evidence; needs a checkpoint "
+                        "fitted with 'train --recalibrate ... --fusion')")
     p.add_argument("--checkpoint", default=None, help="network checkpoint (default: the shipped model)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
     p.add_argument("--synthetic", nargs="?", const="default", default=None, metavar="CORPUS",

@@ -26,6 +26,10 @@ def register(sub) -> None:
     p.add_argument("--recalibrate", default=None, metavar="CHECKPOINT",
                    help="train nothing: fit CHECKPOINT's closure decoder anew on the real corpora's held-out "
                         "speakers ('default': the shipped network) and write it to --out (a checkpoint stem)")
+    p.add_argument("--fusion", action="store_true",
+                   help="with --recalibrate: fit instead the fusion of the network's closures with the word "
+                        "recogniser's /p b m/ (an experiment scored by 'flamesync eval --systems fused'; "
+                        "docs/model.md); the network's own decoder is kept")
     p.set_defaults(func=run)
 
 
@@ -67,6 +71,10 @@ def run(args) -> int:
         cfg["corpus"]["real"] = specs
         if not args.init and not cfg.get("init"):
             cfg["init"] = "default"
+    if args.fusion and not args.recalibrate:
+        from ..errors import InputError
+
+        raise InputError("--fusion goes with --recalibrate CHECKPOINT")
     if args.recalibrate:
         from ..errors import InputError
         from ..net.train import recalibrate
@@ -74,7 +82,7 @@ def run(args) -> int:
         if not args.out:
             raise InputError("--recalibrate needs --out (where to write the recalibrated checkpoint)")
         cfg["calibration"]["data"] = "real"
-        print(json.dumps(recalibrate(args.recalibrate, cfg, out=args.out), indent=1))
+        print(json.dumps(recalibrate(args.recalibrate, cfg, out=args.out, fusion=args.fusion), indent=1))
         return 0
     summary = train(cfg, out_dir=args.out, stop_after=args.stop_after)
     print(json.dumps(summary, indent=1))

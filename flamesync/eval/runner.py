@@ -140,12 +140,15 @@ def default_systems(checkpoint: str | None = None) -> dict[str, Callable]:
     systems: dict[str, Callable] = {}
     cache: dict = {}
 
-    def model_system(wave, phones):
+    def net():
         from ..net.infer import load_default_model, load_model
 
         if "net" not in cache:
             cache["net"] = load_model(checkpoint) if checkpoint else load_default_model()
-        return cache["net"].predict(wave)
+        return cache["net"]
+
+    def model_system(wave, phones):
+        return net().predict(wave)
 
     def baseline_system(wave, phones):
         from ..phonetics.align import recognize_phones
@@ -159,10 +162,24 @@ def default_systems(checkpoint: str | None = None) -> dict[str, Callable]:
 
         return phones_to_animation(phones, fps=EVAL_FPS, duration=len(wave) / SAMPLE_RATE)
 
-    def words_system(wave, phones):
-        from ..phonetics.textanimate import animate_recognized_words
+    def recognised(wave):
+        # 'words' and 'fused' hear the same recogniser on the same clip: run it once per clip.
+        from ..phonetics.textanimate import recognized_phones
 
-        return animate_recognized_words(wave, sample_rate=SAMPLE_RATE, fps=EVAL_FPS)
+        key = hashlib.sha1(np.ascontiguousarray(wave).tobytes()).hexdigest()
+        if cache.get("rec_key") != key:
+            cache["rec_key"], cache["rec"] = key, recognized_phones(np.asarray(wave, np.float32))
+        return cache["rec"][1]
+
+    def words_system(wave, phones):
+        from ..phonetics.teacher import phones_to_animation
+
+        return phones_to_animation(recognised(wave), fps=EVAL_FPS, duration=len(wave) / SAMPLE_RATE)
+
+    def fused_system(wave, phones):
+        from ..net.fusion import predict_fused
+
+        return predict_fused(net(), wave, phones=recognised(wave))
 
     def alive_system(wave, phones):
         from ..expressive import Layers, add_layers
@@ -174,6 +191,7 @@ def default_systems(checkpoint: str | None = None) -> dict[str, Callable]:
     systems["phones"] = baseline_system
     systems["text"] = text_system
     systems["words"] = words_system
+    systems["fused"] = fused_system
     return systems
 
 

@@ -210,9 +210,12 @@ class Postprocessor:
     """Amplitude maps (if the checkpoint has them), then causal closure decoding + sealing, carried
     across calls (so streams match whole files)."""
 
-    def __init__(self, model: LoadedModel, *, closures: bool = True):
+    def __init__(self, model: LoadedModel, *, closures: bool = True, decoder: ClosureDecoder | None = None):
         self.model = model
         self.closures = closures
+        # Another decoder than the model's own: the recogniser fusion decodes its fused probability
+        # with thresholds fitted for it (flamesync.net.fusion).
+        self.decoder = decoder or model.decoder
         self._dec_state = None
         self._strength_state = None
 
@@ -221,7 +224,7 @@ class Postprocessor:
             weights = apply_quantile_maps(weights, self.model.amplitude_map, channels=self.model.channels)
         if not self.closures:
             return np.asarray(weights, np.float32)
-        d = self.model.decoder
+        d = self.decoder
         mask, self._dec_state = decode_closures(closure_prob, on=d.on, off=d.off, min_frames=d.min_frames,
                                                 state=self._dec_state)
         s, self._strength_state = closure_strength(mask, attack=d.attack, release=d.release,

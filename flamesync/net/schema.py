@@ -106,6 +106,14 @@ def check_description(meta, source: str) -> dict:
         if meta["model"]["n_mels"] != n_features:
             raise ModelFileError(f"{source}: model.n_mels = {meta['model']['n_mels']} does not match the "
                                  f"{n_features} feature channels the features block makes")
+    if "fusion" in meta:
+        fusion = meta["fusion"]
+        if not isinstance(fusion, dict):
+            raise ModelFileError(f"{source}: fusion must be a JSON object, found {type(fusion).__name__}")
+        for key in ("bonus", "penalty"):
+            if key in fusion and not (_is_number(fusion[key]) and 0 <= fusion[key] <= 100):
+                raise ModelFileError(f"{source}: fusion.{key} must be a number in 0..100, found {fusion[key]!r:.40}")
+        _check_block(ClosureDecoder, fusion.get("decoder", {}), "fusion.decoder", source, {"min_frames": (0, 1000)})
     for key in ("closure_pose", "amplitude_map"):
         if key in meta and not isinstance(meta[key], dict):
             raise ModelFileError(f"{source}: {key} must be a JSON object, found {type(meta[key]).__name__}")

@@ -786,7 +786,7 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     return summary
 
 
-def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path) -> dict:
+def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path, fusion: bool = False) -> dict:
     """Fit a trained network's closure decoder anew on real speech and save it as another checkpoint.
 
     The weights are copied unchanged; only ``closure_decoder`` and ``calibration`` in the
@@ -802,6 +802,9 @@ def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path) -> dic
         From :func:`load_config`; ``corpus.real`` must name at least one real corpus.
     out : path
         Checkpoint stem to write (``out.safetensors`` + ``out.json``).
+    fusion : bool
+        Instead, fit the fusion with the word recogniser (:mod:`flamesync.net.fusion`) on the same
+        items and add it as ``fusion``; the network's own decoder and amplitude map stay as they are.
 
     Returns
     -------
@@ -827,6 +830,15 @@ def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path) -> dic
     if not items:
         raise InputError("the real corpora hold no val items to calibrate on")
     cfg = {**config, "features": meta.get("features", {}), "seed": meta.get("seed", 0)}
+    if fusion:
+        settings, report = calibrate_fusion_real(model, items, cfg, base=ClosureDecoder.from_dict(
+            meta.get("closure_decoder") or {}))
+        report["sources"] = sorted({ex.source for ex in items})
+        new = {**meta, "fusion": {**settings.to_dict(), "calibration": report}, "fusion_from": str(path)}
+        new.pop("format", None)
+        new.pop("version", None)
+        save_checkpoint(out, model=model, meta=new)
+        return {**report, "fusion": settings.to_dict()}
     decoder, report = calibrate(model, items, cfg, as_recorded=True)
     amplitude = report.pop("amplitude_map", None)
     report["sources"] = sorted({ex.source for ex in items})
@@ -923,6 +935,37 @@ def evaluate_loss(model: FlameSyncNet, batches, lw: dict, device) -> dict[str, f
             s[k] = s.get(k, 0.0) + v
         counts[kind] = counts.get(kind, 0) + 1
     return {f"{kind}_{k}": v / counts[kind] for kind, s in sums.items() for k, v in s.items()}
+
+
+@torch.no_grad()
+def calibrate_fusion_real(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *,
+                          base: ClosureDecoder) -> tuple["FusionSettings", dict]:
+    """Fit the recogniser fusion (:func:`flamesync.net.fusion.calibrate_fusion`) on real recordings
+    as they are: the network's closure probabilities, the word recogniser's evidence on the same
+    audio, and the items' trusted /p b m/ labels. ``base`` gives the attack and release kept."""
+    from ..phonetics.textanimate import recognized_phones
+    from ..progress import track
+    from .fusion import calibrate_fusion, heard_evidence
+
+    model.eval()
+    fcfg = FeatureConfig.from_dict(cfg["features"])
+    probs, evidence, labels, speech = [], [], [], []
+    for ex in track(val_ex, desc="recognise and fuse"):
+        audio = _audio_float(ex.audio)
+        _, logit, _ = model(torch.from_numpy(log_mel(audio, config=fcfg))[None])
+        n = min(ex.n_frames, logit.shape[1])
+        probs.append(torch.sigmoid(logit[0, :n]).numpy())
+        evidence.append(heard_evidence(recognized_phones(audio)[1], n, fps=FPS))
+        trusted = np.ones(n, bool) if ex.trusted is None else ex.trusted[:n]
+        labels.append(ex.closure[:n] * trusted)
+        speech.append(ex.speech[:n] & trusted)
+    if not probs:
+        raise InputError("no items to fit the recogniser fusion on")
+    settings, report = calibrate_fusion(probs, evidence, labels, speech, base=base,
+                                        max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)))
+    report["n_items"] = len(probs)
+    report["data"] = "real speech: the real corpora's speaker-disjoint val split (calibrate half), as recorded"
+    return settings, report
 
 
 @torch.no_grad()

@@ -164,6 +164,34 @@ def animate_with_text(
     return anim.replace(audio_path=path, meta=meta)
 
 
+def recognized_phones(samples: np.ndarray) -> tuple[str, list]:
+    """The words pocketsphinx's word recogniser hears in 16 kHz speech, and their aligned phones.
+
+    Parameters
+    ----------
+    samples : np.ndarray, shape (N,), float32, 16 kHz mono
+
+    Returns
+    -------
+    words : str
+        Lower case, empty when it hears none.
+    phones : list of PhoneSegment
+        Covering the audio; one silence when it hears nothing or its words do not align.
+    """
+    from ..audio.io import SAMPLE_RATE
+    from .align import align, recognize_words
+    from .types import PhoneSegment
+
+    words = recognize_words(samples, SAMPLE_RATE)
+    phones = [PhoneSegment(0.0, len(samples) / SAMPLE_RATE, SILENCE, "SIL")]
+    if words:
+        try:
+            phones = list(align(samples, SAMPLE_RATE, words).phones)
+        except InputError:
+            pass  # the recogniser's own words did not align: a face at rest says less that is wrong
+    return words, phones
+
+
 def animate_recognized_words(
     audio: str | Path | np.ndarray,
     *,
@@ -193,18 +221,10 @@ def animate_recognized_words(
         ``meta["text"]`` holds the recognised words.
     """
     from ..audio.io import SAMPLE_RATE, load_audio
-    from .align import align, recognize_words
-    from .types import PhoneSegment
 
     samples = load_audio(audio, sample_rate=SAMPLE_RATE, source_rate=sample_rate)
     duration = len(samples) / SAMPLE_RATE
-    words = recognize_words(samples, SAMPLE_RATE)
-    phones = [PhoneSegment(0.0, duration, SILENCE, "SIL")]
-    if words:
-        try:
-            phones = list(align(samples, SAMPLE_RATE, words).phones)
-        except InputError:
-            pass  # the recogniser's own words did not align: a face at rest says less that is wrong
+    words, phones = recognized_phones(samples)
     anim = phones_to_animation(phones, fps=fps, duration=duration, **style)
     path = None if isinstance(audio, np.ndarray) else str(audio)
     meta = {**anim.meta, "mode": "words", "text": words, "recognizer": "pocketsphinx-lm",
