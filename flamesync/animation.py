@@ -11,6 +11,7 @@ and metadata) that loads without pickle.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ class Animation:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        channels = tuple(str(c) for c in self.channels)
+        channels = _checked_layout(self.channels)
         values = np.ascontiguousarray(np.asarray(self.values, dtype=np.float32))
         if values.ndim == 1 and len(channels) == 1:
             values = values[:, None]
@@ -80,9 +81,6 @@ class Animation:
             raise InputError(
                 f"animation values must have shape (frames, {len(channels)}), got {values.shape}"
             )
-        if len(set(channels)) != len(channels):
-            dup = sorted({c for c in channels if channels.count(c) > 1})
-            raise InputError(f"duplicate animation channels: {', '.join(dup)}")
         if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
             raise InputError(f"frame rate must be a positive number, got {self.fps!r}")
         if not np.isfinite(values).all():
@@ -91,10 +89,6 @@ class Animation:
                 "animation values contain NaN or infinity in channel(s) "
                 + ", ".join(channels[i] for i in bad[:5])
             )
-        for group, names in ROTATION_GROUPS.items():
-            present = [n in channels for n in names]
-            if any(present) and not all(present):
-                raise InputError(f"rotation channels for '{group}' must come as {', '.join(names)}")
         values.setflags(write=False)
         object.__setattr__(self, "channels", channels)
         object.__setattr__(self, "values", values)
@@ -166,18 +160,17 @@ class Animation:
         """Expression weights for ``names`` in that order, zero where absent, shape (T, len(names))."""
         names = tuple(names)
         out = np.zeros((self.n_frames, len(names)), np.float32)
-        index = {c: i for i, c in enumerate(self.channels)}
-        for j, n in enumerate(names):
-            if n in index:
-                out[:, j] = self.values[:, index[n]]
+        src, dst = _column_map(self.channels, names)
+        out[:, dst] = self.values[:, src]
         return out
 
     def rotation(self, group: str) -> np.ndarray | None:
         """Axis-angle rotation of ``"jaw"`` or ``"head"``, shape (T, 3), or None if absent."""
         names = ROTATION_GROUPS[group]
-        if names[0] not in self.channels:
+        src, _ = _column_map(self.channels, names)
+        if len(src) < len(names):  # the group is whole or absent (checked at construction)
             return None
-        return np.stack([self.channel(n) for n in names], axis=1)
+        return self.values[:, src]
 
     @property
     def jaw(self) -> np.ndarray | None:
@@ -355,3 +348,49 @@ def _check_header(header, values: np.ndarray, path: Path) -> None:
         raise bad(f"audio_offset {header.get('audio_offset')!r} is not a number")
     if header.get("meta") is not None and not isinstance(header["meta"], dict):
         raise bad("meta is not an object")
+
+
+@functools.lru_cache(maxsize=256)
+def _column_map(channels: tuple[str, ...], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of ``channels`` holding ``names`` (src) and their positions in ``names`` (dst).
+
+    Cached: a live stream looks up the same few layouts for every chunk of a frame or two.
+    """
+    index = {c: i for i, c in enumerate(channels)}
+    pairs = [(index[n], j) for j, n in enumerate(names) if n in index]
+    src = np.array([p[0] for p in pairs], np.intp)
+    dst = np.array([p[1] for p in pairs], np.intp)
+    src.setflags(write=False)
+    dst.setflags(write=False)
+    return src, dst
+
+
+_LAYOUTS: dict[tuple, tuple[str, ...]] = {}
+
+
+def _checked_layout(channels) -> tuple[str, ...]:
+    """``channels`` as a tuple of str, checked for duplicates and partial rotation groups.
+
+    Layouts that passed are remembered: a live stream builds a few small animations per chunk,
+    all with the same channels, and the checks cost more than the rest of the construction.
+    """
+    key = channels if type(channels) is tuple else None
+    try:
+        hit = _LAYOUTS.get(key) if key is not None else None
+    except TypeError:  # an unhashable name: checked (and turned into str) below, not remembered
+        hit = key = None
+    if hit is not None:
+        return hit
+    names = tuple(str(c) for c in channels)
+    if len(set(names)) != len(names):
+        dup = sorted({c for c in names if names.count(c) > 1})
+        raise InputError(f"duplicate animation channels: {', '.join(dup)}")
+    for group, group_names in ROTATION_GROUPS.items():
+        present = [n in names for n in group_names]
+        if any(present) and not all(present):
+            raise InputError(f"rotation channels for '{group}' must come as {', '.join(group_names)}")
+    if key is not None:
+        if len(_LAYOUTS) >= 256:  # bounded: a program making many distinct layouts rechecks them
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = names
+    return names

@@ -62,6 +62,30 @@ def test_weights_fill_missing_channels_with_zero():
     assert a.jaw.shape == (a.n_frames, 3)
 
 
+def test_remembered_layouts_are_still_checked_and_looked_up_right():
+    """Layout checks and column maps are cached; a bad layout fails every time, and weights and
+    rotations read the right columns whatever the order of the channels."""
+    for _ in range(2):
+        with pytest.raises(InputError, match="duplicate"):
+            Animation(fps=30, channels=("jawOpen", "jawOpen"), values=np.zeros((2, 2)))
+        with pytest.raises(InputError, match="rotation channels"):
+            Animation(fps=30, channels=("head.rx", "head.ry"), values=np.zeros((2, 2)))
+    a = Animation(fps=30, channels=(np.str_("jawOpen"), 7), values=np.zeros((2, 2)))
+    assert a.channels == ("jawOpen", "7") and all(type(c) is str for c in a.channels)
+    rng = np.random.default_rng(0)
+    for order in (("head.rx", "head.ry", "head.rz", "jawOpen", "eyeBlinkLeft"),
+                  ("eyeBlinkLeft", "head.rx", "head.ry", "head.rz", "jawOpen")):
+        values = rng.random((4, 5)).astype(np.float32)
+        b = Animation(fps=30, channels=order, values=values)
+        col = {c: values[:, i] for i, c in enumerate(order)}
+        w = b.weights(("mouthClose", "jawOpen", "eyeBlinkLeft"))
+        np.testing.assert_array_equal(w, np.stack([np.zeros(4), col["jawOpen"], col["eyeBlinkLeft"]], 1))
+        np.testing.assert_array_equal(b.head, np.stack([col["head.rx"], col["head.ry"], col["head.rz"]], 1))
+        assert b.jaw is None
+        b.head[:] = 9.0  # a copy: the animation itself is unchanged
+        np.testing.assert_array_equal(b.channel("head.rx"), col["head.rx"])
+
+
 @pytest.mark.parametrize("src,dst", [(30, 60), (60, 30), (30, 24), (24, 30), (60, 24)])
 def test_resample_preserves_duration_and_slow_signals(src, dst):
     n = int(2 * src)

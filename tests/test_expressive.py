@@ -307,6 +307,27 @@ def _known_take(n: int = 40) -> tuple[Animation, np.ndarray, np.ndarray]:
     return anim, ypr, gaze
 
 
+def test_head_rotvec_and_sway_equal_their_general_forms_exactly():
+    """head_rotvec and HeadLayer.sway are written out for speed; they must give the very numbers of
+    the quaternion composition and the term-by-term sum they replace (offline and live share them)."""
+    from flamesync.expressive.engine import _head_rotvec_composed
+    from flamesync.expressive.layers import HeadLayer
+
+    rng = np.random.default_rng(4)
+    ypr = np.concatenate([20 * rng.standard_normal((500, 3)), 1e-5 * rng.standard_normal((200, 3)),
+                          1e-8 * rng.standard_normal((100, 3)), np.zeros((5, 3))])
+    ypr[::3, 1] = 0.0
+    ypr[::4, 0] = -ypr[::4, 0]
+    np.testing.assert_array_equal(head_rotvec(ypr), _head_rotvec_composed(ypr))
+    head = HeadLayer(50.0, seed=7, degrees=4.5)
+    t = np.arange(3000) / 50.0
+    ref = np.zeros((len(t), 3))
+    for axis, terms in enumerate(head._sway):
+        for f, ph, a in terms:
+            ref[:, axis] += a * np.sin(2 * np.pi * f * t + ph)
+    np.testing.assert_array_equal(head.sway(t), ref * (4.5 / 3.0))
+
+
 def test_live_link_csv_carries_head_and_eye_rotation(tmp_path):
     from flamesync.export import export
 

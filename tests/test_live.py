@@ -309,6 +309,63 @@ def test_slow_receiver_never_stalls_the_stream():
     assert slow["dropped"] > 20 and slow["sent"] + slow["dropped"] == 50
 
 
+def test_udp_sinks_send_from_the_audio_thread_and_a_failing_send_is_counted():
+    """Datagram sinks run inline (no thread hand-off per frame) on non-blocking sockets; any other
+    sink keeps its own thread. A send that fails or raises is counted and the stream goes on."""
+    from flamesync.live.engine import run_live
+    from flamesync.live.sinks.base import DirectSink, QueuedSink, Sink, wrap_sink
+    from flamesync.live.sinks.livelink import LiveLinkSink, decode_packet
+    from flamesync.live.sinks.osc import VmcSink
+    from flamesync.net.infer import load_default_model
+    from flamesync.net.stream import Streamer
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(5.0)
+    udp = [LiveLinkSink(f"127.0.0.1:{rx.getsockname()[1]}"), VmcSink("127.0.0.1:9")]
+    assert all(s.inline and s._sock.getblocking() is False for s in udp)
+
+    class Threads(Sink):
+        def __init__(self, name, inline, fail_every=0):
+            self.name, self.inline, self.fail_every = name, inline, fail_every
+            self.threads = set()
+            self.n = 0
+
+        def send(self, frame):
+            self.threads.add(threading.get_ident())
+            self.n += 1
+            if self.fail_every and self.n % self.fail_every == 0:
+                raise OSError("receiver gone")
+            return self.n % 5 != 0
+
+    inline, queued = Threads("inline", True, fail_every=7), Threads("queued", False)
+    assert isinstance(wrap_sink(inline), DirectSink) and isinstance(wrap_sink(udp[0]), DirectSink)
+    q = wrap_sink(queued)
+    assert isinstance(q, QueuedSink)
+    q.close()
+
+    class Source:
+        live = True
+
+        def __iter__(self):
+            rng = np.random.default_rng(1)
+            for _ in range(25):
+                yield (0.1 * rng.standard_normal(320)).astype(np.float32), time.monotonic()
+
+    report = run_live(source=Source(), streamer=Streamer(load_default_model()), sinks=[inline, queued, udp[0]])
+    main = threading.get_ident()
+    assert inline.threads == {main} and main not in queued.threads
+    got = {s["sink"]: s for s in report.sinks}
+    n = report.frames
+    fails = sum(1 for k in range(1, n + 1) if k % 7 == 0 or k % 5 == 0)
+    assert got["inline"]["sent"] == n - fails and got["inline"]["failed"] == fails and got["inline"]["dropped"] == 0
+    assert got["inline"]["latency_p95_ms"] >= 0
+    ll = got[udp[0].name]
+    assert ll["sent"] == n and ll["failed"] == 0
+    assert [decode_packet(rx.recv(1024))["frame"] for _ in range(n)] == list(range(n))
+    rx.close()
+
+
 def test_livelink_packet_roundtrip():
     from flamesync.live.sinks.livelink import decode_packet, encode_packet
 

@@ -11,6 +11,7 @@ lowerers, funnel, pucker) are never in a pose, so an emotion cannot hold the lip
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,16 @@ def _vector(emotion: str, intensity: float) -> np.ndarray:
     return np.asarray(v)
 
 
+@functools.lru_cache(maxsize=64)
+def _key_table(keys: tuple[EmotionKey, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's vector (k, width) and time (k,); cached, since a stream asks every few frames."""
+    vecs = np.stack([_vector(k.emotion, k.intensity) for k in keys])
+    kt = np.asarray([k.time for k in keys])
+    vecs.setflags(write=False)
+    kt.setflags(write=False)
+    return vecs, kt
+
+
 def emotion_frames(keys: tuple[EmotionKey, ...], times: np.ndarray) -> EmotionFrames:
     """The emotion state at ``times`` (seconds, shape (n,)): keys blended linearly in time.
 
@@ -184,8 +195,7 @@ def emotion_frames(keys: tuple[EmotionKey, ...], times: np.ndarray) -> EmotionFr
     time, so streaming and whole-file runs agree.
     """
     times = np.asarray(times, np.float64)
-    vecs = np.stack([_vector(k.emotion, k.intensity) for k in keys])
-    kt = np.asarray([k.time for k in keys])
+    vecs, kt = _key_table(tuple(keys))
     if len(keys) == 1:
         out = np.broadcast_to(vecs[0], (len(times), vecs.shape[1]))
     else:

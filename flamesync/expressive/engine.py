@@ -157,7 +157,12 @@ class LayerStream:
         self._gaze = GazeLayer(fps, seed=layers.seed, drift=layers.gaze_drift)
         self._brows = BrowLayer(fps, seed=layers.seed)
         self._head = HeadLayer(fps, seed=layers.seed, degrees=layers.head_degrees)
-        self._index = {c: i for i, c in enumerate(OUTPUT_CHANNELS)}
+        index = {c: i for i, c in enumerate(OUTPUT_CHANNELS)}
+        # Column numbers per source, once: a stream advances by a frame or two per call, where a
+        # Python loop over channel names would cost more than the arithmetic.
+        self._cols = {key: np.array([index[c] for c in names]) for key, names in (
+            ("emotion", EMOTION_CHANNELS), ("blinks", BlinkLayer.channels), ("gaze", GAZE_CHANNELS),
+            ("brows", BrowLayer.channels), ("corners", MOUTH_CORNERS))}
 
     @property
     def frames_done(self) -> int:
@@ -185,26 +190,21 @@ class LayerStream:
         times = (first + np.arange(n)) / self.fps
         emo = emotion_frames(self.layers.emotion_keys, times)
         L = self.layers
+        cols = self._cols
         w = np.zeros((n, len(OUTPUT_CHANNELS)))
-        for j, c in enumerate(EMOTION_CHANNELS):
-            w[:, self._index[c]] += emo.pose[:, j]
+        # Each source's columns are distinct, so a fancy-indexed += adds every value exactly once.
+        w[:, cols["emotion"]] += emo.pose
         if L.blinks > 0:
-            self._add(w, BlinkLayer.channels, self._blinks.run(pros, emo.blink_rate, L.blinks))
+            w[:, cols["blinks"]] += self._blinks.run(pros, emo.blink_rate, L.blinks)
         if L.gaze > 0:
-            self._add(w, GAZE_CHANNELS, gaze_to_weights(self._gaze.run(pros, L.gaze)))
+            w[:, cols["gaze"]] += gaze_to_weights(self._gaze.run(pros, L.gaze))
         if L.brows > 0:
-            self._add(w, BrowLayer.channels, self._brows.run(pros, emo.frown, L.brows))
+            w[:, cols["brows"]] += self._brows.run(pros, emo.frown, L.brows)
         head = np.zeros((n, 3))
         if L.head > 0:
             head = self._head.run(pros, emo.motion, emo.head_pitch, L.head)
-        for c in MOUTH_CORNERS:
-            j = self._index[c]
-            w[:, j] = np.minimum(w[:, j], MOUTH_CORNER_LIMIT)
+        w[:, cols["corners"]] = np.minimum(w[:, cols["corners"]], MOUTH_CORNER_LIMIT)
         return LayerFrames(first, w.astype(np.float32), head.astype(np.float32))
-
-    def _add(self, w: np.ndarray, names, values: np.ndarray) -> None:
-        for j, c in enumerate(names):
-            w[:, self._index[c]] += values[:, j]
 
 
 def head_rotvec(ypr_degrees: np.ndarray) -> np.ndarray:
@@ -213,6 +213,23 @@ def head_rotvec(ypr_degrees: np.ndarray) -> np.ndarray:
     The rotation is ``R_y(yaw) R_x(pitch) R_z(roll)`` in the face frame (x to the face's left, y
     up, z forward): the decomposition the Live Link Face exporter reads back.
     """
+    ypr = np.radians(np.asarray(ypr_degrees, np.float64)).reshape(-1, 3)
+    # The three single-axis quaternions and their products, written out: the same floating-point
+    # operations as rotvec_to_quat and quat_multiply (every term they add for the zero components
+    # is an exact zero), in a dozen whole-array operations instead of a hundred, since a stream
+    # calls this for a frame or two at a time.
+    angle = np.sqrt(ypr * ypr)
+    small = angle < 1e-6
+    scale = np.where(small, 0.5 - angle ** 2 / 48.0, np.sin(angle / 2) / np.where(small, 1.0, angle))
+    c, s = np.cos(angle / 2), ypr * scale
+    (cy, cx, cz), (sy, sx, sz) = c.T, s.T
+    bw, bx, by, bz = cx * cz, sx * cz, -(sx * sz), cx * sz  # R_x(pitch) R_z(roll)
+    q = np.stack([cy * bw - sy * by, cy * bx + sy * bz, cy * by + sy * bw, cy * bz - sy * bx], axis=-1)
+    return quat_to_rotvec(q).astype(np.float32)
+
+
+def _head_rotvec_composed(ypr_degrees: np.ndarray) -> np.ndarray:
+    """:func:`head_rotvec` by the general quaternion routines (the reference its tests compare to)."""
     ypr = np.radians(np.asarray(ypr_degrees, np.float64)).reshape(-1, 3)
     axes = np.eye(3)
     qy, qx, qz = (rotvec_to_quat(ypr[:, [j]] * axes[a]) for j, a in ((0, 1), (1, 0), (2, 2)))

@@ -420,13 +420,17 @@ class HeadLayer:
                 ph = rng.between(0.0, 2 * math.pi, seed, _SWAY, axis, 3 * j + 1)
                 terms.append((f, ph, amp * (0.6, 0.3, 0.2)[j]))
             self._sway.append(terms)
+        # (axis, term) tables of 2 pi f, phase and amplitude for sway().
+        self._sway_table = tuple(np.array([[2 * np.pi * t[0] if k == 0 else t[k] for t in terms] for terms in self._sway])
+                                 for k in range(3))
 
     def sway(self, times: np.ndarray) -> np.ndarray:
         """Unscaled sway (yaw, pitch, roll) in degrees at ``times`` seconds, shape (n, 3)."""
-        out = np.zeros((len(times), 3))
-        for axis, terms in enumerate(self._sway):
-            for f, ph, a in terms:
-                out[:, axis] += a * np.sin(2 * np.pi * f * times + ph)
+        # All nine sinusoids in one evaluation (a stream asks for a frame at a time), summed in the
+        # order the terms were drawn.
+        f, ph, a = self._sway_table
+        terms = a * np.sin(f * np.asarray(times, np.float64)[:, None, None] + ph)
+        out = terms[:, :, 0] + terms[:, :, 1] + terms[:, :, 2]
         return out * (self.degrees / 3.0)
 
     def run(self, p: Prosody, motion: np.ndarray, pitch_bias: np.ndarray, strength: float) -> np.ndarray:

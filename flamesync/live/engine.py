@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..audio.io import SAMPLE_RATE
 from .frames import frames_from_animation
-from .sinks.base import QueuedSink
+from .sinks.base import wrap_sink
 
 
 class CaptureClock:
@@ -62,7 +62,8 @@ def run_live(*, source, streamer, sinks=(), recorder=None, on_frames=None, max_q
         ``live`` attribute that is true makes full sink queues drop frames instead of waiting.
     streamer : flamesync.net.stream.Streamer
     sinks : sequence of Sink
-        Each runs in its own thread behind a queue of ``max_queue`` frames.
+        Each runs in its own thread behind a queue of ``max_queue`` frames, except the
+        :attr:`~.sinks.base.Sink.inline` ones (UDP datagrams), sent from this thread.
     recorder : Recorder or None
         Gets every animation chunk; saved when the stream ends, however it ends.
     on_frames : callable or None
@@ -75,7 +76,7 @@ def run_live(*, source, streamer, sinks=(), recorder=None, on_frames=None, max_q
         for Ctrl-C, since that is how a microphone stream is meant to stop.
     """
     live = bool(getattr(source, "live", False))
-    queued = [QueuedSink(s, max_queue=max_queue) for s in sinks]
+    queued = [wrap_sink(s, max_queue=max_queue) for s in sinks]
     clock = CaptureClock()
     report = LiveReport()
     t0, c0 = time.monotonic(), time.process_time()

@@ -6,6 +6,6 @@
 - :mod:`.record`: the whole stream saved as an animation file.
 """
 
-from .base import QueuedSink, Sink, parse_host_port
+from .base import DirectSink, QueuedSink, Sink, parse_host_port, wrap_sink
 
-__all__ = ["Sink", "QueuedSink", "parse_host_port"]
+__all__ = ["Sink", "QueuedSink", "DirectSink", "wrap_sink", "parse_host_port"]

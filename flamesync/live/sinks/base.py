@@ -44,6 +44,10 @@ class Sink:
     """
 
     name = "sink"
+    # True for a sink whose send() cannot wait on its receiver and takes microseconds (a datagram
+    # on a non-blocking socket): it then runs in the audio thread, since handing each frame to a
+    # thread of its own (a wake-up and a GIL hand-off, 50 times a second) costs more than the send.
+    inline = False
 
     def send(self, frame) -> bool:
         """Deliver one :class:`~flamesync.live.frames.LiveFrame`; False if it could not be delivered."""
@@ -55,6 +59,64 @@ class Sink:
     def stats(self) -> dict:
         """Extra counters for the summary (e.g. connected clients)."""
         return {}
+
+
+def _deliver(sink: Sink, frame) -> bool:
+    try:
+        return bool(sink.send(frame))
+    except Exception:  # a receiver's trouble must never end the stream
+        return False
+
+
+class DirectSink:
+    """Runs an :attr:`~Sink.inline` sink in the caller's thread, with :class:`QueuedSink`'s interface
+    and summary (nothing queues, so nothing is dropped).
+
+    Parameters
+    ----------
+    sink : Sink
+    """
+
+    def __init__(self, sink: Sink):
+        self.sink = sink
+        self.offered = 0
+        self.sent = 0
+        self.dropped = 0
+        self.failed = 0
+        self.latency = []
+
+    def offer(self, frame, *, block: bool = False) -> None:
+        self.offered += 1
+        if _deliver(self.sink, frame):
+            self.sent += 1
+            self.latency.append(time.monotonic() - frame.captured)
+        else:
+            self.failed += 1
+
+    def close(self, *, timeout: float = 2.0) -> None:
+        try:
+            self.sink.close()
+        except Exception:
+            pass
+
+    def summary(self) -> dict:
+        return _summary(self)
+
+
+def wrap_sink(sink: Sink, *, max_queue: int = 10):
+    """The sink behind a thread and a queue (:class:`QueuedSink`), or in the caller's thread when it
+    is :attr:`~Sink.inline` (:class:`DirectSink`)."""
+    return DirectSink(sink) if getattr(sink, "inline", False) else QueuedSink(sink, max_queue=max_queue)
+
+
+def _summary(q) -> dict:
+    lat = np.asarray(q.latency) * 1000.0
+    out = {"sink": q.sink.name, "frames": q.offered, "sent": q.sent, "dropped": q.dropped, "failed": q.failed}
+    if len(lat):
+        out.update(latency_p50_ms=float(np.percentile(lat, 50)), latency_p95_ms=float(np.percentile(lat, 95)),
+                   latency_max_ms=float(lat.max()))
+    out.update(q.sink.stats())
+    return out
 
 
 class QueuedSink:
@@ -107,11 +169,7 @@ class QueuedSink:
                     return
                 frame = self._q.popleft()
                 self._cv.notify_all()
-            try:
-                ok = self.sink.send(frame)
-            except Exception:  # a receiver's trouble must never end the stream
-                ok = False
-            if ok:
+            if _deliver(self.sink, frame):
                 self.sent += 1
                 self.latency.append(time.monotonic() - frame.captured)
             else:
@@ -132,11 +190,4 @@ class QueuedSink:
             pass
 
     def summary(self) -> dict:
-        lat = np.asarray(self.latency) * 1000.0
-        out = {"sink": self.sink.name, "frames": self.offered, "sent": self.sent, "dropped": self.dropped,
-               "failed": self.failed}
-        if len(lat):
-            out.update(latency_p50_ms=float(np.percentile(lat, 50)), latency_p95_ms=float(np.percentile(lat, 95)),
-                       latency_max_ms=float(lat.max()))
-        out.update(self.sink.stats())
-        return out
+        return _summary(self)

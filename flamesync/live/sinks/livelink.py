@@ -118,6 +118,8 @@ def _rest_frame():
 class LiveLinkSink(Sink):
     """Send every frame as a Live Link Face packet to ``HOST:PORT`` over UDP."""
 
+    inline = True  # a datagram on a non-blocking socket: the receiver can never hold it up
+
     def __init__(self, address: str, *, subject: str = "flamesync", device: str = "flamesync"):
         if not subject or len(subject) > 255:
             raise InputError("the Live Link subject name must be 1 to 255 characters")
@@ -128,6 +130,8 @@ class LiveLinkSink(Sink):
         self.addr = (host, port)
         self.subject, self.device = subject, device
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        # A full send buffer then fails this frame at once instead of stalling the audio thread.
+        self._sock.setblocking(False)
 
     def send(self, frame) -> bool:
         packet = encode_packet(frame_values(frame), frame=frame.index, subject=self.subject, device=self.device)
