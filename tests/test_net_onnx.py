@@ -113,6 +113,25 @@ def test_shipped_onnx_streams_layer_by_layer_and_falls_back_when_it_cannot_be_cu
     c = np.concatenate([p.closure_prob for p in parts])
     assert w.shape == ref.weights.shape
     assert np.abs(w - ref.weights).max() < 1e-5 and np.abs(c - ref.closure_prob).max() < 1e-5
+    # Steady 20 ms pushes give each piece windows of one length, which get sessions fixed to it
+    # (built in the background); for every such length they give the dynamic session's numbers
+    # bit for bit, so when the switch happens changes no frame.
+    runner._builder.join()
+    assert all(0 < len(p.fixed) <= onnx_stream.MAX_FIXED_LENGTHS for p in runner.pieces)
+    rng = np.random.default_rng(0)
+    for piece in runner.pieces:
+        for n, fixed in piece.fixed.items():
+            width = 2 * model.cfg.n_mels if piece is runner.pieces[0] else model.cfg.dim
+            x = rng.standard_normal((1, n, width)).astype(np.float32)
+            for a, b in zip(fixed.run(None, {piece.name: x}), piece.dynamic.run(None, {piece.name: x})):
+                assert np.array_equal(a, b)
+    monkeypatch.setattr(onnx_stream, "MAX_FIXED_LENGTHS", 0)
+    dynamic = onnx_stream.OnnxStreamRunner.for_model(model)
+    parts = [dynamic.push(audio[i:i + 320]) for i in range(0, len(audio), 320)] + [dynamic.finish()]
+    assert not any(p.fixed for p in dynamic.pieces)
+    assert np.array_equal(np.concatenate([p.weights for p in parts]), w)
+    assert np.array_equal(np.concatenate([p.closure_prob for p in parts]), c)
+    monkeypatch.undo()
     # A graph without the expected tensor names streams whole, with the same frames.
     for suffix in (".onnx", ".onnx.json"):
         shutil.copy(str(DEFAULT_CHECKPOINT) + suffix, tmp_path / ("m" + suffix))
