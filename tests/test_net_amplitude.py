@@ -35,3 +35,49 @@ def test_apply_maps_touches_only_mapped_channels_and_holds_ends_flat():
     np.testing.assert_allclose(out[:, 0], [0.0, 0.4, 0.8])
     np.testing.assert_array_equal(out[:, 1], w[:, 1])
     assert out.dtype == np.float32 and set(OPENING_CHANNELS) >= {"jawOpen"}
+
+
+def test_one_pole_smoothing_is_causal_carries_state_and_touches_only_its_columns():
+    from flamesync.net.amplitude import smooth_channels
+
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 4)).astype(np.float32)
+    whole, _ = smooth_channels(x, alpha=0.6, columns=[0, 2])
+    np.testing.assert_array_equal(whole[:, [1, 3]], x[:, [1, 3]])
+    # the recursion itself, from the first frame's value
+    y = x[0, 0]
+    ref = []
+    for v in x[:, 0]:
+        y = y + 0.6 * (v - y)
+        ref.append(y)
+    np.testing.assert_allclose(whole[:, 0], ref, atol=1e-6)
+    # in pieces, with the state carried: the same numbers
+    parts, state = [], None
+    for a, b in ((0, 1), (1, 37), (37, 38), (38, 200)):
+        out, state = smooth_channels(x[a:b], alpha=0.6, columns=[0, 2], state=state)
+        parts.append(out)
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    # causal: changing a later frame changes nothing before it
+    x2 = x.copy()
+    x2[150:, 0] += 1.0
+    np.testing.assert_array_equal(smooth_channels(x2, alpha=0.6, columns=[0])[0][:150, 0],
+                                  smooth_channels(x, alpha=0.6, columns=[0])[0][:150, 0])
+    # a step rises as 1 - (1 - alpha)^t; alpha 1 is the identity
+    step = np.zeros((6, 1), np.float32)
+    step[1:] = 1.0
+    np.testing.assert_allclose(smooth_channels(step, alpha=0.5, columns=[0])[0][:, 0],
+                               [0, 0.5, 0.75, 0.875, 0.9375, 0.96875])
+    np.testing.assert_array_equal(smooth_channels(x, alpha=1.0, columns=[0, 1, 2, 3])[0], x)
+
+
+def test_checkpoint_schema_checks_the_smoothing_block():
+    import pytest
+
+    from flamesync.errors import ModelFileError
+    from flamesync.net.schema import check_description
+
+    check_description({"opening_smoothing": {"alpha": 0.7, "channels": ["jawOpen"]}}, "x.json")
+    for bad in ({"opening_smoothing": 0.7}, {"opening_smoothing": {"alpha": 0}},
+                {"opening_smoothing": {"alpha": 1.5}}, {"opening_smoothing": {"channels": "jawOpen"}}):
+        with pytest.raises(ModelFileError, match="opening_smoothing"):
+            check_description(bad, "x.json")

@@ -28,7 +28,9 @@ def model():
     meta = {"closure_decoder": ClosureDecoder(on=0.55, off=0.4, min_frames=3).to_dict(),
             "closure_pose": {"jawOpen": 0.02, "mouthClose": 0.03, "mouthPressLeft": 0.4, "mouthPressRight": 0.4},
             # Stream, chunk and closure tests below then cover the amplitude map too.
-            "amplitude_map": {"jawOpen": {"x": [0.0, 0.3, 0.6, 1.0], "y": [0.0, 0.45, 0.8, 1.0]}}}
+            "amplitude_map": {"jawOpen": {"x": [0.0, 0.3, 0.6, 1.0], "y": [0.0, 0.45, 0.8, 1.0]}},
+            # ... and the opening smoothing (on a channel the other tests do not look at).
+            "opening_smoothing": {"alpha": 0.6, "channels": ["mouthLowerDownLeft"]}}
     return LoadedModel(net, meta)
 
 
@@ -85,6 +87,19 @@ def test_amplitude_map_reshapes_only_its_channels(model, audio):
     np.testing.assert_allclose(mapped.channel("jawOpen"), np.interp(plain.channel("jawOpen"), [0, 0.3, 0.6, 1],
                                                                      [0, 0.45, 0.8, 1]), atol=1e-6)
     np.testing.assert_array_equal(plain.channel("mouthFunnel"), mapped.channel("mouthFunnel"))
+
+
+def test_opening_smoothing_filters_only_its_channels(model, audio):
+    bare = LoadedModel(model.net, {k: v for k, v in model.meta.items() if k != "opening_smoothing"})
+    plain, smooth = bare.predict(audio, closures=False), model.predict(audio, closures=False)
+    x, y = plain.channel("mouthLowerDownLeft"), smooth.channel("mouthLowerDownLeft")
+    ref, prev = [], x[0]
+    for v in x:
+        prev = prev + 0.6 * (v - prev)
+        ref.append(prev)
+    np.testing.assert_allclose(y, ref, atol=1e-6)
+    assert np.abs(np.diff(y, 2)).mean() < 0.8 * np.abs(np.diff(x, 2)).mean()  # smoother
+    np.testing.assert_array_equal(plain.channel("mouthLowerDownRight"), smooth.channel("mouthLowerDownRight"))
 
 
 def test_closures_seal_lips(model, audio):

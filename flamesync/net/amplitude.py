@@ -64,3 +64,37 @@ def apply_quantile_maps(weights: np.ndarray, maps: dict[str, dict], *, channels:
             j = channels.index(name)
             out[:, j] = np.interp(out[:, j], m["x"], m["y"]).astype(np.float32)
     return out
+
+
+def smooth_channels(weights: np.ndarray, *, alpha: float, columns: list[int],
+                    state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Causal one-pole smoothing ``y[t] = y[t-1] + alpha * (x[t] - y[t-1])`` of some columns.
+
+    Causal, so it adds no look-ahead (a streamed frame cannot wait for later ones); the state
+    carries across calls, so a stream in pieces gives the whole take's numbers. Without a state
+    the filter starts at the first frame's value (no ramp from zero).
+
+    Parameters
+    ----------
+    weights : np.ndarray, shape (T, C)
+    alpha : float in (0, 1]; 1 leaves the columns as they are
+    columns : indices of the columns to smooth
+    state : np.ndarray, shape (len(columns),), or None
+        The last output of the previous call.
+
+    Returns
+    -------
+    weights : np.ndarray, shape (T, C), float32 (a copy)
+    state : np.ndarray, shape (len(columns),), float64
+    """
+    from scipy.signal import lfilter
+
+    out = np.array(weights, np.float32, copy=True)
+    if not len(out) or not columns:
+        return out, (np.zeros(len(columns)) if state is None else state)
+    x = out[:, columns].astype(np.float64)
+    prev = x[0] if state is None else np.asarray(state, np.float64)
+    # y[t] = alpha x[t] + (1 - alpha) y[t-1]; lfilter's initial condition for that is (1-alpha) y[-1].
+    y, _ = lfilter([alpha], [1.0, alpha - 1.0], x, axis=0, zi=((1.0 - alpha) * prev)[None])
+    out[:, columns] = y.astype(np.float32)
+    return out, y[-1].copy()

@@ -21,7 +21,7 @@ from ..animation import Animation
 from ..audio.features import FeatureConfig, LogMelStream
 from ..channels import JAW_OPEN_RAD, JAW_ROTATION_IMPLIED
 from ..errors import InputError, ModelFileError
-from .amplitude import apply_quantile_maps
+from .amplitude import apply_quantile_maps, smooth_channels
 from .checkpoint import load_meta, load_weights, stem
 from .closure import ClosureDecoder, apply_closures, closure_strength, decode_closures
 from .config import ModelConfig
@@ -63,6 +63,10 @@ class LoadedModel:
         self.pose: dict[str, float] = dict(meta.get("closure_pose", {}))
         self.amplitude_map: dict[str, dict] = dict(meta.get("amplitude_map", {}))
         self.channels: tuple[str, ...] = tuple(self.cfg.channels)
+        # Optional causal smoothing of the opening channels after the amplitude map (docs/model.md).
+        smoothing = meta.get("opening_smoothing") or {}
+        self.smoothing_alpha = float(smoothing.get("alpha", 1.0))
+        self.smoothing_columns = [self.channels.index(c) for c in smoothing.get("channels", ()) if c in self.channels]
         self.source: Path | None = getattr(net, "path", None)  # the file it was loaded from, if any
 
     @property
@@ -218,10 +222,15 @@ class Postprocessor:
         self.decoder = decoder or model.decoder
         self._dec_state = None
         self._strength_state = None
+        self._smooth_state = None
 
     def process(self, weights: np.ndarray, closure_prob: np.ndarray) -> np.ndarray:
-        if self.model.amplitude_map:
-            weights = apply_quantile_maps(weights, self.model.amplitude_map, channels=self.model.channels)
+        m = self.model
+        if m.amplitude_map:
+            weights = apply_quantile_maps(weights, m.amplitude_map, channels=m.channels)
+        if m.smoothing_alpha < 1.0 and m.smoothing_columns and len(weights):
+            weights, self._smooth_state = smooth_channels(weights, alpha=m.smoothing_alpha, columns=m.smoothing_columns,
+                                                          state=self._smooth_state)
         if not self.closures:
             return np.asarray(weights, np.float32)
         d = self.decoder

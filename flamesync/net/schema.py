@@ -114,6 +114,15 @@ def check_description(meta, source: str) -> dict:
             if key in fusion and not (_is_number(fusion[key]) and 0 <= fusion[key] <= 100):
                 raise ModelFileError(f"{source}: fusion.{key} must be a number in 0..100, found {fusion[key]!r:.40}")
         _check_block(ClosureDecoder, fusion.get("decoder", {}), "fusion.decoder", source, {"min_frames": (0, 1000)})
+    if "opening_smoothing" in meta:
+        sm = meta["opening_smoothing"]
+        if not isinstance(sm, dict):
+            raise ModelFileError(f"{source}: opening_smoothing must be a JSON object, found {type(sm).__name__}")
+        a = sm.get("alpha", 1.0)
+        if not (_is_number(a) and 0 < a <= 1):
+            raise ModelFileError(f"{source}: opening_smoothing.alpha must be a number in (0, 1], found {a!r:.40}")
+        if not (isinstance(sm.get("channels", []), list) and all(isinstance(c, str) for c in sm.get("channels", []))):
+            raise ModelFileError(f"{source}: opening_smoothing.channels must be a list of channel names")
     for key in ("closure_pose", "amplitude_map"):
         if key in meta and not isinstance(meta[key], dict):
             raise ModelFileError(f"{source}: {key} must be a JSON object, found {type(meta[key]).__name__}")
