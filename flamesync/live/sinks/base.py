@@ -61,11 +61,17 @@ class Sink:
         return {}
 
 
-def _deliver(sink: Sink, frame) -> bool:
+def _send_counted(q, frame) -> None:
+    """Send ``frame`` through ``q.sink``, counting it as sent (with its latency) or failed."""
     try:
-        return bool(sink.send(frame))
+        ok = bool(q.sink.send(frame))
     except Exception:  # a receiver's trouble must never end the stream
-        return False
+        ok = False
+    if ok:
+        q.sent += 1
+        q.latency.append(time.monotonic() - frame.captured)
+    else:
+        q.failed += 1
 
 
 class DirectSink:
@@ -87,11 +93,7 @@ class DirectSink:
 
     def offer(self, frame, *, block: bool = False) -> None:
         self.offered += 1
-        if _deliver(self.sink, frame):
-            self.sent += 1
-            self.latency.append(time.monotonic() - frame.captured)
-        else:
-            self.failed += 1
+        _send_counted(self, frame)
 
     def close(self, *, timeout: float = 2.0) -> None:
         try:
@@ -169,11 +171,7 @@ class QueuedSink:
                     return
                 frame = self._q.popleft()
                 self._cv.notify_all()
-            if _deliver(self.sink, frame):
-                self.sent += 1
-                self.latency.append(time.monotonic() - frame.captured)
-            else:
-                self.failed += 1
+            _send_counted(self, frame)
 
     def close(self, *, timeout: float = 2.0) -> None:
         """Deliver what is queued (up to ``timeout`` seconds), then stop the thread and the sink."""
