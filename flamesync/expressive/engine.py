@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -318,8 +319,14 @@ class BlockLayers:
         self.layers = layers
         self.block_seconds = float(block_seconds)
         self._stream = LayerStream(self.fps, layers) if layers.active else None
-        self._parts: list[LayerFrames] = []
+        # feed() may run in a reader thread while take() runs in the consumer's: a deque's append
+        # and popleft are atomic, so no frames are lost or taken twice.
+        self._parts: deque[LayerFrames] = deque()
         self._ready: int | None = None  # frames ready after the previous block
+
+    @property
+    def active(self) -> bool:
+        return self._stream is not None
 
     def feed(self, block: np.ndarray) -> None:
         """Append the next block of 16 kHz mono audio, shape (n,)."""
@@ -332,21 +339,35 @@ class BlockLayers:
             self._parts.append(self._stream.advance(self._ready))
         self._ready = self._stream.ready()
 
+    def take(self) -> list[LayerFrames]:
+        """The frames computed by :meth:`feed` since the last call, in order (none when inactive)."""
+        out = []
+        while self._parts:
+            out.append(self._parts.popleft())
+        return out
+
+    def close(self, n_frames: int) -> list[LayerFrames]:
+        """After the last block: the frames not yet taken, up to the animation's ``n_frames``."""
+        stream = self._stream
+        if stream is None or n_frames == 0:
+            return []
+        if stream.frames_done > n_frames:
+            raise InputError(f"{stream.frames_done} expressive frames for an animation of {n_frames}")
+        parts = self.take()
+        stop = min(n_frames, self._ready or 0)
+        if stop > stream.frames_done:
+            parts.append(stream.advance(stop))
+        if n_frames > stream.frames_done:
+            parts.append(stream.advance(n_frames, final=True))
+        return parts
+
     def finish(self, anim: Animation) -> Animation:
         """``anim`` (frame ``i`` at ``i / fps`` s of the fed audio) plus the layers."""
         if self._stream is None or anim.n_frames == 0:
             return anim
         if abs(anim.fps - self.fps) > 1e-9 or anim.audio_offset != 0:
             raise InputError("BlockLayers.finish needs an animation at its frame rate, starting with the audio")
-        stream = self._stream
-        if stream.frames_done > anim.n_frames:
-            raise InputError(f"{stream.frames_done} expressive frames for an animation of {anim.n_frames}")
-        stop = min(anim.n_frames, self._ready or 0)
-        if stop > stream.frames_done:
-            self._parts.append(stream.advance(stop))
-        if anim.n_frames > stream.frames_done:
-            self._parts.append(stream.advance(anim.n_frames, final=True))
-        parts = self._parts
+        parts = self.close(anim.n_frames)
         frames = LayerFrames(0, np.concatenate([p.weights for p in parts]), np.concatenate([p.head for p in parts]))
         out = apply_frames(anim, frames)
         meta = dict(out.meta)
