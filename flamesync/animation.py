@@ -487,9 +487,10 @@ class AnimationWriter:
         """Finish the values and write the header; the frames written must be those announced."""
         from numpy.lib import format as npy
 
+        if self.written != self.n_frames:
+            self.abort()
+            raise InputError(f"{self.written} frames written, {self.n_frames} announced")
         try:
-            if self.written != self.n_frames:
-                raise InputError(f"{self.written} frames written, {self.n_frames} announced")
             self._entry.close()
             header = file_header(fps=fps, channels=self.channels, n_frames=self.n_frames, audio_path=audio_path,
                                  audio_offset=audio_offset, meta=meta or {})
@@ -500,8 +501,15 @@ class AnimationWriter:
             self._fh.close()
 
     def abort(self) -> None:
-        """Stop without finishing the file (the caller removes it)."""
-        self._fh.close()
+        """Stop without finishing the file properly (the caller removes or rewrites it)."""
+        try:
+            # Closed in order, so the zip object has nothing left to write when it is collected.
+            self._entry.close()
+            self._zip.close()
+        except Exception:  # already failing (a full disk): the file is discarded anyway
+            pass
+        finally:
+            self._fh.close()
 
 
 def _number(x) -> bool:
