@@ -210,13 +210,13 @@ def _block_samples(block_seconds: float) -> int:
 def animate_to_npz(audio: "str | Path | np.ndarray", path: "str | Path", **options) -> Path:
     """:func:`animate` straight into an animation file: the file ``export(animate(audio, **options), path)`` writes.
 
-    Audio alone from a file (the network backend), on ARKit channels (``face`` None) with no
-    timing offset, is animated and written block by block (``options["block_seconds"]`` of audio at
-    a time): the network's frames, their closures, the resampling to ``fps``, the layers and the
-    file's compressed data are made as the file is read, so memory stays flat however long the
+    Audio alone from a file (the network backend) on ARKit channels (``face`` None) is animated
+    and written block by block (``options["block_seconds"]`` of audio at a time): the network's
+    frames, their closures, the resampling to ``fps``, the layers, the timing offset and the file's
+    compressed data are made as the file is read, so memory stays flat however long the
     recording. The file holds the same numbers, header and compressed bytes as the whole-take
-    path (see :class:`flamesync.animation.AnimationWriter`). Every other case (a transcript, an
-    array, a face, a timing offset) runs :func:`animate` on the whole take and writes it.
+    path (see :class:`flamesync.animation.AnimationWriter`). Every other case (a transcript or
+    another backend, an array, a face) runs :func:`animate` on the whole take and writes it.
 
     Parameters
     ----------
@@ -246,16 +246,17 @@ def animate_to_npz(audio: "str | Path | np.ndarray", path: "str | Path", **optio
     backend, layers, offset = _settings(**{k: a[k] for k in (
         "text", "fps", "backend", "on_mismatch", "blinks", "gaze", "brows", "head", "emotion", "intensity",
         "emotion_keys", "seed", "layers", "timing_offset")})
-    if isinstance(audio, np.ndarray) or a["face"] is not None or backend != "model" or offset != 0.0:
+    if isinstance(audio, np.ndarray) or a["face"] is not None or backend != "model":
         return export(animate(audio, **options), path)
     path = Path(path)
     with atomic_path(path) as tmp:
         _stream_to_npz(audio, tmp, fps=check_fps(a["fps"]), model=a["model"], progress=a["progress"],
-                       layers=layers, mouth_only=bool(a["mouth_only"]), block_seconds=a["block_seconds"])
+                       layers=layers, mouth_only=bool(a["mouth_only"]), timing_offset=offset,
+                       block_seconds=a["block_seconds"])
     return path
 
 
-def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mouth_only: bool,
+def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mouth_only: bool, timing_offset: float,
                    block_seconds: float) -> None:
     """The network-backend file path of :func:`animate` as a stream into ``out`` (see
     :func:`animate_to_npz`): every stage keeps the state a whole-take pass would carry from one
@@ -263,7 +264,7 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
     from .animation import AnimationWriter, ResampleStream, resampled_length
     from .audio.features import n_feature_frames
     from .audio.io import SILENT_PEAK, AudioBlocks
-    from .expressive import OUTPUT_CHANNELS, BlockLayers, LayerFrames, apply_frames
+    from .expressive import OUTPUT_CHANNELS, BlockLayers, LayerFrames, ShiftStream, apply_frames
     from .net.infer import FPS, Postprocessor, load_default_model
 
     blocks = AudioBlocks(audio, block_samples=_block_samples(block_seconds))
@@ -282,10 +283,11 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
     rows: list[np.ndarray] = []  # resampled frames waiting for their layer frames
     pending: list[LayerFrames] = []  # layer frames waiting for their resampled frames
     writer = AnimationWriter(out, channels=layout.channels, n_frames=n_out)
+    shift = ShiftStream(fps, timing_offset)
 
     def emit(new_rows: np.ndarray, new_frames: list[LayerFrames]) -> None:
         if not layer_pass.active:
-            writer.write(new_rows)
+            writer.write(shift.push(new_rows))
             return
         if len(new_rows):
             rows.append(new_rows)
@@ -302,7 +304,7 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
         # the whole-take result.
         done = apply_frames(empty.replace(fps=fps, values=values[:n]),
                             LayerFrames(frames.first, frames.weights[:n], frames.head[:n]))
-        writer.write(done.values)
+        writer.write(shift.push(done.values))
         rows[:] = [values[n:]] if n < len(values) else []
         pending[:] = ([LayerFrames(frames.first + n, frames.weights[n:], frames.head[n:])]
                       if n < len(frames) else [])
@@ -314,10 +316,13 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
                 weights = post.process(raw.weights, raw.closure_prob)
                 emit(resampler.push(net.to_animation(weights).values), layer_pass.take())
         emit(resampler.finish(), layer_pass.close(n_out))
+        writer.write(shift.finish())
         meta = dict(layout.meta)
         meta["backend"] = "model"
         if layer_pass.active and n_out:
             meta["expressive"] = layer_pass.layers.describe()
+        if timing_offset != 0 and n_out:
+            meta["timing_offset"] = timing_offset
         silent = blocks.peak < SILENT_PEAK
         if not silent:
             writer.close(fps=fps, audio_path=str(Path(audio).resolve()), meta=meta)
@@ -329,14 +334,18 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
     # the rest pose, which the whole-take path makes by resampling zeros at the network's rate.
     writer.abort()
     meta = dict(empty.meta, backend="model", silent=True)
+    if timing_offset != 0 and n_out:
+        meta["timing_offset"] = timing_offset
     writer = AnimationWriter(out, channels=empty.channels, n_frames=n_out)
     try:
         zeros = ResampleStream(FPS, fps, empty.channels)
+        shift = ShiftStream(fps, timing_offset)
         n50 = n_feature_frames(blocks.n_samples, config=net.features, out_fps=FPS) // 2
         step = max(1, int(round(block_seconds * FPS)))
         for a in range(0, n50, step):
-            writer.write(zeros.push(np.zeros((min(step, n50 - a), len(empty.channels)), np.float32)))
-        writer.write(zeros.finish())
+            writer.write(shift.push(zeros.push(np.zeros((min(step, n50 - a), len(empty.channels)), np.float32))))
+        writer.write(shift.push(zeros.finish()))
+        writer.write(shift.finish())
         writer.close(fps=fps, audio_path=str(Path(audio).resolve()), meta=meta)
     except BaseException:
         writer.abort()
@@ -347,13 +356,13 @@ def _animate_wave(audio, *, text, sample_rate, fps, backend, language, model, pr
                   mouth_only):
     """Every backend on audio held whole (an array, or a file the text and recognition backends
     need whole). Returns (animation at ``fps`` with layers, backend used, silent, rejection reason)."""
-    from .audio.io import SAMPLE_RATE, SILENT_PEAK, load_audio
+    from .audio.io import SAMPLE_RATE, SILENT_PEAK, load_audio, peak_amplitude
 
     # Silence (all zeros, or far below any speech level) is valid input: a pause line in a batch,
     # a quiet stretch of a live take. It animates as a face at rest, whatever the backend; only an
     # input with no samples at all is an error.
     wave = load_audio(audio, source_rate=sample_rate, allow_silent=True)
-    peak = float(np.max(np.abs(wave)))
+    peak = peak_amplitude(wave)
     silent = peak < SILENT_PEAK
     if silent:
         # Nothing to align or recognise: the network gives the channel layout, the face rests.

@@ -97,24 +97,34 @@ def test_streamed_default_blocks_over_a_minute(tmp_path, model):
     assert _entries(tmp_path / "streamed.npz") == _entries(tmp_path / "whole.npz")
 
 
-def test_streamed_silence_is_the_rest_pose(tmp_path, model):
+@pytest.mark.parametrize("offset", [0.0, -0.2])
+def test_streamed_silence_is_the_rest_pose(tmp_path, model, offset):
     path = tmp_path / "quiet.wav"
     sf.write(str(path), np.full(16000 * 7, 1e-6, np.float32), 16000, subtype="FLOAT")
-    whole = flamesync.animate(path, model=model, block_seconds=2.0)
+    whole = flamesync.animate(path, model=model, block_seconds=2.0, timing_offset=offset)
     export(whole, tmp_path / "whole.npz")
-    animate_to_npz(path, tmp_path / "streamed.npz", model=model, block_seconds=2.0)
+    animate_to_npz(path, tmp_path / "streamed.npz", model=model, block_seconds=2.0, timing_offset=offset)
     assert _entries(tmp_path / "streamed.npz") == _entries(tmp_path / "whole.npz")
     got = Animation.load(tmp_path / "streamed.npz")
     assert got.meta["silent"] is True and "expressive" not in got.meta
     assert not got.values.any()
 
 
+@pytest.mark.parametrize("kw", [{"timing_offset": 0.25}, {"timing_offset": -0.5, "fps": 24.0},
+                                {"timing_offset": 3.0, "mouth_only": True}])
+def test_streamed_timing_offset(tmp_path, clips, model, kw):
+    export(flamesync.animate(clips["mono16"], model=model, block_seconds=2.0, **kw), tmp_path / "whole.npz")
+    animate_to_npz(clips["mono16"], tmp_path / "streamed.npz", model=model, block_seconds=2.0, **kw)
+    assert _entries(tmp_path / "streamed.npz") == _entries(tmp_path / "whole.npz")
+    assert Animation.load(tmp_path / "streamed.npz").meta["timing_offset"] == kw["timing_offset"]
+
+
 def test_whole_take_cases_fall_back(tmp_path, clips, model):
-    # A timing offset and a transcript need the whole take: the file is export(animate(...)).
-    for kw in ({"timing_offset": 0.25}, {"timing_offset": -0.5, "fps": 24.0}):
-        export(flamesync.animate(clips["mono16"], model=model, **kw), tmp_path / "whole.npz")
-        animate_to_npz(clips["mono16"], tmp_path / "streamed.npz", model=model, **kw)
-        assert _entries(tmp_path / "streamed.npz") == _entries(tmp_path / "whole.npz")
+    # An array, or another backend than the network: the file is export(animate(...)).
+    x = load_audio(clips["mono16"])
+    export(flamesync.animate(x, sample_rate=16000, model=model), tmp_path / "whole.npz")
+    animate_to_npz(x, tmp_path / "streamed.npz", sample_rate=16000, model=model)
+    assert _entries(tmp_path / "streamed.npz") == _entries(tmp_path / "whole.npz")
     with pytest.raises(TypeError):
         animate_to_npz(clips["mono16"], tmp_path / "x.npz", no_such_option=1)
     with pytest.raises(InputError, match="animation files"):
@@ -185,5 +195,23 @@ def test_resample_stream_equals_whole_take(fps):
                 step = sizes[k % len(sizes)]
                 parts.append(stream.push(anim.values[a: a + step]))
                 a, k = a + step, k + 1
+            parts.append(stream.finish())
+            np.testing.assert_array_equal(np.concatenate(parts), ref)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.1, -0.1, 1 / 30, 3.3, -10.0])
+def test_shift_stream_equals_whole_take(seconds):
+    from flamesync.expressive import ShiftStream, shift_animation
+
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 10, 400):
+        anim = Animation(fps=30.0, channels=("a", "b"), values=rng.standard_normal((n, 2)).astype(np.float32))
+        ref = shift_animation(anim, seconds).values
+        for sizes in ((1,), (7, 3), (n,)):
+            stream = ShiftStream(30.0, seconds)
+            parts, a, k = [], 0, 0
+            while a < n:
+                parts.append(stream.push(anim.values[a: a + sizes[k % len(sizes)]]))
+                a, k = a + sizes[k % len(sizes)], k + 1
             parts.append(stream.finish())
             np.testing.assert_array_equal(np.concatenate(parts), ref)

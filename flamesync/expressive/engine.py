@@ -395,3 +395,71 @@ def shift_animation(anim: Animation, seconds: float) -> Animation:
     meta = dict(anim.meta)
     meta["timing_offset"] = float(seconds)
     return anim.replace(values=values.astype(np.float32), meta=meta)
+
+
+class ShiftStream:
+    """:func:`shift_animation` for a take that arrives a block of frames at a time.
+
+    Each output frame is computed once the two source frames it reads have arrived (a shift later
+    reads earlier frames; one earlier waits up to ``|seconds|`` for later ones), by the same
+    arithmetic, so the concatenated output equals ``shift_animation`` of the whole take bit for bit.
+
+    Parameters
+    ----------
+    fps : float
+        Frame rate of the take.
+    seconds : float
+        As for :func:`shift_animation` (0: frames pass through unchanged).
+    """
+
+    def __init__(self, fps: float, seconds: float):
+        if not math.isfinite(seconds):
+            raise InputError(f"timing offset must be a finite number of seconds, got {seconds!r}")
+        self.fps = float(fps)
+        self.seconds = float(seconds)
+        self._shift = self.seconds * self.fps
+        self._buf: np.ndarray | None = None  # source frames from _buf0 on
+        self._buf0 = 0
+        self._n_in = 0
+        self._next = 0
+        self._width = 0
+
+    def push(self, values: np.ndarray) -> np.ndarray:
+        """Add source frames ``(n, C)``; return the shifted frames now complete, ``(k, C)`` float32."""
+        values = np.asarray(values, np.float32)
+        self._n_in += len(values)
+        self._width = values.shape[1]
+        if self.seconds == 0:
+            return values
+        self._buf = values if self._buf is None or not len(self._buf) else np.concatenate([self._buf, values])
+        # Frame i reads source frames floor(i - shift) and the one after; before the end both
+        # must have arrived (so the take's length, which clips the reads, does not matter yet),
+        # and i must be a frame of the take (there are as many frames out as in).
+        stop = max(self._next, min(self._n_in, int(math.floor(self._n_in - 2 + self._shift)) + 2))
+        return self._emit(np.arange(self._next, stop), final=False)
+
+    def finish(self) -> np.ndarray:
+        """The take has ended: the remaining frames (as many in all as were pushed)."""
+        if self.seconds == 0 or self._buf is None:
+            return np.zeros((0, self._width), np.float32)
+        return self._emit(np.arange(self._next, self._n_in), final=True)
+
+    def _emit(self, idx: np.ndarray, *, final: bool) -> np.ndarray:
+        n = self._n_in
+        pos = idx - self._shift
+        if not final:
+            pos = pos[np.maximum(pos, 0) <= n - 2]
+        if not len(pos):
+            return np.zeros((0, self._width), np.float32)
+        pos = np.clip(pos, 0, n - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        frac = (pos - lo)[:, None]
+        src = self._buf.astype(np.float64)
+        values = src[lo - self._buf0] * (1 - frac) + src[hi - self._buf0] * frac
+        self._next += len(pos)
+        keep = max(0, min(int(math.floor(self._next - self._shift)), n - 1))
+        if keep > self._buf0:
+            self._buf = self._buf[keep - self._buf0:]
+            self._buf0 = keep
+        return values.astype(np.float32)
