@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from pathlib import Path
@@ -309,12 +310,15 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
         pending[:] = ([LayerFrames(frames.first + n, frames.weights[n:], frames.head[n:])]
                       if n < len(frames) else [])
 
+    raws = net.iter_raw_blocks(blocks, chunk_seconds=block_seconds, total=blocks.n_samples, progress=progress,
+                               on_block=layer_pass.feed, visemes=False)
     try:
-        for raw in net.iter_raw_blocks(blocks, chunk_seconds=block_seconds, total=blocks.n_samples,
-                                       progress=progress, on_block=layer_pass.feed, visemes=False):
-            if len(raw.weights):
-                weights = post.process(raw.weights, raw.closure_prob)
-                emit(resampler.push(net.to_animation(weights).values), layer_pass.take())
+        # Closed explicitly on an error, so the reader thread stops before the part file goes.
+        with contextlib.closing(raws):
+            for raw in raws:
+                if len(raw.weights):
+                    weights = post.process(raw.weights, raw.closure_prob)
+                    emit(resampler.push(net.to_animation(weights).values), layer_pass.take())
         emit(resampler.finish(), layer_pass.close(n_out))
         writer.write(shift.finish())
         meta = dict(layout.meta)
