@@ -6,8 +6,8 @@
 The audio is real English speech from ../shared/realspeech (or $FLAMESYNC_SHARED_DIR/realspeech;
 the clips with transcripts in its MANIFEST.tsv), each clip followed by 0.4 s of silence, looped in
 order to the length asked for and padded with silence at the end; the transcript is the clips'
-transcripts in the same order. Long files are written clip by clip (16-bit WAV, 16 kHz mono or 44.1 kHz stereo with the right channel
-at half level), so this script never holds them either.
+transcripts in the same order. Long files are written clip by clip (16-bit WAV, 16 kHz mono or
+44.1 kHz stereo with the right channel at half level), so this script never holds them either.
 
 Every measurement is a fresh process, ``python -m flamesync animate clip.wav -o out.npz`` (with
 ``--text-file`` for the text path), launch to exit: its wall time, times real time, and peak
