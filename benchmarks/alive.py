@@ -33,7 +33,7 @@ def speech(seconds: float) -> np.ndarray:
     """Real speech repeated to ``seconds`` (16 kHz float32)."""
     from flamesync.audio.io import load_audio
 
-    folder = REPO.parent / "shared" / "realspeech"
+    folder = Path(os.environ.get("FLAMESYNC_SHARED_DIR") or REPO.parent / "shared") / "realspeech"
     clips = [load_audio(p) for p in sorted(folder.glob("*.wav"))] if folder.is_dir() else []
     if not clips:
         t = np.arange(int(30 * 16000)) / 16000

@@ -3,11 +3,11 @@
     PYTHONPATH=. python benchmarks/scaling.py [--max-minutes 60] [--text-max-minutes 10]
                                               [--formats 16k-mono,44k-stereo] [--paths audio,text]
 
-The audio is real English speech from ../shared/realspeech (the clips with transcripts in its
-MANIFEST.tsv), each clip followed by 0.4 s of silence, looped in order to the length asked for and
-padded with silence at the end; the transcript is the clips' transcripts in the same order. Long
-files are written clip by clip (16-bit WAV, 16 kHz mono or 44.1 kHz stereo with the right channel
-at half level), so this script never holds them either.
+The audio is real English speech from ../shared/realspeech (or $FLAMESYNC_SHARED_DIR/realspeech;
+the clips with transcripts in its MANIFEST.tsv), each clip followed by 0.4 s of silence, looped in
+order to the length asked for and padded with silence at the end; the transcript is the clips'
+transcripts in the same order. Long files are written clip by clip (16-bit WAV, 16 kHz mono or
+44.1 kHz stereo with the right channel at half level), so this script never holds them either.
 
 Every measurement is a fresh process, ``python -m flamesync animate clip.wav -o out.npz`` (with
 ``--text-file`` for the text path), launch to exit: its wall time, times real time, and peak
@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SPEECH = REPO.parent / "shared" / "realspeech"
+# The shared folder beside the checkout, or FLAMESYNC_SHARED_DIR (as the tests): a git worktree
+# elsewhere has none beside it.
+SPEECH = Path(os.environ.get("FLAMESYNC_SHARED_DIR") or REPO.parent / "shared") / "realspeech"
 LENGTHS_MIN = (10 / 60, 1.0, 10.0, 60.0, 180.0)
 FORMATS = {"16k-mono": (16000, 1), "44k-stereo": (44100, 2)}
 GAP = 0.4

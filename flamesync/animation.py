@@ -217,20 +217,14 @@ class Animation:
         matches the rate ratio, so fast motion does not alias into slow wobble.
 
         ``block_frames`` output frames are computed at a time (memory; the result does not depend
-        on it).
+        on it). :class:`ResampleStream` gives the same frames for a take that arrives in pieces.
         """
         fps = check_fps(fps)
         if abs(fps - self.fps) < 1e-9 or self.n_frames == 0:
             return self.replace(fps=fps)
-        n_out = max(1, int(round(self.n_frames * fps / self.fps)))
-        ratio = self.fps / fps
-        sigma = 0.5 * math.sqrt(ratio * ratio - 1.0) if ratio > 1.0 else 0.0
-        # gaussian_smooth's kernel radius (truncate=4): output frames read the smoothed source only
-        # within [lo, hi], which depends on source frames within the radius of it.
-        radius = int(4.0 * sigma + 0.5) if sigma > 0 else 0
-        pos_all = np.clip(np.arange(n_out) * (self.fps / fps), 0, self.n_frames - 1)
-        rot_cols = [[self.channels.index(n) for n in names] for names in ROTATION_GROUPS.values()
-                    if names[0] in self.channels]
+        n_out = resampled_length(self.n_frames, self.fps, fps)
+        plan = _ResamplePlan(self.fps, fps, self.channels)
+        pos_all = np.clip(np.arange(n_out) * plan.step, 0, self.n_frames - 1)
         out = np.empty((n_out, self.values.shape[1]), np.float32)
         # Blocks of output frames, each from its stretch of source frames plus the kernel's radius
         # on both sides: the same numbers as one pass over the whole take (every value is the same
@@ -238,34 +232,13 @@ class Animation:
         # grow with the take (float64 copies of an hour at 50 fps would be hundreds of MB).
         for j0 in range(0, n_out, block_frames):
             pos = pos_all[j0: j0 + block_frames]
-            lo = np.floor(pos).astype(int)
-            hi = np.minimum(lo + 1, self.n_frames - 1)
-            a = max(0, int(lo[0]) - radius)
-            b = min(self.n_frames, int(hi[-1]) + 1 + radius)
-            src = self.values[a:b].astype(np.float64)
-            if sigma > 0:
-                src = gaussian_smooth(src, sigma)
-            lo, hi = lo - a, hi - a
-            frac = (pos - np.floor(pos))[:, None]
-            block = src[lo] * (1 - frac) + src[hi] * frac
-            for cols in rot_cols:
-                rot = src[:, cols]
-                block[:, cols] = slerp_rotvec(rot[lo], rot[hi], frac[:, 0])
-            out[j0: j0 + len(pos)] = block
+            out[j0: j0 + len(pos)] = plan.rows(self.values, 0, self.n_frames, pos)
         return self.replace(fps=fps, values=out)
 
     # ------------------------------------------------------------------ files
     def header(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "fps": self.fps,
-            "channels": list(self.channels),
-            "n_frames": self.n_frames,
-            "audio_path": self.audio_path,
-            "audio_offset": self.audio_offset,
-            "meta": self.meta,
-        }
+        return file_header(fps=self.fps, channels=self.channels, n_frames=self.n_frames,
+                           audio_path=self.audio_path, audio_offset=self.audio_offset, meta=self.meta)
 
     def save(self, path: str | Path) -> Path:
         """Write to ``path`` (``.npz``) atomically and return the path."""
@@ -311,6 +284,225 @@ class Animation:
             f"Animation({self.n_frames} frames @ {self.fps:g} fps, {len(self.channels)} channels, "
             f"{self.duration:.2f} s)"
         )
+
+
+def resampled_length(n_frames: int, src_fps: float, fps: float) -> int:
+    """Frames of :meth:`Animation.resample` from ``n_frames`` at ``src_fps`` to ``fps``."""
+    if abs(float(fps) - float(src_fps)) < 1e-9 or n_frames == 0:
+        return int(n_frames)
+    return max(1, int(round(n_frames * float(fps) / float(src_fps))))
+
+
+class _ResamplePlan:
+    """The arithmetic of :meth:`Animation.resample`, shared with :class:`ResampleStream` so that
+    a take resampled whole and one resampled as it arrives are the same numbers."""
+
+    def __init__(self, src_fps: float, fps: float, channels):
+        self.step = float(src_fps) / float(fps)
+        self.sigma = 0.5 * math.sqrt(self.step * self.step - 1.0) if self.step > 1.0 else 0.0
+        # gaussian_smooth's kernel radius (truncate=4): output frames read the smoothed source only
+        # within [lo, hi], which depends on source frames within the radius of it.
+        self.radius = int(4.0 * self.sigma + 0.5) if self.sigma > 0 else 0
+        self.rot_cols = [[channels.index(n) for n in names] for names in ROTATION_GROUPS.values()
+                         if names[0] in channels]
+
+    def rows(self, buf: np.ndarray, buf0: int, end: int, pos: np.ndarray) -> np.ndarray:
+        """Output frames at source positions ``pos`` (increasing, within ``[0, end - 1]``).
+
+        Parameters
+        ----------
+        buf : np.ndarray, shape (n, C)
+            Source frames ``buf0 .. buf0 + n - 1``; they must cover ``floor(pos[0]) - radius`` up
+            to ``min(end, floor(pos[-1]) + 2 + radius)``.
+        buf0 : int
+            Source index of ``buf[0]``.
+        end : int
+            Source frames known to exist; the take's length when it has ended (its last frame is
+            then repeated past the end, as a whole-take pass pads).
+
+        Returns
+        -------
+        np.ndarray, shape (len(pos), C), float64
+        """
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, end - 1)
+        a = max(0, int(lo[0]) - self.radius)
+        b = min(end, int(hi[-1]) + 1 + self.radius)
+        src = buf[a - buf0: b - buf0].astype(np.float64)
+        if self.sigma > 0:
+            src = gaussian_smooth(src, self.sigma)
+        lo, hi = lo - a, hi - a
+        frac = (pos - np.floor(pos))[:, None]
+        block = src[lo] * (1 - frac) + src[hi] * frac
+        for cols in self.rot_cols:
+            rot = src[:, cols]
+            block[:, cols] = slerp_rotvec(rot[lo], rot[hi], frac[:, 0])
+        return block
+
+
+class ResampleStream:
+    """:meth:`Animation.resample` for a take that arrives a block of frames at a time.
+
+    Every output frame is computed as soon as the source frames it reads (its two neighbours plus
+    the low-pass kernel's radius) have arrived, by the same arithmetic as the whole-take method, so
+    the concatenated output equals ``Animation.resample`` of the concatenated input bit for bit.
+    Memory: the kernel's reach of source frames plus one pushed block.
+
+    Parameters
+    ----------
+    src_fps, fps : float
+        Frame rates of the input and the output.
+    channels : sequence of str
+        The input's channels (rotation triplets are interpolated on the rotation group).
+    """
+
+    def __init__(self, src_fps: float, fps: float, channels):
+        self.src_fps = float(src_fps)
+        self.fps = check_fps(fps)
+        self._same = abs(self.fps - self.src_fps) < 1e-9
+        self._plan = _ResamplePlan(self.src_fps, self.fps, tuple(channels))
+        self._n_channels = len(tuple(channels))
+        self._buf = np.zeros((0, self._n_channels), np.float32)
+        self._buf0 = 0  # source index of _buf[0]
+        self._n_in = 0
+        self._next = 0  # next output frame
+
+    @property
+    def frames_out(self) -> int:
+        return self._next
+
+    def push(self, values: np.ndarray) -> np.ndarray:
+        """Add the next source frames ``(n, C)``; return the output frames now complete, ``(k, C)``."""
+        values = np.asarray(values, np.float32)
+        self._n_in += len(values)
+        if self._same:
+            self._next += len(values)
+            return values
+        self._buf = np.concatenate([self._buf, values]) if len(self._buf) else values
+        # Output j reads source frames up to floor(j * step) + 1 + radius; before the end that
+        # must lie inside what has arrived (so neither the take's length nor its end padding
+        # matters yet).
+        limit = self._n_in - 2 - self._plan.radius
+        if limit < 0:
+            return np.zeros((0, self._n_channels), np.float32)
+        stop = max(self._next, int((limit + 1) / self._plan.step) + 2)
+        pos = np.arange(self._next, stop) * self._plan.step
+        pos = pos[np.floor(pos) <= limit]
+        return self._emit(pos, self._n_in)
+
+    def finish(self) -> np.ndarray:
+        """The take has ended: return the remaining output frames, ``(k, C)``."""
+        if self._same or self._n_in == 0:
+            return np.zeros((0, self._n_channels), np.float32)
+        n_out = resampled_length(self._n_in, self.src_fps, self.fps)
+        pos = np.clip(np.arange(self._next, n_out) * self._plan.step, 0, self._n_in - 1)
+        return self._emit(pos, self._n_in)
+
+    def _emit(self, pos: np.ndarray, end: int) -> np.ndarray:
+        if not len(pos):
+            return np.zeros((0, self._n_channels), np.float32)
+        out = self._plan.rows(self._buf, self._buf0, end, pos).astype(np.float32)
+        self._next += len(pos)
+        # Keep the source frames the next output frame can still read.
+        keep = min(int(np.floor(self._next * self._plan.step)), end - 1) - self._plan.radius
+        if keep > self._buf0:
+            self._buf = self._buf[keep - self._buf0:]
+            self._buf0 = keep
+        return out
+
+
+def file_header(*, fps: float, channels, n_frames: int, audio_path: str | None, audio_offset: float,
+                meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON header of an animation file (see :meth:`Animation.save`)."""
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "fps": float(fps),
+        "channels": list(channels),
+        "n_frames": int(n_frames),
+        "audio_path": audio_path,
+        "audio_offset": float(audio_offset),
+        "meta": dict(meta),
+    }
+
+
+class AnimationWriter:
+    """Writes the file of :meth:`Animation.write_npz` a block of frames at a time.
+
+    The file is the one ``np.savez_compressed`` writes for the whole animation (the same zip
+    entries, ``values.npy`` then ``header.npy``, the same ``.npy`` headers and the same deflate
+    stream, which does not depend on how the data is cut into writes), so a take too long to hold
+    can be written while it is made. The frame count goes into the ``.npy`` header first, so it
+    must be known in advance; :meth:`close` checks it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write (created or truncated).
+    channels : sequence of str
+    n_frames : int
+        Frames that will be written.
+    """
+
+    def __init__(self, path, *, channels, n_frames: int):
+        import zipfile
+
+        from numpy.lib import format as npy
+
+        self.channels = tuple(channels)
+        self.n_frames = int(n_frames)
+        self.written = 0
+        self._fh = open(path, "wb")
+        try:
+            # As numpy.savez_compressed: deflate, zip64 allowed and forced on every entry.
+            self._zip = zipfile.ZipFile(self._fh, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
+            self._entry = self._zip.open("values.npy", "w", force_zip64=True)
+            npy.write_array_header_1_0(self._entry, {"descr": npy.dtype_to_descr(np.dtype(np.float32)),
+                                                     "fortran_order": False,
+                                                     "shape": (self.n_frames, len(self.channels))})
+        except BaseException:
+            self._fh.close()
+            raise
+
+    def write(self, values: np.ndarray) -> None:
+        """Append frames, shape (k, C), float32."""
+        values = np.ascontiguousarray(values, np.float32)
+        if values.ndim != 2 or values.shape[1] != len(self.channels):
+            raise InputError(f"frames must have shape (k, {len(self.channels)}), got {values.shape}")
+        if self.written + len(values) > self.n_frames:
+            raise InputError(f"more than the {self.n_frames} frames announced")
+        if len(values):
+            self._entry.write(memoryview(values).cast("B"))
+            self.written += len(values)
+
+    def close(self, *, fps: float, audio_path: str | None = None, audio_offset: float = 0.0,
+              meta: Mapping[str, Any] | None = None) -> None:
+        """Finish the values and write the header; the frames written must be those announced."""
+        from numpy.lib import format as npy
+
+        if self.written != self.n_frames:
+            self.abort()
+            raise InputError(f"{self.written} frames written, {self.n_frames} announced")
+        try:
+            self._entry.close()
+            header = file_header(fps=fps, channels=self.channels, n_frames=self.n_frames, audio_path=audio_path,
+                                 audio_offset=audio_offset, meta=meta or {})
+            with self._zip.open("header.npy", "w", force_zip64=True) as fid:
+                npy.write_array(fid, np.array(json.dumps(header, sort_keys=True)), allow_pickle=True)
+            self._zip.close()
+        finally:
+            self._fh.close()
+
+    def abort(self) -> None:
+        """Stop without finishing the file properly (the caller removes or rewrites it)."""
+        try:
+            # Closed in order, so the zip object has nothing left to write when it is collected.
+            self._entry.close()
+            self._zip.close()
+        except Exception:  # already failing (a full disk): the file is discarded anyway
+            pass
+        finally:
+            self._fh.close()
 
 
 def _number(x) -> bool:

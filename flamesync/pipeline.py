@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import warnings
 from pathlib import Path
 
@@ -42,6 +44,7 @@ def animate(
     timing_offset: float = 0.0,
     seed: int = 0,
     layers=None,
+    block_seconds: float = 60.0,
 ) -> Animation:
     """Animate speech.
 
@@ -103,6 +106,11 @@ def animate(
     layers : flamesync.expressive.Layers or None
         All layer settings at once (overrides the individual arguments above except
         ``mouth_only`` and ``timing_offset``).
+    block_seconds : float
+        Audio file, network backend: seconds of audio read, run through the network and analysed
+        for the layers at a time. Memory grows with it; the numbers may differ with it in the
+        last float bits (the network's windows), never between :func:`animate` and
+        :func:`animate_to_npz` with the same value.
 
     Returns
     -------
@@ -110,45 +118,25 @@ def animate(
         ARKit-named expression channels plus the implied jaw rotation (or FLAME parameters for a
         FLAME face), at ``fps``, with ``audio_path`` set when ``audio`` is a file.
     """
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if on_mismatch not in ON_MISMATCH:
-        raise InputError(f"unknown on_mismatch {on_mismatch!r}; choose one of {', '.join(ON_MISMATCH)}")
-    if backend == "auto":
-        backend = "text" if text is not None else "model"
-    if backend == "text" and (text is None or not text.strip()):
-        raise InputError("the text backend needs the transcript (text=...)")
-    check_fps(fps)
-    from .expressive import Layers, load_keys, shift_animation
-    from .expressive.emotion import keys_from_rows
-
-    if layers is None:
-        keys = None
-        if emotion_keys is not None:
-            keys = (load_keys(emotion_keys) if isinstance(emotion_keys, (str, Path))
-                    else keys_from_rows(list(emotion_keys)))
-        layers = Layers(blinks=blinks, gaze=gaze, brows=brows, head=head, emotion=emotion,
-                        intensity=intensity, keys=keys, seed=seed)
-    elif not isinstance(layers, Layers):
-        raise InputError(f"layers must be a flamesync.expressive.Layers, got {type(layers).__name__}")
-    try:
-        timing_offset = float(timing_offset)
-    except (TypeError, ValueError):
-        raise InputError(f"timing offset must be a number of seconds, got {timing_offset!r}") from None
-
+    backend, layers, timing_offset = _settings(
+        text=text, fps=fps, backend=backend, on_mismatch=on_mismatch, blinks=blinks, gaze=gaze, brows=brows,
+        head=head, emotion=emotion, intensity=intensity, emotion_keys=emotion_keys, seed=seed, layers=layers,
+        timing_offset=timing_offset)
     from .audio.io import SILENT_PEAK, AudioBlocks
+    from .expressive import shift_animation
 
     audio_path = None if isinstance(audio, np.ndarray) else str(Path(audio).resolve())
     if backend == "model" and audio_path is not None:
         # Audio alone from a file: one pass over the file in blocks, feeding the network and the
-        # layers together, so memory does not grow with the length of the recording.
+        # layers together, so the audio is never held whole.
         from .expressive import BlockLayers
         from .net.infer import load_default_model
 
-        blocks = AudioBlocks(audio)
+        blocks = AudioBlocks(audio, block_samples=_block_samples(block_seconds))
         net = model if model is not None else load_default_model()
-        layer_pass = BlockLayers(fps, layers if not mouth_only else layers.off())
-        anim = net.predict_blocks(blocks, total=blocks.n_samples, progress=progress, on_block=layer_pass.feed)
+        layer_pass = BlockLayers(fps, layers if not mouth_only else layers.off(), block_seconds=block_seconds)
+        anim = net.predict_blocks(blocks, chunk_seconds=block_seconds, total=blocks.n_samples, progress=progress,
+                                  on_block=layer_pass.feed)
         # Silence (all zeros, or far below any speech level) is valid input: it animates as a
         # face at rest (see below).
         silent = blocks.peak < SILENT_PEAK
@@ -177,17 +165,208 @@ def animate(
     return anim.replace(audio_path=audio_path, meta=meta)
 
 
+def _settings(*, text, fps, backend, on_mismatch, blinks, gaze, brows, head, emotion, intensity, emotion_keys,
+              seed, layers, timing_offset):
+    """Check :func:`animate`'s options; return (backend to use, Layers, timing offset in seconds)."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if on_mismatch not in ON_MISMATCH:
+        raise InputError(f"unknown on_mismatch {on_mismatch!r}; choose one of {', '.join(ON_MISMATCH)}")
+    if backend == "auto":
+        backend = "text" if text is not None else "model"
+    if backend == "text" and (text is None or not text.strip()):
+        raise InputError("the text backend needs the transcript (text=...)")
+    check_fps(fps)
+    from .expressive import Layers, load_keys
+    from .expressive.emotion import keys_from_rows
+
+    if layers is None:
+        keys = None
+        if emotion_keys is not None:
+            keys = (load_keys(emotion_keys) if isinstance(emotion_keys, (str, Path))
+                    else keys_from_rows(list(emotion_keys)))
+        layers = Layers(blinks=blinks, gaze=gaze, brows=brows, head=head, emotion=emotion,
+                        intensity=intensity, keys=keys, seed=seed)
+    elif not isinstance(layers, Layers):
+        raise InputError(f"layers must be a flamesync.expressive.Layers, got {type(layers).__name__}")
+    try:
+        timing_offset = float(timing_offset)
+    except (TypeError, ValueError):
+        raise InputError(f"timing offset must be a number of seconds, got {timing_offset!r}") from None
+    return backend, layers, timing_offset
+
+
+def _block_samples(block_seconds: float) -> int:
+    from .audio.io import SAMPLE_RATE
+
+    try:
+        seconds = float(block_seconds)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InputError(f"block_seconds must be a positive number of seconds, got {block_seconds!r}")
+    return max(1, int(round(seconds * SAMPLE_RATE)))
+
+
+def animate_to_npz(audio: "str | Path | np.ndarray", path: "str | Path", **options) -> Path:
+    """:func:`animate` straight into an animation file: the file ``export(animate(audio, **options), path)`` writes.
+
+    Audio alone from a file (the network backend) on ARKit channels (``face`` None) is animated
+    and written block by block (``options["block_seconds"]`` of audio at a time): the network's
+    frames, their closures, the resampling to ``fps``, the layers, the timing offset and the file's
+    compressed data are made as the file is read, so memory stays flat however long the
+    recording. The file holds the same numbers, header and compressed bytes as the whole-take
+    path (see :class:`flamesync.animation.AnimationWriter`). Every other case (a transcript or
+    another backend, an array, a face) runs :func:`animate` on the whole take and writes it.
+
+    Parameters
+    ----------
+    audio : str, Path or np.ndarray
+        As for :func:`animate`.
+    path : str or Path
+        A flamesync animation file (``.npz``; not ``.meshes.npz`` or ``.flame.npz``), written
+        atomically (inside a :func:`flamesync.fileio.transaction`, when the transaction ends).
+    **options
+        Every keyword of :func:`animate`.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import inspect
+
+    from .export import check_output, export
+    from .fileio import atomic_path
+
+    if check_output(path).module != "animation_npz":
+        raise InputError(f"animate_to_npz writes flamesync animation files (.npz), not {Path(path).name}")
+    bound = inspect.signature(animate).bind(audio, **options)  # unknown keywords fail here, as in animate
+    bound.apply_defaults()
+    a = bound.arguments
+    backend, layers, offset = _settings(**{k: a[k] for k in (
+        "text", "fps", "backend", "on_mismatch", "blinks", "gaze", "brows", "head", "emotion", "intensity",
+        "emotion_keys", "seed", "layers", "timing_offset")})
+    if isinstance(audio, np.ndarray) or a["face"] is not None or backend != "model":
+        return export(animate(audio, **options), path)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _stream_to_npz(audio, tmp, fps=check_fps(a["fps"]), model=a["model"], progress=a["progress"],
+                       layers=layers, mouth_only=bool(a["mouth_only"]), timing_offset=offset,
+                       block_seconds=a["block_seconds"])
+    return path
+
+
+def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mouth_only: bool, timing_offset: float,
+                   block_seconds: float) -> None:
+    """The network-backend file path of :func:`animate` as a stream into ``out`` (see
+    :func:`animate_to_npz`): every stage keeps the state a whole-take pass would carry from one
+    frame to the next, and the frames go to the file as soon as every stage has made them."""
+    from .animation import AnimationWriter, ResampleStream, resampled_length
+    from .audio.features import n_feature_frames
+    from .audio.io import SILENT_PEAK, AudioBlocks
+    from .expressive import OUTPUT_CHANNELS, BlockLayers, LayerFrames, ShiftStream, apply_frames
+    from .net.infer import FPS, Postprocessor, load_default_model
+
+    blocks = AudioBlocks(audio, block_samples=_block_samples(block_seconds))
+    net = model if model is not None else load_default_model()
+    # The file's frame count goes first (the .npy header): the network gives one frame per 20 ms
+    # of audio (rounded up, as its feature stream pads the end), the resampling a fixed ratio.
+    n_out = resampled_length(n_feature_frames(blocks.n_samples, config=net.features, out_fps=FPS) // 2, FPS, fps)
+    layer_pass = BlockLayers(fps, layers if not mouth_only else layers.off(), block_seconds=block_seconds)
+    empty = net.to_animation(np.zeros((0, len(net.channels)), np.float32))
+    layout = empty.resample(fps)
+    if layer_pass.active:
+        layout = apply_frames(layout, LayerFrames(0, np.zeros((0, len(OUTPUT_CHANNELS)), np.float32),
+                                                  np.zeros((0, 3), np.float32)))
+    post = Postprocessor(net, closures=True)
+    resampler = ResampleStream(FPS, fps, empty.channels)
+    rows: list[np.ndarray] = []  # resampled frames waiting for their layer frames
+    pending: list[LayerFrames] = []  # layer frames waiting for their resampled frames
+    writer = AnimationWriter(out, channels=layout.channels, n_frames=n_out)
+    shift = ShiftStream(fps, timing_offset)
+
+    def emit(new_rows: np.ndarray, new_frames: list[LayerFrames]) -> None:
+        if not layer_pass.active:
+            writer.write(shift.push(new_rows))
+            return
+        if len(new_rows):
+            rows.append(new_rows)
+        pending.extend(new_frames)
+        have = sum(len(r) for r in rows)
+        ready = sum(len(f) for f in pending)
+        n = min(have, ready)
+        if n == 0:
+            return
+        values = np.concatenate(rows) if len(rows) > 1 else rows[0]
+        frames = pending[0] if len(pending) == 1 else LayerFrames(
+            pending[0].first, np.concatenate([f.weights for f in pending]), np.concatenate([f.head for f in pending]))
+        # apply_frames works frame by frame, so applying it to a stretch gives that stretch of
+        # the whole-take result.
+        done = apply_frames(empty.replace(fps=fps, values=values[:n]),
+                            LayerFrames(frames.first, frames.weights[:n], frames.head[:n]))
+        writer.write(shift.push(done.values))
+        rows[:] = [values[n:]] if n < len(values) else []
+        pending[:] = ([LayerFrames(frames.first + n, frames.weights[n:], frames.head[n:])]
+                      if n < len(frames) else [])
+
+    raws = net.iter_raw_blocks(blocks, chunk_seconds=block_seconds, total=blocks.n_samples, progress=progress,
+                               on_block=layer_pass.feed, visemes=False)
+    try:
+        # Closed explicitly on an error, so the reader thread stops before the part file goes.
+        with contextlib.closing(raws):
+            for raw in raws:
+                if len(raw.weights):
+                    weights = post.process(raw.weights, raw.closure_prob)
+                    emit(resampler.push(net.to_animation(weights).values), layer_pass.take())
+        emit(resampler.finish(), layer_pass.close(n_out))
+        writer.write(shift.finish())
+        meta = dict(layout.meta)
+        meta["backend"] = "model"
+        if layer_pass.active and n_out:
+            meta["expressive"] = layer_pass.layers.describe()
+        if timing_offset != 0 and n_out:
+            meta["timing_offset"] = timing_offset
+        silent = blocks.peak < SILENT_PEAK
+        if not silent:
+            writer.close(fps=fps, audio_path=str(Path(audio).resolve()), meta=meta)
+            return
+    except BaseException:
+        writer.abort()
+        raise
+    # Silence is known only once the whole file has been read: the frames written are replaced by
+    # the rest pose, which the whole-take path makes by resampling zeros at the network's rate.
+    writer.abort()
+    meta = dict(empty.meta, backend="model", silent=True)
+    if timing_offset != 0 and n_out:
+        meta["timing_offset"] = timing_offset
+    writer = AnimationWriter(out, channels=empty.channels, n_frames=n_out)
+    try:
+        zeros = ResampleStream(FPS, fps, empty.channels)
+        shift = ShiftStream(fps, timing_offset)
+        n50 = n_feature_frames(blocks.n_samples, config=net.features, out_fps=FPS) // 2
+        step = max(1, int(round(block_seconds * FPS)))
+        for a in range(0, n50, step):
+            writer.write(shift.push(zeros.push(np.zeros((min(step, n50 - a), len(empty.channels)), np.float32))))
+        writer.write(shift.push(zeros.finish()))
+        writer.write(shift.finish())
+        writer.close(fps=fps, audio_path=str(Path(audio).resolve()), meta=meta)
+    except BaseException:
+        writer.abort()
+        raise
+
+
 def _animate_wave(audio, *, text, sample_rate, fps, backend, language, model, progress, on_mismatch, layers,
                   mouth_only):
     """Every backend on audio held whole (an array, or a file the text and recognition backends
     need whole). Returns (animation at ``fps`` with layers, backend used, silent, rejection reason)."""
-    from .audio.io import SAMPLE_RATE, SILENT_PEAK, load_audio
+    from .audio.io import SAMPLE_RATE, SILENT_PEAK, load_audio, peak_amplitude
 
     # Silence (all zeros, or far below any speech level) is valid input: a pause line in a batch,
     # a quiet stretch of a live take. It animates as a face at rest, whatever the backend; only an
     # input with no samples at all is an error.
     wave = load_audio(audio, source_rate=sample_rate, allow_silent=True)
-    peak = float(np.max(np.abs(wave)))
+    peak = peak_amplitude(wave)
     silent = peak < SILENT_PEAK
     if silent:
         # Nothing to align or recognise: the network gives the channel layout, the face rests.

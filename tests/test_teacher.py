@@ -291,3 +291,24 @@ def test_every_phone_espeak_emits_maps(tmp_path):
         for p in seen:
             resolve_phone(p)
     assert len(seen) > 60
+
+
+@pytest.mark.parametrize("fps", [30.0, 100.0])
+def test_blocks_of_frames_give_the_whole_take(fps):
+    # Frames in blocks (issue 22: flat memory on long takes) against one block of every frame,
+    # which is the single pass; long silences, bilabials, labiodentals and sibilants across the
+    # block joins, the take starting and ending in silence.
+    rng = np.random.default_rng(4)
+    pieces, t = [], 0.0
+    inventory = ["p", "b", "m", "f", "v", "s", "z", "ʃ", "t", "n", "l", "ɹ", "w", "ɑ", "æ", "i", "u", "oʊ", "aɪ"]
+    pieces.append(PhoneSegment(0.0, 0.6, "_"))
+    t = 0.6
+    while t < 30.0:
+        d = rng.uniform(0.3, 1.5) if rng.random() < 0.08 else rng.uniform(0.03, 0.2)
+        ph = "_" if d >= 0.3 else inventory[rng.integers(len(inventory))]
+        pieces.append(PhoneSegment(t, t + d, ph))
+        t += d
+    whole = phones_to_animation(pieces, fps=fps, duration=t + 0.8, block_frames=10 ** 9)
+    for block in (37, 500):
+        got = phones_to_animation(pieces, fps=fps, duration=t + 0.8, block_frames=block)
+        np.testing.assert_array_equal(got.values, whole.values)

@@ -68,7 +68,7 @@ def load_audio(
         raise InputError(f"{name}: invalid sample rate {rate}")
     if rate != sample_rate:
         data = resample(data, rate=rate, target=sample_rate)
-    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    peak = peak_amplitude(data)
     if peak < SILENT_PEAK and not allow_silent:
         raise InputError(f"{name} is silent (peak amplitude {peak:.1e})")
     return np.ascontiguousarray(data, dtype=np.float32)
@@ -83,11 +83,27 @@ def _mono(data: np.ndarray, name: str) -> np.ndarray:
     return data
 
 
+# Samples checked at a time: whole-array temporaries of an hour of audio (the absolute values, the
+# finite mask) would double the memory the audio itself takes.
+_CHECK_BLOCK = 1 << 20
+
+
+def peak_amplitude(x: np.ndarray) -> float:
+    """Largest absolute sample of ``x`` (0 when empty), in blocks (no copy of ``x``)."""
+    x = np.asarray(x).reshape(-1)
+    peak = 0.0
+    for a in range(0, len(x), _CHECK_BLOCK):
+        peak = max(peak, float(np.max(np.abs(x[a: a + _CHECK_BLOCK]))))
+    return peak
+
+
 def _check_samples(data: np.ndarray, name: str) -> None:
     if data.size == 0:
         raise InputError(f"{name} contains no samples")
-    if not np.isfinite(data).all():
-        raise InputError(f"{name} contains NaN or infinite samples")
+    flat = data.reshape(-1)
+    for a in range(0, len(flat), _CHECK_BLOCK):
+        if not np.isfinite(flat[a: a + _CHECK_BLOCK]).all():
+            raise InputError(f"{name} contains NaN or infinite samples")
 
 
 BLOCK_SECONDS = 60.0

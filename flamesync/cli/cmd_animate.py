@@ -101,8 +101,25 @@ def run(args) -> int:
     def report(done, total):  # JSON progress for tools (the Blender add-on); a no-op otherwise
         progress.emit("progress", task="animate", done=int(done), total=int(total))
 
-    anim = animate(args.audio, text=text, fps=fps, backend=args.backend, language=args.language, face=face,
+    options = dict(text=text, fps=fps, backend=args.backend, language=args.language, face=face,
                    landmarks=args.landmarks, progress=report, on_mismatch=args.on_mismatch, **layer_kw)
+    if video is None and face is None and all(format_for(o).module == "animation_npz" for o in outputs):
+        # Animation files only: written while the audio is read (animate_to_npz), so a recording
+        # of hours takes no more memory than one of minutes. Further copies are the same bytes.
+        import shutil
+
+        from ..fileio import atomic_path, pending
+        from ..pipeline import animate_to_npz
+
+        with transaction():
+            animate_to_npz(args.audio, outputs[0], **options)
+            for out in outputs[1:]:
+                with atomic_path(out) as tmp:
+                    shutil.copyfile(pending(outputs[0]) or outputs[0], tmp)
+        for out in outputs:
+            print(f"wrote {out}")
+        return 0
+    anim = animate(args.audio, **options)
     # One transaction: every output, the audio carried beside them and the preview appear together,
     # or none of them does.
     with transaction():

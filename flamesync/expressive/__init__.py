@@ -11,9 +11,10 @@ Imports only downward: :mod:`flamesync.animation`, :mod:`flamesync.channels`, er
 """
 
 from .emotion import EMOTIONS, EmotionKey, load_keys
-from .engine import LAYERS, OUTPUT_CHANNELS, BlockLayers, LayerFrames, Layers, LayerStream, add_layers, apply_frames, head_rotvec, shift_animation
+from .engine import (LAYERS, OUTPUT_CHANNELS, BlockLayers, LayerFrames, Layers, LayerStream, ShiftStream, add_layers,
+                     apply_frames, head_rotvec, shift_animation)
 
 __all__ = [
     "BlockLayers", "EMOTIONS", "EmotionKey", "LAYERS", "Layers", "LayerFrames", "LayerStream", "OUTPUT_CHANNELS",
-    "add_layers", "apply_frames", "head_rotvec", "load_keys", "shift_animation",
+    "ShiftStream", "add_layers", "apply_frames", "head_rotvec", "load_keys", "shift_animation",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -335,8 +336,14 @@ class BlockLayers:
         self.layers = layers
         self.block_seconds = float(block_seconds)
         self._stream = LayerStream(self.fps, layers) if layers.active else None
-        self._parts: list[LayerFrames] = []
+        # feed() may run in a reader thread while take() runs in the consumer's: a deque's append
+        # and popleft are atomic, so no frames are lost or taken twice.
+        self._parts: deque[LayerFrames] = deque()
         self._ready: int | None = None  # frames ready after the previous block
+
+    @property
+    def active(self) -> bool:
+        return self._stream is not None
 
     def feed(self, block: np.ndarray) -> None:
         """Append the next block of 16 kHz mono audio, shape (n,)."""
@@ -349,21 +356,35 @@ class BlockLayers:
             self._parts.append(self._stream.advance(self._ready))
         self._ready = self._stream.ready()
 
+    def take(self) -> list[LayerFrames]:
+        """The frames computed by :meth:`feed` since the last call, in order (none when inactive)."""
+        out = []
+        while self._parts:
+            out.append(self._parts.popleft())
+        return out
+
+    def close(self, n_frames: int) -> list[LayerFrames]:
+        """After the last block: the frames not yet taken, up to the animation's ``n_frames``."""
+        stream = self._stream
+        if stream is None or n_frames == 0:
+            return []
+        if stream.frames_done > n_frames:
+            raise InputError(f"{stream.frames_done} expressive frames for an animation of {n_frames}")
+        parts = self.take()
+        stop = min(n_frames, self._ready or 0)
+        if stop > stream.frames_done:
+            parts.append(stream.advance(stop))
+        if n_frames > stream.frames_done:
+            parts.append(stream.advance(n_frames, final=True))
+        return parts
+
     def finish(self, anim: Animation) -> Animation:
         """``anim`` (frame ``i`` at ``i / fps`` s of the fed audio) plus the layers."""
         if self._stream is None or anim.n_frames == 0:
             return anim
         if abs(anim.fps - self.fps) > 1e-9 or anim.audio_offset != 0:
             raise InputError("BlockLayers.finish needs an animation at its frame rate, starting with the audio")
-        stream = self._stream
-        if stream.frames_done > anim.n_frames:
-            raise InputError(f"{stream.frames_done} expressive frames for an animation of {anim.n_frames}")
-        stop = min(anim.n_frames, self._ready or 0)
-        if stop > stream.frames_done:
-            self._parts.append(stream.advance(stop))
-        if anim.n_frames > stream.frames_done:
-            self._parts.append(stream.advance(anim.n_frames, final=True))
-        parts = self._parts
+        parts = self.close(anim.n_frames)
         frames = LayerFrames(0, np.concatenate([p.weights for p in parts]), np.concatenate([p.head for p in parts]))
         out = apply_frames(anim, frames)
         meta = dict(out.meta)
@@ -391,3 +412,71 @@ def shift_animation(anim: Animation, seconds: float) -> Animation:
     meta = dict(anim.meta)
     meta["timing_offset"] = float(seconds)
     return anim.replace(values=values.astype(np.float32), meta=meta)
+
+
+class ShiftStream:
+    """:func:`shift_animation` for a take that arrives a block of frames at a time.
+
+    Each output frame is computed once the two source frames it reads have arrived (a shift later
+    reads earlier frames; one earlier waits up to ``|seconds|`` for later ones), by the same
+    arithmetic, so the concatenated output equals ``shift_animation`` of the whole take bit for bit.
+
+    Parameters
+    ----------
+    fps : float
+        Frame rate of the take.
+    seconds : float
+        As for :func:`shift_animation` (0: frames pass through unchanged).
+    """
+
+    def __init__(self, fps: float, seconds: float):
+        if not math.isfinite(seconds):
+            raise InputError(f"timing offset must be a finite number of seconds, got {seconds!r}")
+        self.fps = float(fps)
+        self.seconds = float(seconds)
+        self._shift = self.seconds * self.fps
+        self._buf: np.ndarray | None = None  # source frames from _buf0 on
+        self._buf0 = 0
+        self._n_in = 0
+        self._next = 0
+        self._width = 0
+
+    def push(self, values: np.ndarray) -> np.ndarray:
+        """Add source frames ``(n, C)``; return the shifted frames now complete, ``(k, C)`` float32."""
+        values = np.asarray(values, np.float32)
+        self._n_in += len(values)
+        self._width = values.shape[1]
+        if self.seconds == 0:
+            return values
+        self._buf = values if self._buf is None or not len(self._buf) else np.concatenate([self._buf, values])
+        # Frame i reads source frames floor(i - shift) and the one after; before the end both
+        # must have arrived (so the take's length, which clips the reads, does not matter yet),
+        # and i must be a frame of the take (there are as many frames out as in).
+        stop = max(self._next, min(self._n_in, int(math.floor(self._n_in - 2 + self._shift)) + 2))
+        return self._emit(np.arange(self._next, stop), final=False)
+
+    def finish(self) -> np.ndarray:
+        """The take has ended: the remaining frames (as many in all as were pushed)."""
+        if self.seconds == 0 or self._buf is None:
+            return np.zeros((0, self._width), np.float32)
+        return self._emit(np.arange(self._next, self._n_in), final=True)
+
+    def _emit(self, idx: np.ndarray, *, final: bool) -> np.ndarray:
+        n = self._n_in
+        pos = idx - self._shift
+        if not final:
+            pos = pos[np.maximum(pos, 0) <= n - 2]
+        if not len(pos):
+            return np.zeros((0, self._width), np.float32)
+        pos = np.clip(pos, 0, n - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        frac = (pos - lo)[:, None]
+        src = self._buf.astype(np.float64)
+        values = src[lo - self._buf0] * (1 - frac) + src[hi - self._buf0] * frac
+        self._next += len(pos)
+        keep = max(0, min(int(math.floor(self._next - self._shift)), n - 1))
+        if keep > self._buf0:
+            self._buf = self._buf[keep - self._buf0:]
+            self._buf0 = keep
+        return values.astype(np.float32)

@@ -124,11 +124,22 @@ class LoadedModel:
         RawOutput
             ``2 * ceil(N / 320) / 2`` frames at 50 fps for ``N`` samples in all.
         """
+        parts = list(self.iter_raw_blocks(blocks, chunk_seconds=chunk_seconds, total=total, progress=progress,
+                                          on_block=on_block, visemes=visemes))
+        return _concat_raw(parts, len(self.channels), self.cfg.n_visemes if visemes else 0)
+
+    def iter_raw_blocks(self, blocks, *, chunk_seconds: float = 60.0, total: int | None = None,
+                        progress=None, on_block=None, visemes: bool = True):
+        """:meth:`predict_raw_blocks` one block at a time: yields the :class:`RawOutput` frames
+        that each block completes (then the look-ahead frames at the end), consecutive 50 fps
+        frames whose concatenation is :meth:`predict_raw_blocks`' result. Nothing is kept between
+        blocks but the network's context, so a consumer that writes the frames out holds no more
+        than a block whatever the length of the audio (parameters as :meth:`predict_raw_blocks`).
+        """
         from concurrent.futures import ThreadPoolExecutor
 
         runner = NetRunner(self, chunk_frames=max(1, int(round(chunk_seconds * FPS))))
         it = iter(blocks)
-        parts = []
         done = 0
 
         # The next block is read and its features computed in a second thread while the network
@@ -152,12 +163,14 @@ class LoadedModel:
                     break
                 pending = pool.submit(features)
                 n, new = got
-                parts.append(_keep(runner.accept(new), visemes))
+                part = _keep(runner.accept(new), visemes)
                 done += n
                 if progress is not None:
                     progress(done, total)
-            parts.append(_keep(runner.accept(runner.feats.finish(), final=True), visemes))
-        return _concat_raw(parts, len(self.channels), self.cfg.n_visemes if visemes else 0)
+                # The consumer's work on this block (which releases the GIL in numpy and zlib)
+                # overlaps the next block's reading and features.
+                yield part
+            yield _keep(runner.accept(runner.feats.finish(), final=True), visemes)
 
     def predict(self, audio: np.ndarray, *, chunk_seconds: float = 60.0, closures: bool = True,
                 progress=None) -> Animation:

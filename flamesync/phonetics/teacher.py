@@ -378,12 +378,29 @@ def dominance(
     return alpha[:, None] * np.exp(-((before + after) ** exponent))
 
 
-def _blend(
-    starts: np.ndarray, ends: np.ndarray, entries: list[PhoneEntry], tables: VisemeTables,
-    t: np.ndarray, style: dict[str, float],
-) -> np.ndarray:
-    """Dominance-blended internal channels at times ``t``, shape (M, C)."""
-    P, C = len(entries), len(tables.channels)
+# Rows of the internal-rate curves computed at a time. Blocks of frames start on multiples of it,
+# so every row is computed with the same neighbours (the same phones selected, the same matrix
+# shapes) whatever the block: the same numbers as one pass.
+_BLEND_CHUNK = 2048
+
+
+@dataclass(frozen=True)
+class _Blend:
+    """Per-phone quantities of the dominance blend (every array (P,) or (P, ·))."""
+
+    target: np.ndarray
+    alpha: np.ndarray
+    ant: np.ndarray
+    round_ant: np.ndarray
+    carry: np.ndarray
+    cs: np.ndarray
+    ce: np.ndarray
+    reach: float
+    n_channels: int
+
+
+def _blend_setup(starts: np.ndarray, ends: np.ndarray, entries: list[PhoneEntry], tables: VisemeTables,
+                 style: dict[str, float]) -> _Blend:
     dur = ends - starts
     is_sil = np.array([e.kind == "silence" for e in entries])
     is_vowel = np.array([e.kind == "vowel" for e in entries])
@@ -400,22 +417,34 @@ def _blend(
     carry = np.array([e.carry for e in entries]) * tau_scale * style["carryover"]
     centre = 0.5 * (starts + ends)
     half = np.where(is_sil, 0.5 * dur, 0.5 * style["core"] * dur)
-    cs, ce = centre - half, centre + half
     reach = 8.0 * max(ant.max(), round_ant.max(), carry.max())
+    return _Blend(target, alpha, ant, round_ant, carry, centre - half, centre + half, reach, len(tables.channels))
 
-    num = np.zeros((len(t), C))
+
+def _blend_rows(bl: _Blend, tables: VisemeTables, t: np.ndarray, style: dict[str, float]) -> np.ndarray:
+    """Dominance-blended internal channels at times ``t``, shape (M, C); ``t[0]`` must be a row
+    that starts a :data:`_BLEND_CHUNK` of the whole take (see above)."""
+    num = np.zeros((len(t), bl.n_channels))
     den = np.full((len(t), len(GROUPS)), 1e-4)  # a faint pull to rest keeps every frame defined
-    chunk = 2048
+    chunk = _BLEND_CHUNK
     for a in range(0, len(t), chunk):
         tc = t[a:a + chunk]
-        sel = np.flatnonzero((ce + reach >= tc[0]) & (cs - reach <= tc[-1]))
+        sel = np.flatnonzero((bl.ce + bl.reach >= tc[0]) & (bl.cs - bl.reach <= tc[-1]))
         for g, name in enumerate(GROUPS):
-            tb = round_ant[sel] if name == "round" else ant[sel]
-            D = dominance(tc, cs[sel], ce[sel], alpha[sel, g], tb, carry[sel], exponent=style["exponent"])
+            tb = bl.round_ant[sel] if name == "round" else bl.ant[sel]
+            D = dominance(tc, bl.cs[sel], bl.ce[sel], bl.alpha[sel, g], tb, bl.carry[sel], exponent=style["exponent"])
             den[a:a + chunk, g] += D.sum(axis=0)
             cols = np.flatnonzero(tables.group_of == g)
-            num[a:a + chunk][:, cols] += D.T @ target[sel][:, cols]
+            num[a:a + chunk][:, cols] += D.T @ bl.target[sel][:, cols]
     return num / den[:, tables.group_of]
+
+
+def _blend(
+    starts: np.ndarray, ends: np.ndarray, entries: list[PhoneEntry], tables: VisemeTables,
+    t: np.ndarray, style: dict[str, float],
+) -> np.ndarray:
+    """Dominance-blended internal channels at times ``t``, shape (M, C)."""
+    return _blend_rows(_blend_setup(starts, ends, entries, tables, style), tables, t, style)
 
 
 def _frame_weights(frame_t: np.ndarray, s: float, e: float, ramp: float) -> np.ndarray:
@@ -428,71 +457,119 @@ def _frame_weights(frame_t: np.ndarray, s: float, e: float, ramp: float) -> np.n
     return w
 
 
+class _Constraints:
+    """The hard constraints of a take, applied to any block of its frames (:meth:`apply`).
+
+    Every constraint changes each frame from that frame's own values, so applying, in the same
+    order, the constraints that reach a block gives that block of the whole-take result.
+    """
+
+    _PRIORITY = {"sibilant": 0, "labiodental": 1, "bilabial": 2}
+
+    def __init__(self, names: tuple[str, ...], frame_t: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                 entries: list[PhoneEntry], style: dict[str, float]):
+        self.names, self.frame_t, self.starts, self.ends, self.entries, self.style = (
+            names, frame_t, starts, ends, entries, style)
+        ramp = style["constraint_ramp"]
+        # Bilabial closures go last so that a neighbouring constraint's ramp never unseals them.
+        self.order = np.array(sorted(
+            (k for k, en in enumerate(entries) if en.constraint in self._PRIORITY and en.kind != "silence"),
+            key=lambda k: self._PRIORITY[entries[k].constraint],
+        ), dtype=int)
+        self.lo = np.searchsorted(frame_t, starts[self.order] - ramp - 1.0) if len(self.order) else self.order
+        self.hi = np.searchsorted(frame_t, ends[self.order] + ramp + 1.0) if len(self.order) else self.order
+        # Long silences go back to rest; a frame outside a silence is left as it is (times 1).
+        self.rests = [k for k, en in enumerate(entries)
+                      if en.kind == "silence" and ends[k] - starts[k] >= style["rest_after"]]
+        self.rest_lo = np.searchsorted(frame_t, starts[self.rests], side="left")
+        self.rest_hi = np.searchsorted(frame_t, ends[self.rests], side="right")
+
+    def apply(self, x: np.ndarray, first: int) -> np.ndarray:
+        """Constrain frames ``first .. first + len(x) - 1``, values (n, C), in place; return ``x``."""
+        names, frame_t, style = self.names, self.frame_t, self.style
+        col = {n: i for i, n in enumerate(names)}
+
+        def cols(*ns: str) -> list[int]:
+            return [col[n] for n in ns]
+
+        jaw, close = col["jawOpen"], col["mouthClose"]
+        openers = cols("mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight",
+                       "tongueOut")
+        press = cols("mouthPressLeft", "mouthPressRight")
+        upper_up = cols("mouthUpperUpLeft", "mouthUpperUpRight")
+        lower_down = cols("mouthLowerDownLeft", "mouthLowerDownRight")
+        ramp = style["constraint_ramp"]
+        stop = first + len(x)
+        reach = np.flatnonzero((self.lo < stop) & (self.hi > first)) if len(self.order) else []
+        for i in reach:
+            k, lo, hi = int(self.order[i]), int(self.lo[i]), int(self.hi[i])
+            s, e, entry = self.starts[k], self.ends[k], self.entries[k]
+            kind = entry.constraint
+            # The weights of the constraint's whole stretch (the "nearest frame" rule looks at all
+            # of it), then the part inside this block.
+            w = _frame_weights(frame_t[lo:hi], s, e, ramp)[:, None]
+            a, b = max(lo, first), min(hi, stop)
+            w = w[a - lo: b - lo]
+            sl = slice(a - first, b - first)
+            cur = x[sl]
+            want = cur.copy()
+            if kind == "bilabial":
+                want[:, jaw] = np.minimum(cur[:, jaw], style["bilabial_jaw"])
+                want[:, close] = style["seal"] * want[:, jaw]
+                # Everything that parts the lips goes: funnel (rounding during /m/ before /u/ stays in
+                # mouthPucker, which keeps them together), upper-lip shrug, lip raisers/lowerers, jaw thrust.
+                want[:, openers] = 0.0
+                want[:, cols("mouthFunnel", "mouthShrugUpper", "jawForward")] = 0.0
+                want[:, press] = np.maximum(cur[:, press], 0.15 if entry.phone == "m" else 0.25)
+            elif kind == "labiodental":
+                want[:, jaw] = np.minimum(cur[:, jaw], style["labiodental_jaw"])
+                want[:, close] = 0.0
+                want[:, col["mouthRollLower"]] = np.maximum(cur[:, col["mouthRollLower"]], 0.5)
+                want[:, upper_up] = np.maximum(cur[:, upper_up], 0.15)
+                want[:, lower_down] = 0.0
+                want[:, col["mouthFunnel"]] = np.minimum(cur[:, col["mouthFunnel"]], 0.2)
+                want[:, col["tongueOut"]] = 0.0
+            elif kind == "sibilant":
+                j = np.minimum(cur[:, jaw], style["sibilant_jaw"])
+                # keep mouthClose below the jaw so it never pulls the lips through each other
+                want[:, close] = np.minimum(cur[:, close], style["seal"] * j)
+                want[:, jaw] = j
+                want[:, col["tongueOut"]] = 0.0
+            x[sl] = cur + w * (want - cur)
+        # Long silences: back to rest. At the very start and end of the audio there is no speech to
+        # ease from, so those edges are at rest immediately.
+        total = self.ends[-1]
+        for k, lo, hi in zip(self.rests, self.rest_lo, self.rest_hi):
+            a, b = max(int(lo), first), min(int(hi), stop)
+            if a >= b:
+                continue
+            s, e = self.starts[k], self.ends[k]
+            ft = frame_t[a:b]
+            r = min(style["rest_ramp"], 0.4 * (e - s))
+            up = np.ones_like(ft) if s <= 1e-6 else _smoothstep((ft - s) / r)
+            down = np.ones_like(ft) if e >= total - 1e-6 else _smoothstep((e - ft) / r)
+            w = (up * down * ((ft >= s) & (ft <= e)))[:, None]
+            x[a - first: b - first] *= 1.0 - w
+        return x
+
+
 def _constrain(
     x: np.ndarray, names: tuple[str, ...], frame_t: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     entries: list[PhoneEntry], style: dict[str, float],
 ) -> np.ndarray:
     """Apply the hard constraints to frame values ``x`` (T, C) in place and return it."""
-    col = {n: i for i, n in enumerate(names)}
+    return _Constraints(names, frame_t, starts, ends, entries, style).apply(x, 0)
 
-    def cols(*ns: str) -> list[int]:
-        return [col[n] for n in ns]
 
-    jaw, close = col["jawOpen"], col["mouthClose"]
-    openers = cols("mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight",
-                   "tongueOut")
-    press = cols("mouthPressLeft", "mouthPressRight")
-    upper_up = cols("mouthUpperUpLeft", "mouthUpperUpRight")
-    lower_down = cols("mouthLowerDownLeft", "mouthLowerDownRight")
-    ramp = style["constraint_ramp"]
-    # Bilabial closures go last so that a neighbouring constraint's ramp never unseals them.
-    priority = {"sibilant": 0, "labiodental": 1, "bilabial": 2}
-    order = sorted(
-        (k for k, en in enumerate(entries) if en.constraint in priority and en.kind != "silence"),
-        key=lambda k: priority[entries[k].constraint],
-    )
-    for k in order:
-        s, e, entry = starts[k], ends[k], entries[k]
-        kind = entry.constraint
-        lo, hi = np.searchsorted(frame_t, [s - ramp - 1.0, e + ramp + 1.0])
-        sl = slice(lo, hi)
-        w = _frame_weights(frame_t[sl], s, e, ramp)[:, None]
-        cur = x[sl]
-        want = cur.copy()
-        if kind == "bilabial":
-            want[:, jaw] = np.minimum(cur[:, jaw], style["bilabial_jaw"])
-            want[:, close] = style["seal"] * want[:, jaw]
-            # Everything that parts the lips goes: funnel (rounding during /m/ before /u/ stays in
-            # mouthPucker, which keeps them together), upper-lip shrug, lip raisers/lowerers, jaw thrust.
-            want[:, openers] = 0.0
-            want[:, cols("mouthFunnel", "mouthShrugUpper", "jawForward")] = 0.0
-            want[:, press] = np.maximum(cur[:, press], 0.15 if entry.phone == "m" else 0.25)
-        elif kind == "labiodental":
-            want[:, jaw] = np.minimum(cur[:, jaw], style["labiodental_jaw"])
-            want[:, close] = 0.0
-            want[:, col["mouthRollLower"]] = np.maximum(cur[:, col["mouthRollLower"]], 0.5)
-            want[:, upper_up] = np.maximum(cur[:, upper_up], 0.15)
-            want[:, lower_down] = 0.0
-            want[:, col["mouthFunnel"]] = np.minimum(cur[:, col["mouthFunnel"]], 0.2)
-            want[:, col["tongueOut"]] = 0.0
-        elif kind == "sibilant":
-            j = np.minimum(cur[:, jaw], style["sibilant_jaw"])
-            # keep mouthClose below the jaw so it never pulls the lips through each other
-            want[:, close] = np.minimum(cur[:, close], style["seal"] * j)
-            want[:, jaw] = j
-            want[:, col["tongueOut"]] = 0.0
-        x[sl] = cur + w * (want - cur)
-    # Long silences: back to rest. At the very start and end of the audio there is no speech to
-    # ease from, so those edges are at rest immediately.
-    total = ends[-1]
-    for s, e, entry in zip(starts, ends, entries):
-        if entry.kind != "silence" or e - s < style["rest_after"]:
-            continue
-        r = min(style["rest_ramp"], 0.4 * (e - s))
-        up = np.ones_like(frame_t) if s <= 1e-6 else _smoothstep((frame_t - s) / r)
-        down = np.ones_like(frame_t) if e >= total - 1e-6 else _smoothstep((e - frame_t) / r)
-        w = (up * down * ((frame_t >= s) & (frame_t <= e)))[:, None]
-        x *= 1.0 - w
+def _shape_rows(x: np.ndarray, col: dict[str, int], st: dict[str, float]) -> np.ndarray:
+    """Closure, clipping and sealing of blended rows (row by row, so any stretch of rows gives
+    that stretch of the whole take)."""
+    closure = np.clip(x[:, col[LIP_CLOSURE]], 0.0, 1.0)
+    x = np.clip(x, 0.0, 1.0)
+    x[:, col["mouthClose"]] = st["seal"] * closure * x[:, col["jawOpen"]]
+    for n in ("mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight"):
+        x[:, col[n]] *= 1.0 - closure
+    x[:, col["mouthFunnel"]] *= 1.0 - 0.6 * closure
     return x
 
 
@@ -502,6 +579,7 @@ def phones_to_animation(
     fps: float = 50.0,
     duration: float | None = None,
     tables: VisemeTables | None = None,
+    block_frames: int = 4096,
     **style: float,
 ) -> Animation:
     """Animate timed phones with the coarticulation model.
@@ -518,6 +596,9 @@ def phones_to_animation(
         ``round(duration * fps)`` frames (at least one).
     tables : VisemeTables or None
         Alternative tables (:func:`load_tables`).
+    block_frames : int
+        Frames computed at a time (memory stays flat in the length; the result does not depend
+        on it).
     **style
         Overrides of :data:`DEFAULT_STYLE` (``amplitude``, ``anticipation``, ``seal``, ...).
 
@@ -546,34 +627,44 @@ def phones_to_animation(
     starts, ends, entries = _segments(phones, span, tables)
 
     rate = max(INTERNAL_RATE, 2.0 * fps)
-    t = np.arange(int(math.ceil(span * rate)) + 2) / rate
-    x = _blend(starts, ends, entries, tables, t, st)
+    n_t = int(math.ceil(span * rate)) + 2  # internal rows at times np.arange(n_t) / rate
     names = tables.channels
     col = {n: i for i, n in enumerate(names)}
-    closure = np.clip(x[:, col[LIP_CLOSURE]], 0.0, 1.0)
-    x = np.clip(x, 0.0, 1.0)
-    x[:, col["mouthClose"]] = st["seal"] * closure * x[:, col["jawOpen"]]
-    for n in ("mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight"):
-        x[:, col[n]] *= 1.0 - closure
-    x[:, col["mouthFunnel"]] *= 1.0 - 0.6 * closure
-
     from scipy.ndimage import gaussian_filter1d
 
     sigma = max(st["smoothing"], 0.35 / fps) * rate
-    x = gaussian_filter1d(x, sigma=sigma, axis=0, mode="nearest")
+    radius = int(4.0 * sigma + 0.5)  # gaussian_filter1d's reach (truncate=4)
     pos = frame_t * rate
-    lo = np.clip(np.floor(pos).astype(int), 0, len(t) - 1)
-    hi = np.minimum(lo + 1, len(t) - 1)
-    frac = (pos - lo)[:, None]
-    frames = x[lo] * (1 - frac) + x[hi] * frac
-
+    lo_all = np.clip(np.floor(pos).astype(int), 0, n_t - 1)
+    hi_all = np.minimum(lo_all + 1, n_t - 1)
     keep = [col[n] for n in SPEECH_CHANNELS]
-    frames = np.ascontiguousarray(frames[:, keep])
-    frames = _constrain(frames, tuple(SPEECH_CHANNELS), frame_t, starts, ends, entries, st)
-    frames = np.clip(frames, 0.0, 1.0)
-    jaw = np.zeros((n_frames, 3), np.float32)
-    jaw[:, 0] = JAW_OPEN_RAD * frames[:, SPEECH_CHANNELS.index("jawOpen")]
-    values = np.concatenate([frames.astype(np.float32), jaw], axis=1)
+    bl = _blend_setup(starts, ends, entries, tables, st)
+    constraints = _Constraints(tuple(SPEECH_CHANNELS), frame_t, starts, ends, entries, st)
+    values = np.empty((n_frames, len(SPEECH_CHANNELS) + 3), np.float32)
+    # Blocks of output frames, each from the internal rows it reads plus the smoothing's reach
+    # (float64 curves of an hour at 200 Hz would take hundreds of MB). Rows are computed from
+    # multiples of _BLEND_CHUNK and those of the previous block reused, so every row, smoothed
+    # value and frame is the number one pass over the whole take gives.
+    prev, prev0 = np.zeros((0, len(names))), 0
+    for f0 in range(0, n_frames, block_frames):
+        f1 = min(n_frames, f0 + block_frames)
+        lo, hi = lo_all[f0:f1], hi_all[f0:f1]
+        ca = (max(0, int(lo[0]) - radius) // _BLEND_CHUNK) * _BLEND_CHUNK
+        cb = min(n_t, -(-(int(hi[-1]) + 1 + radius) // _BLEND_CHUNK) * _BLEND_CHUNK)
+        reuse = prev[max(0, ca - prev0): max(0, cb - prev0)] if ca >= prev0 else prev[:0]
+        new0 = ca + len(reuse)
+        fresh = _shape_rows(_blend_rows(bl, tables, np.arange(new0, cb) / rate, st), col, st)
+        x = np.concatenate([reuse, fresh]) if len(reuse) else fresh
+        prev, prev0 = x, ca
+        x = gaussian_filter1d(x, sigma=sigma, axis=0, mode="nearest")
+        frac = (pos[f0:f1] - lo)[:, None]
+        frames = x[lo - ca] * (1 - frac) + x[hi - ca] * frac
+        frames = np.ascontiguousarray(frames[:, keep])
+        frames = constraints.apply(frames, f0)
+        frames = np.clip(frames, 0.0, 1.0)
+        jaw = np.zeros((f1 - f0, 3), np.float32)
+        jaw[:, 0] = JAW_OPEN_RAD * frames[:, SPEECH_CHANNELS.index("jawOpen")]
+        values[f0:f1] = np.concatenate([frames.astype(np.float32), jaw], axis=1)
     meta = {
         "source": "teacher",
         "teacher_version": TEACHER_VERSION,
