@@ -137,6 +137,13 @@ def run_script(script: str | Path, args: list[str], *, feature: str, timeout: fl
     # The FBX and Alembic writers order and number objects through Python's string hashing;
     # a fixed seed makes identical scenes give identical files.
     env["PYTHONHASHSEED"] = "0"
+    # Blender 5.0 writes some values from memory it never initialised (the Alembic writer's
+    # "meshtype" flag reads a pointer no constructor sets), so they depend on what the heap held
+    # before: the flag came out 0 or 1 from run to run. With perturb 255, glibc's malloc (which the
+    # bpy module uses) returns zeroed memory, so the flag is always 1, its value for a plain mesh;
+    # the thread cache hands out blocks without that step, so it is turned off.
+    tunables = "glibc.malloc.perturb=255:glibc.malloc.tcache_count=0"
+    env["GLIBC_TUNABLES"] = f"{env['GLIBC_TUNABLES']}:{tunables}" if env.get("GLIBC_TUNABLES") else tunables
     try:
         proc = subprocess.Popen(blender.command(script, [str(a) for a in args]), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,

@@ -300,7 +300,8 @@ def _blend_blocks(raw):
 
 
 def _sdna_offsets(raw, blocks, wanted):
-    """Byte offset and size of each (struct, field) in ``wanted``, from the file's own SDNA."""
+    """(struct index, byte offset, size, struct size) of each (struct, field) in ``wanted``, from
+    the file's own SDNA."""
     import re
     import struct
 
@@ -342,26 +343,31 @@ def _sdna_offsets(raw, blocks, wanted):
                 size *= int(dim)
             bare = re.sub(r"\[.*|^\**", "", name)
             if (types[t], bare) in wanted:
-                found[(types[t], bare)] = (index, offset, size)
+                found[(types[t], bare)] = (index, offset, size, tlen[t])
             offset += size
     return found
 
 
 def pin_blend(path):
-    """Clear what Blender 5.0 writes into a .blend from uninitialised or random memory, in place:
-    the bytes after the colour-space name in FileGlobal (stack left-overs) and the mesh's random
-    face-set colour seed. The file must be saved uncompressed; its layout is read from its own
-    SDNA, and a layout this does not know is left alone."""
+    """Clear or fix what Blender 5.0 writes into a .blend from uninitialised memory or from memory
+    addresses, in place: the bytes after the colour-space name in FileGlobal (stack left-overs),
+    the mesh's random face-set colour seed, and the order of the two vertices of each screen edge.
+    The file must be saved uncompressed; its layout is read from its own SDNA, and a layout this
+    does not know is left alone."""
+    import struct
+
     with open(path, "rb") as fh:
         raw = bytearray(fh.read())
     blocks = _blend_blocks(raw)
     if not blocks:
         return
     fields = _sdna_offsets(raw, blocks, {("FileGlobal", "colorspace_scene_linear_name"),
-                                         ("Mesh", "face_sets_color_seed")})
+                                         ("Mesh", "face_sets_color_seed"),
+                                         ("ScrEdge", "v1"), ("ScrEdge", "v2")})
+    edge = fields.get(("ScrEdge", "v1")), fields.get(("ScrEdge", "v2"))
     for code, sdna, start, length in blocks:
-        for (struct_name, field), (index, offset, size) in fields.items():
-            if sdna != index or offset + size > length:
+        for (struct_name, field), (index, offset, size, struct_size) in fields.items():
+            if sdna != index or offset + size > length or struct_name == "ScrEdge":
                 continue
             lo, hi = start + offset, start + offset + size
             if field == "colorspace_scene_linear_name":
@@ -369,6 +375,16 @@ def pin_blend(path):
                 raw[end:hi] = bytes(hi - end)
             else:
                 raw[lo:hi] = bytes(size)
+        # Blender keeps a screen edge's vertices sorted by their memory address (and sorts them
+        # again when it reads a file), so the pair comes out in either order from run to run. The
+        # file stores stable ids in place of addresses: sorting by those gives one order.
+        if None not in edge and sdna == edge[0][0] and edge[0][2] == edge[1][2] == 8:
+            (_, off1, _, struct_size), (_, off2, _, _) = edge
+            for at in range(start, start + length - struct_size + 1, struct_size):
+                a = raw[at + off1:at + off1 + 8]
+                b = raw[at + off2:at + off2 + 8]
+                if struct.unpack("<Q", a)[0] > struct.unpack("<Q", b)[0]:
+                    raw[at + off1:at + off1 + 8], raw[at + off2:at + off2 + 8] = b, a
     with open(path, "r+b") as fh:
         fh.write(raw)
 
