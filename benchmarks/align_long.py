@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import os
 import random
 import sys
@@ -71,16 +72,19 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", default="10,30", help="comma-separated lengths (default 10,30)")
     ap.add_argument("--manifest", type=Path, default=SHARED / "realtrain" / "MANIFEST.tsv")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dump", type=Path, default=None,
+                    help="write each length's word starts (aligned, reference) to DUMP/<minutes>.npz")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    import flamesync.phonetics.align as align_mod
+    # The module, not the function of the same name that flamesync.phonetics exports.
+    align_mod = importlib.import_module("flamesync.phonetics.align")
 
     widest = []
     inner = align_mod._align_piece
 
-    def counting(x, start, stop, prons, first, n_words, optional_tail):
+    def counting(x, start, stop, prons, first, n_words, optional_tail, **kw):
         widest.append(n_words)
-        return inner(x, start, stop, prons, first, n_words, optional_tail)
+        return inner(x, start, stop, prons, first, n_words, optional_tail, **kw)
 
     align_mod._align_piece = counting
     rows = []
@@ -94,6 +98,9 @@ def main(argv=None) -> int:
         if len(got) != len(ref):
             raise SystemExit(f"{minutes} min: {len(got)} words aligned against {len(ref)} in the reference")
         err = np.abs(got - ref)
+        if args.dump is not None:
+            args.dump.mkdir(parents=True, exist_ok=True)
+            np.savez(args.dump / f"{minutes:g}.npz", got=got, ref=ref, words=np.array(text.split()))
         rows.append((minutes, len(ref), dt, minutes * 60 / dt, np.mean(err <= 0.05), np.mean(err <= 0.2),
                      1000 * np.median(err), max(widest), len(widest)))
         print(f"# {minutes:g} min done in {dt:.1f} s", file=sys.stderr, flush=True)

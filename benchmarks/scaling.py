@@ -11,7 +11,8 @@ transcripts in the same order. Long files are written clip by clip (16-bit WAV, 
 
 Every measurement is a fresh process, ``python -m flamesync animate clip.wav -o out.npz`` (with
 ``--text-file`` for the text path), launch to exit: its wall time, times real time, and peak
-resident memory (``ru_maxrss`` of that child from ``os.wait4``). Prints one table per path with the
+resident memory (``ru_maxrss`` of that child from ``os.wait4``), and its CPU time (user + system,
+from the same call: on a shared machine it depends less on the other jobs than the wall time). Prints one table per path with the
 ratios against the 10-minute row: time should grow as the length (time ratio / length ratio near
 1) and memory stay flat (memory ratio within 1 +- 0.2).
 """
@@ -85,8 +86,8 @@ def make_clip(path: Path, seconds: float, rate: int, channels: int, clips) -> st
     return " ".join(words)
 
 
-def run_cli(args: list[str], *, timeout: float) -> tuple[float, float, int, str]:
-    """(wall seconds, peak RSS MB, exit status, last stderr line) of ``python -m flamesync ARGS``."""
+def run_cli(args: list[str], *, timeout: float) -> tuple[float, float, float, int, str]:
+    """(wall seconds, CPU seconds, peak RSS MB, exit status, last stderr line) of ``python -m flamesync ARGS``."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     err = tempfile.TemporaryFile()
     t = time.perf_counter()
@@ -106,7 +107,8 @@ def run_cli(args: list[str], *, timeout: float) -> tuple[float, float, int, str]
     proc.returncode = os.waitstatus_to_exitcode(status)
     err.seek(0)
     lines = err.read().decode(errors="replace").strip().splitlines()
-    return wall, usage.ru_maxrss / 1024.0, proc.returncode, (lines[-1] if lines else "")
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024.0, proc.returncode, (lines[-1] if lines else "")
 
 
 def main() -> None:
@@ -130,9 +132,9 @@ def main() -> None:
     for path_kind in paths:
         limit = a.max_minutes if path_kind == "audio" else text_max
         print(f"\n## {'audio only' if path_kind == 'audio' else '--text'} (every default layer on)\n")
-        print("| format | audio | wall s | x real time | peak RSS MB | time ratio / length ratio vs 10 min "
-              "| memory ratio vs 10 min | exit |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| format | audio | wall s | CPU s | x real time | peak RSS MB | time ratio / length ratio vs 10 min "
+              "| CPU ratio / length ratio | memory ratio vs 10 min | exit |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for fmt in formats:
             rate, channels = FORMATS[fmt]
             base = None
@@ -148,17 +150,19 @@ def main() -> None:
                 args = ["animate", str(wav), "-o", str(out)]
                 if path_kind == "text":
                     args += ["--text-file", str(txt)]
-                wall, rss, rc, last = run_cli(args, timeout=a.timeout)
+                wall, cpu, rss, rc, last = run_cli(args, timeout=a.timeout)
                 out.unlink(missing_ok=True)
                 if minutes == 10.0 and rc == 0:
-                    base = (wall, rss, seconds)
-                tr = mr = "-"
+                    base = (wall, rss, seconds, cpu)
+                tr = cr = mr = "-"
                 if base is not None and minutes >= 10.0:
                     tr = f"{(wall / base[0]) / (seconds / base[2]):.2f}"
+                    cr = f"{(cpu / base[3]) / (seconds / base[2]):.2f}"
                     mr = f"{rss / base[1]:.2f}"
                 label = f"{seconds:g} s" if seconds < 60 else f"{minutes:g} min"
                 note = "" if rc == 0 else f" ({last[:80]})"
-                print(f"| {fmt} | {label} | {wall:.1f} | {seconds / wall:.0f} | {rss:.0f} | {tr} | {mr} | {rc}{note} |",
+                print(f"| {fmt} | {label} | {wall:.1f} | {cpu:.1f} | {seconds / wall:.0f} | {rss:.0f} | {tr} | {cr} | {mr} "
+                      f"| {rc}{note} |",
                       flush=True)
 
 
