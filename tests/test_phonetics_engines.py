@@ -178,3 +178,29 @@ def test_festival_rate_changes_duration(engine, voice):
     fast = f.synthesize("We were away a year ago.", voice=voice, rate=1.25)
     check_utterance(fast)
     assert slow.duration > fast.duration * 1.3
+
+
+def test_frame_level_in_blocks_matches_direct_sums():
+    from flamesync.phonetics.closure import frame_level_db
+
+    rng = np.random.default_rng(3)
+    n = 40_000
+    # Speech-like bursts between near-silences, where the level is most sensitive.
+    x = (rng.standard_normal(n) * (np.sin(np.arange(n) / 900.0) > 0.3) + 1e-5 * rng.standard_normal(n))
+    x = x.astype(np.float32)
+    # Each frame's mean square summed directly (frame i: samples i*h - w//2 .. + w, zeros outside).
+    h, w = 55, 110
+    frames = -(-n // h)
+    padded = np.pad(x.astype(np.float64) ** 2, (w // 2, w))
+    direct = np.array([padded[i * h: i * h + w].sum() / w for i in range(frames)])
+    db = 10.0 * np.log10(direct + 1e-12)
+    exact = db - np.percentile(db, 95)
+    for block in (1, 7, 100, 727, 1 << 15):
+        part = frame_level_db(x, sample_rate=22050, block_frames=block)
+        assert part.shape == exact.shape
+        # Loud frames to float rounding; the near-silent ones (1e-10 of energy) differ by what a
+        # running sum over the block loses, less with shorter blocks.
+        np.testing.assert_allclose(part, exact, atol=0.02)
+        loud = exact > -40
+        np.testing.assert_allclose(part[loud], exact[loud], atol=1e-6)
+    assert frame_level_db(x[:3], sample_rate=22050, block_frames=1).shape == (1,)

@@ -18,7 +18,8 @@ from .types import SILENCE, PhoneSegment, WordSegment
 
 
 def frame_level_db(
-    audio: np.ndarray, *, sample_rate: int, hop: float = 0.0025, win: float = 0.005
+    audio: np.ndarray, *, sample_rate: int, hop: float = 0.0025, win: float = 0.005,
+    block_frames: int = 1 << 15,
 ) -> np.ndarray:
     """Short-time RMS level in dB relative to the loud part of the signal.
 
@@ -28,20 +29,30 @@ def frame_level_db(
     sample_rate : int
     hop, win : float
         Frame step and window length in seconds.
+    block_frames : int
+        Frames computed at a time. Each block sums its own samples' squares in float64, so long
+        audio needs no float64 copies of its whole length (five of them took 40 bytes per sample:
+        860 MB for 16 minutes of 22 kHz speech); audio of one block gives the same numbers as ever.
 
     Returns
     -------
     np.ndarray, shape (F,), float64
         Level of frame ``i`` (centred at ``i * hop``) in dB below the 95th percentile frame.
     """
-    x = np.asarray(audio, dtype=np.float64)
     h = max(1, int(round(hop * sample_rate)))
     w = max(h, int(round(win * sample_rate)))
-    n_frames = max(1, int(np.ceil(len(x) / h)))
-    padded = np.pad(x * x, (w // 2, w))
-    csum = np.concatenate([[0.0], np.cumsum(padded)])
-    starts = np.arange(n_frames) * h
-    energy = (csum[starts + w] - csum[starts]) / w
+    n = len(audio)
+    n_frames = max(1, int(np.ceil(n / h)))
+    energy = np.empty(n_frames, np.float64)
+    for a in range(0, n_frames, max(1, int(block_frames))):
+        b = min(n_frames, a + max(1, int(block_frames)))
+        # Frame i covers samples [i * h - w // 2, i * h - w // 2 + w), zero outside the audio.
+        lo, hi = a * h - w // 2, (b - 1) * h + w - w // 2
+        seg = np.asarray(audio[max(lo, 0): min(hi, n)], dtype=np.float64)
+        seg = np.pad(seg * seg, (max(0, -lo), max(0, hi - max(n, lo))))
+        csum = np.concatenate([[0.0], np.cumsum(seg)])
+        starts = np.arange(b - a) * h
+        energy[a:b] = (csum[starts + w] - csum[starts]) / w
     db = 10.0 * np.log10(energy + 1e-12)
     ref = np.percentile(db, 95) if db.size else 0.0
     return db - ref

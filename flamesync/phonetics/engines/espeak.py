@@ -383,10 +383,15 @@ class EspeakEngine(SpeechEngine):
         lib = _library()
         with lib.lock:
             raw = lib.run(text, voice, _rate_wpm(rate), _pitch_param(pitch))
-        audio = (
-            np.concatenate(raw.samples).astype(np.float32) / 32768.0
-            if raw.samples else np.zeros(0, np.float32)
-        )
+        # Straight into one float32 array, each block released once copied: concatenating and
+        # converting whole made three more copies of a long text's audio at once.
+        audio = np.empty(sum(len(b) for b in raw.samples), np.float32)
+        pos = 0
+        for i, block in enumerate(raw.samples):
+            audio[pos: pos + len(block)] = block
+            pos += len(block)
+            raw.samples[i] = None
+        audio /= 32768.0
         sr = lib.sample_rate
         phones, words, switches = events_to_segments(raw.events, len(audio), sr, text)
         if not words or all(p.phone == SILENCE for p in phones):
