@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 # The shared folder beside the checkout, or FLAMESYNC_SHARED_DIR (as the tests): a git worktree
 # elsewhere has none beside it.
 SPEECH = Path(os.environ.get("FLAMESYNC_SHARED_DIR") or REPO.parent / "shared") / "realspeech"
-LENGTHS_MIN = (10 / 60, 1.0, 10.0, 60.0, 180.0)
+LENGTHS_MIN = (10 / 60, 1.0, 10.0, 30.0, 60.0, 180.0)
 FORMATS = {"16k-mono": (16000, 1), "44k-stereo": (44100, 2)}
 GAP = 0.4
 

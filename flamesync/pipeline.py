@@ -110,7 +110,8 @@ def animate(
         Audio file, network backend: seconds of audio read, run through the network and analysed
         for the layers at a time. Memory grows with it; the numbers may differ with it in the
         last float bits (the network's windows), never between :func:`animate` and
-        :func:`animate_to_npz` with the same value.
+        :func:`animate_to_npz` with the same value. Audio file, text backend: seconds analysed
+        for the layers (and run through the network, for a rejected transcript) at a time.
 
     Returns
     -------
@@ -149,7 +150,8 @@ def animate(
     else:
         anim, backend, silent, rejected = _animate_wave(
             audio, text=text, sample_rate=sample_rate, fps=fps, backend=backend, language=language, model=model,
-            progress=progress, on_mismatch=on_mismatch, layers=layers, mouth_only=mouth_only)
+            progress=progress, on_mismatch=on_mismatch, layers=layers, mouth_only=mouth_only,
+            block_seconds=block_seconds)
     anim = shift_animation(anim, timing_offset)
     if face is not None:
         from .face import load_face
@@ -217,7 +219,9 @@ def animate_to_npz(audio: "str | Path | np.ndarray", path: "str | Path", **optio
     compressed data are made as the file is read, so memory stays flat however long the
     recording. The file holds the same numbers, header and compressed bytes as the whole-take
     path (see :class:`flamesync.animation.AnimationWriter`). Every other case (a transcript or
-    another backend, an array, a face) runs :func:`animate` on the whole take and writes it.
+    another backend, an array, a face) runs :func:`animate` on the whole take and writes it; with
+    a transcript, a file's audio is still never held whole (it is read back from a temporary
+    file a slice at a time, see :class:`flamesync.audio.SampleFile`).
 
     Parameters
     ----------
@@ -357,16 +361,41 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
 
 
 def _animate_wave(audio, *, text, sample_rate, fps, backend, language, model, progress, on_mismatch, layers,
-                  mouth_only):
-    """Every backend on audio held whole (an array, or a file the text and recognition backends
-    need whole). Returns (animation at ``fps`` with layers, backend used, silent, rejection reason)."""
-    from .audio.io import SAMPLE_RATE, SILENT_PEAK, load_audio, peak_amplitude
+                  mouth_only, block_seconds):
+    """Every case but the network backend on a file. Returns (animation at ``fps`` with layers,
+    backend used, silent, rejection reason).
 
+    The transcript backend on a file reads it once into a temporary
+    :class:`~flamesync.audio.SampleFile`, which alignment, its check and the layers (or the network,
+    for a rejected transcript) read a slice or a block at a time: memory stays flat in the
+    recording's length, with the numbers of the whole-array path. The recognition backends and
+    arrays hold the audio whole.
+    """
+    from .audio import SampleFile
+    from .audio.io import load_audio, peak_amplitude
+
+    if backend == "text" and not isinstance(audio, np.ndarray):
+        with SampleFile.from_file(audio, allow_silent=True) as samples:
+            return _animate_samples(samples, samples.peak, text=text, fps=fps, backend=backend, language=language,
+                                    model=model, progress=progress, on_mismatch=on_mismatch, layers=layers,
+                                    mouth_only=mouth_only, block_seconds=block_seconds)
     # Silence (all zeros, or far below any speech level) is valid input: a pause line in a batch,
     # a quiet stretch of a live take. It animates as a face at rest, whatever the backend; only an
     # input with no samples at all is an error.
     wave = load_audio(audio, source_rate=sample_rate, allow_silent=True)
-    peak = peak_amplitude(wave)
+    return _animate_samples(wave, peak_amplitude(wave), text=text, fps=fps, backend=backend, language=language,
+                            model=model, progress=progress, on_mismatch=on_mismatch, layers=layers,
+                            mouth_only=mouth_only, block_seconds=block_seconds)
+
+
+def _animate_samples(wave, peak, *, text, fps, backend, language, model, progress, on_mismatch, layers, mouth_only,
+                     block_seconds):
+    """:func:`_animate_wave` on 16 kHz samples with their peak: an array, or a SampleFile, which is
+    only ever sliced or read in blocks of ``block_seconds``."""
+    from .audio import SampleFile
+    from .audio.io import SAMPLE_RATE, SILENT_PEAK
+
+    on_disk = isinstance(wave, SampleFile)
     silent = peak < SILENT_PEAK
     if silent:
         # Nothing to align or recognise: the network gives the channel layout, the face rests.
@@ -386,13 +415,27 @@ def _animate_wave(audio, *, text, sample_rate, fps, backend, language, model, pr
             # better answer, and the warning says the transcript was not used.
             rejected = str(exc)
             warnings.warn(f"{exc}; animating the audio alone",
-                          TranscriptMismatchWarning, stacklevel=3)
+                          TranscriptMismatchWarning, stacklevel=4)
             backend = "model"
+    layer_pass = None
+    if on_disk and not mouth_only and not silent:
+        from .expressive import BlockLayers
+
+        # The block-wise layer pass of the network file path: fed blocks of block_seconds, it
+        # analyses what add_layers analyses after each block, so the frames are add_layers'.
+        layer_pass = BlockLayers(fps, layers, block_seconds=block_seconds)
     if backend == "model":
         from .net.infer import load_default_model
 
         net = model if model is not None else load_default_model()
-        anim = net.predict(wave, progress=progress)
+        if on_disk:
+            # Blocks of block_seconds through the network and the layers in one pass: the same
+            # pushes as predict() on the whole array with chunk_seconds=block_seconds.
+            anim = net.predict_blocks(wave.blocks(_block_samples(block_seconds)), chunk_seconds=block_seconds,
+                                      total=len(wave), progress=progress,
+                                      on_block=layer_pass.feed if layer_pass is not None else None)
+        else:
+            anim = net.predict(wave, progress=progress)
     elif backend == "words":
         from .phonetics.textanimate import animate_recognized_words
 
@@ -403,13 +446,19 @@ def _animate_wave(audio, *, text, sample_rate, fps, backend, language, model, pr
 
         phones = recognize_phones(wave, SAMPLE_RATE).phones
         anim = phones_to_animation(phones, fps=fps, duration=len(wave) / SAMPLE_RATE)
+    elif layer_pass is not None:
+        for block in wave.blocks(_block_samples(block_seconds)):
+            layer_pass.feed(block)
     if silent:
         anim = anim.replace(values=np.zeros_like(anim.values))
     anim = anim.resample(fps)  # returns the animation itself when the rate already matches
     # The layers work in ARKit channels, so they go on before any retargeting; silence stays the
     # rest pose (a take of pure silence is a rest line, not a performance).
     if not mouth_only and not silent:
-        from .expressive import add_layers
+        if layer_pass is not None:
+            anim = layer_pass.finish(anim)
+        else:
+            from .expressive import add_layers
 
-        anim = add_layers(anim, wave, layers)
+            anim = add_layers(anim, wave, layers)
     return anim, backend, silent, rejected

@@ -2,6 +2,7 @@
 and long audio aligned in segments. Long recordings live in benchmarks/scaling.py; these use small
 blocks and segments to exercise the multi-block paths in seconds."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +178,98 @@ def test_short_clip_alignment_unsegmented():
     assert "segments" not in utt.meta
     with pytest.raises(InputError):
         align(x, 16000, text="hello", segment_seconds=0.5)
+
+
+# ---------------------------------------------------- the transcript path on a file (SampleFile)
+@pytest.fixture(scope="module")
+def thrice_wav(thrice, tmp_path_factory):
+    path = tmp_path_factory.mktemp("thrice") / "thrice.wav"
+    sf.write(str(path), thrice[0], 16000, subtype="FLOAT")
+    return path
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+
+def test_frame_energy_blocks_same_numbers(thrice_wav):
+    # The energy of each 10 ms frame is its own mean: the block size (now small, for memory) and
+    # reading slices of a SampleFile do not change a bit.
+    from flamesync.audio import SampleFile
+    from flamesync.phonetics.align import frame_energy
+    from flamesync.phonetics.confidence import frame_energy_db
+
+    x = load_audio(thrice_wav)
+    with SampleFile.from_file(thrice_wav) as store:
+        np.testing.assert_array_equal(frame_energy(store), frame_energy(x, block_frames=1 << 16))
+        np.testing.assert_array_equal(frame_energy(store, block_frames=37), frame_energy(x, block_frames=1 << 16))
+        n = len(x) // 160 + 3  # past the end: zero padded either way
+        np.testing.assert_array_equal(frame_energy_db(store, n), frame_energy_db(x, n, block_frames=1 << 16))
+
+
+def test_segmented_alignment_of_a_sample_file(thrice_wav):
+    # align slices a SampleFile (segments, energy blocks) instead of reading it whole, with the
+    # numbers of the array; the utterance carries the store, which the confidence check slices.
+    from flamesync.audio import SampleFile
+    from flamesync.phonetics.align import align
+    from flamesync.phonetics.confidence import alignment_confidence
+
+    text = " ".join([EXAMPLE.with_suffix(".txt").read_text().strip()] * 3)
+    x = load_audio(thrice_wav)
+    ref = align(x, 16000, text=text, segment_seconds=9.0)
+    with SampleFile.from_file(thrice_wav) as store:
+        utt = align(store, 16000, text=text, segment_seconds=9.0)
+        assert utt.audio is store and len(utt.meta["segments"]) >= 3
+        assert utt.phones == ref.phones and utt.words == ref.words and utt.meta == ref.meta
+        assert alignment_confidence(utt) == alignment_confidence(ref)
+
+
+@pytest.mark.parametrize("kw", [dict(emotion="happy", block_seconds=4.0), dict(mouth_only=True), dict(fps=24.0)])
+def test_text_file_animation_equals_array_animation(thrice_wav, monkeypatch, kw):
+    # A file on the transcript path is read into a SampleFile: aligned in segments, checked, and
+    # its layers fed block by block (here 4 s blocks against add_layers' 60 s). The same numbers as
+    # the array, held whole, and the temporary file is gone afterwards.
+    import importlib
+
+    # The module (flamesync.phonetics.align is also the name of its function in the package).
+    monkeypatch.setattr(importlib.import_module("flamesync.phonetics.align"), "SEGMENT_SECONDS", 9.0)
+    text = " ".join([EXAMPLE.with_suffix(".txt").read_text().strip()] * 3)
+    fds = _open_fds()
+    a = flamesync.animate(thrice_wav, text=text, **kw)
+    assert _open_fds() == fds
+    b = flamesync.animate(load_audio(thrice_wav), sample_rate=16000, text=text, **kw)
+    assert a.meta["backend"] == "text" and len(a.meta["phones"]) > 60
+    assert a.channels == b.channels and a.fps == b.fps
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.meta == b.meta
+    assert a.audio_path == str(thrice_wav.resolve()) and b.audio_path is None
+
+
+def test_rejected_transcript_on_a_file_is_the_audio_animation(thrice_wav):
+    # The fallback runs the network on the SampleFile's blocks: the numbers of the array path
+    # (predict on the whole wave) and of the audio-only file path with the same blocks.
+    from flamesync.pipeline import TranscriptMismatchWarning
+
+    wrong = "the child almost hurt the small dog at that high level the air is pure"
+    x = load_audio(thrice_wav)
+    with pytest.warns(TranscriptMismatchWarning):
+        a = flamesync.animate(thrice_wav, text=wrong)
+    with pytest.warns(TranscriptMismatchWarning):
+        b = flamesync.animate(x, sample_rate=16000, text=wrong)
+    assert a.meta["backend"] == "model" and "transcript_rejected" in a.meta
+    np.testing.assert_array_equal(a.values, b.values)
+    with pytest.warns(TranscriptMismatchWarning):
+        c = flamesync.animate(thrice_wav, text=wrong, block_seconds=5.0)
+    d = flamesync.animate(thrice_wav, block_seconds=5.0)
+    assert c.channels == d.channels
+    np.testing.assert_array_equal(c.values, d.values)
+
+
+def test_silent_file_with_transcript_rests(tmp_path):
+    path = tmp_path / "quiet.wav"
+    sf.write(str(path), np.zeros(3 * 16000, np.float32), 16000)
+    a = flamesync.animate(path, text="hello there")
+    b = flamesync.animate(np.zeros(3 * 16000, np.float32), sample_rate=16000, text="hello there")
+    assert a.meta["silent"] and not a.values.any()
+    assert a.channels == b.channels
+    np.testing.assert_array_equal(a.values, b.values)

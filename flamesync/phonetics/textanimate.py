@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from ..errors import InputError
 from .confidence import TranscriptMismatchError
 from .teacher import phones_to_animation
 from .types import SILENCE, Utterance
+
+if TYPE_CHECKING:
+    from ..audio import SampleFile
 
 
 def _check_text(text: object) -> str:
@@ -94,7 +98,7 @@ def say(
 
 
 def animate_with_text(
-    audio: str | Path | np.ndarray,
+    audio: "str | Path | np.ndarray | SampleFile",
     text: str,
     *,
     fps: float = 30.0,
@@ -107,8 +111,10 @@ def animate_with_text(
 
     Parameters
     ----------
-    audio : str, Path or np.ndarray
-        An audio file, or samples ``(N,)`` / ``(N, channels)`` at ``sample_rate``.
+    audio : str, Path, np.ndarray or SampleFile
+        An audio file, samples ``(N,)`` / ``(N, channels)`` at ``sample_rate``, or 16 kHz samples
+        in a :class:`~flamesync.audio.SampleFile` (left open). A file is decoded into a temporary
+        SampleFile, so memory does not grow with the recording's length.
     text : str
         What is said in it.
     fps : float
@@ -136,13 +142,28 @@ def animate_with_text(
     TranscriptMismatchError
         ``check`` and the transcript is not what the audio says.
     """
-    from ..audio.io import SAMPLE_RATE, load_audio
-    from .align import align
+    from ..audio import SampleFile
 
     text = _check_text(text)
     if language.split("-")[0].lower() != "en":
         raise InputError(f"text-assisted animation supports English only (the aligner's model), got {language!r}")
-    samples = load_audio(audio, sample_rate=SAMPLE_RATE, source_rate=sample_rate)
+    if isinstance(audio, (np.ndarray, SampleFile)):
+        return _animate_with_text(audio, text, fps=fps, language=language, sample_rate=sample_rate, check=check,
+                                  style=style)
+    with SampleFile.from_file(audio) as samples:
+        anim = _animate_with_text(samples, text, fps=fps, language=language, sample_rate=None, check=check,
+                                  style=style)
+    return anim.replace(audio_path=str(audio))
+
+
+def _animate_with_text(audio, text: str, *, fps, language, sample_rate, check, style) -> Animation:
+    """:func:`animate_with_text` on samples: an array (``audio_path`` None) or a SampleFile."""
+    from ..audio import SampleFile
+    from ..audio.io import SAMPLE_RATE, load_audio
+    from .align import align
+
+    samples = audio if isinstance(audio, SampleFile) else load_audio(audio, sample_rate=SAMPLE_RATE,
+                                                                     source_rate=sample_rate)
     utt = align(samples, SAMPLE_RATE, text, language=language)
     fit = None
     if check:
@@ -156,12 +177,11 @@ def animate_with_text(
         fit = {k: v for k, v in conf.to_dict().items() if k != "words"}
     duration = len(samples) / SAMPLE_RATE
     anim = phones_to_animation(utt.phones, fps=fps, duration=duration, **style)
-    path = None if isinstance(audio, np.ndarray) else str(audio)
     meta = {**anim.meta, "mode": "text", "text": text, "aligner": utt.engine or "pocketsphinx",
             "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in utt.phones]}
     if fit is not None:
         meta["transcript_fit"] = fit
-    return anim.replace(audio_path=path, meta=meta)
+    return anim.replace(audio_path=None, meta=meta)
 
 
 def recognized_phones(samples: np.ndarray) -> tuple[str, list]:
