@@ -38,7 +38,9 @@ VENDOR = "flamesync_lib"
 # top-level imports are closed; the Blender test runs it).
 VENDORED_MODULES = (
     "__init__.py", "animation.py", "cache.py", "channels.py", "errors.py", "fileio.py", "numeric.py",
-    "pipeline.py", "audio/__init__.py", "audio/features.py", "audio/io.py", "net/__init__.py",
+    "pipeline.py", "audio/__init__.py", "audio/features.py", "audio/io.py", "audio/samplefile.py",
+    # M4A/AAC through an ffmpeg on PATH (the add-on bundles none).
+    "audio/ffmpeg.py", "net/__init__.py",
     "net/amplitude.py", "net/checkpoint.py", "net/closure.py", "net/config.py", "net/infer.py",
     "net/onnx_runtime.py", "net/schema.py", "net/targets.py",
     # pipeline.animate adds the alive-face layers (blinks, gaze, brows, head, emotion).

@@ -134,6 +134,9 @@ def animate(
         from .net.infer import load_default_model
 
         blocks = AudioBlocks(audio, block_samples=_block_samples(block_seconds))
+        # A format whose header does not give its length (decoded by ffmpeg) is counted first, so
+        # that progress has a total.
+        blocks.count()
         net = model if model is not None else load_default_model()
         layer_pass = BlockLayers(fps, layers if not mouth_only else layers.off(), block_seconds=block_seconds)
         anim = net.predict_blocks(blocks, chunk_seconds=block_seconds, total=blocks.n_samples, progress=progress,
@@ -273,6 +276,7 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
     from .net.infer import FPS, Postprocessor, load_default_model
 
     blocks = AudioBlocks(audio, block_samples=_block_samples(block_seconds))
+    blocks.count()  # the length, when the format's header does not give it (decoded by ffmpeg)
     net = model if model is not None else load_default_model()
     # The file's frame count goes first (the .npy header): the network gives one frame per 20 ms
     # of audio (rounded up, as its feature stream pads the end), the resampling a fixed ratio.

@@ -120,9 +120,9 @@ class AudioBlocks:
     samples like :func:`resample`. Memory is one block at the file's rate plus one output block,
     whatever the length of the file.
 
-    Files libsndfile cannot read (some compressed formats) and streams that are not regular files
-    (a FIFO, ``/dev/stdin``) are decoded whole, as :func:`load_audio` always did, and then cut
-    into blocks.
+    Files libsndfile cannot read (M4A/AAC, the sound of a video) are decoded by ffmpeg as they are
+    read (:mod:`flamesync.audio.ffmpeg`); streams that are not regular files (a FIFO,
+    ``/dev/stdin``) are read whole, decoded, and then cut into blocks.
 
     Parameters
     ----------
@@ -135,7 +135,8 @@ class AudioBlocks:
     Attributes
     ----------
     n_samples : int or None
-        Total output samples when the file's header tells (libsndfile formats), else None.
+        Total output samples when the file's header tells (libsndfile formats), else None until
+        one pass over the file has counted them.
     peak : float
         Largest absolute sample of the blocks yielded so far (after a full pass, of the file).
     name : str
@@ -168,7 +169,13 @@ class AudioBlocks:
         else:
             self._info = _open_info(path)
             if self._info is None:
-                self._whole = _read(path)
+                # Not a libsndfile format (M4A/AAC, a video's sound...): ffmpeg decodes it as it is
+                # read. Opening it once here turns an undecodable file into an error before any work.
+                from .ffmpeg import FfmpegStream
+
+                probe = FfmpegStream(path)
+                self._ffmpeg_rate = probe.rate
+                probe.close()
         if self._whole is not None:
             data, rate = self._whole
             data = _mono(data, self.name)
@@ -179,6 +186,10 @@ class AudioBlocks:
                 data = resample(data, rate=rate, target=self.sample_rate)
             self._whole = np.ascontiguousarray(data, dtype=np.float32)
             self.n_samples = len(self._whole)
+        elif self._info is None:
+            if self._ffmpeg_rate <= 0:
+                raise InputError(f"{self.name}: invalid sample rate {self._ffmpeg_rate}")
+            self.n_samples = None  # known after the first full pass
         else:
             frames, rate, _ = self._info
             if frames <= 0:
@@ -189,7 +200,12 @@ class AudioBlocks:
 
     def __iter__(self):
         self.peak = 0.0
-        source = self._whole_blocks() if self._whole is not None else self._file_blocks()
+        if self._whole is not None:
+            source = self._whole_blocks()
+        elif self._info is None:
+            source = self._ffmpeg_blocks()
+        else:
+            source = self._file_blocks()
         # Re-cut into blocks of exactly block_samples, so every consumer sees the same pushes
         # whatever sizes the decoder and the resampler hand out.
         pending: list[np.ndarray] = []
@@ -209,6 +225,19 @@ class AudioBlocks:
         if have:
             yield pending[0] if len(pending) == 1 else np.concatenate(pending)
 
+    def count(self) -> int:
+        """:attr:`n_samples`, decoding the file once to count its frames when its header does not
+        say (ffmpeg formats); nothing is resampled or kept."""
+        if self.n_samples is None:
+            from .ffmpeg import FfmpegStream
+
+            stream = FfmpegStream(self.path)
+            frames = sum(len(b) for b in stream.blocks(1 << 16))
+            if frames == 0:
+                raise InputError(f"{self.name} contains no samples")
+            self.n_samples = int(np.ceil(frames * (float(self.sample_rate) / stream.rate)))
+        return self.n_samples
+
     def _whole_blocks(self):
         yield self._whole
 
@@ -216,43 +245,72 @@ class AudioBlocks:
         import soundfile as sf
 
         frames, rate, _ = self._info
-        resampler = None
-        if rate != self.sample_rate:
-            import soxr
-
-            resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="soxr_hq")
         # Short reads (about 1.5 s at 44.1 kHz): the file's own frames, at its rate and channels,
         # never take more than a few hundred KiB, and the resampler's output is re-cut anyway.
         read = min(1 << 16, max(1024, int(self.block_samples * rate / self.sample_rate)))
-        done_in = done_out = 0
         try:
             with _quiet_stderr():
                 fh = sf.SoundFile(str(self.path))
         except Exception as exc:
             raise _read_error(self.path, exc) from None
-        with fh:
-            while True:
-                try:
-                    block = fh.read(read, dtype="float32", always_2d=False)
-                except Exception as exc:
-                    raise _read_error(self.path, exc) from None
-                last = len(block) < read or done_in + len(block) >= frames
-                done_in += len(block)
-                if block.ndim == 2:  # (frames, channels), even for a block of one frame
-                    block = block.mean(axis=1)
-                if len(block) and not np.isfinite(block).all():
-                    raise InputError(f"{self.name} contains NaN or infinite samples")
-                out = block if resampler is None else resampler.resample_chunk(block, last=last)
-                out = np.asarray(out, np.float32)
-                if done_out + len(out) > self.n_samples:
-                    out = out[: self.n_samples - done_out]
-                done_out += len(out)
-                yield out
-                if last:
-                    break
+
+        def reader():
+            done = 0
+            with fh:
+                while True:
+                    try:
+                        block = fh.read(read, dtype="float32", always_2d=False)
+                    except Exception as exc:
+                        raise _read_error(self.path, exc) from None
+                    done += len(block)
+                    if len(block):
+                        yield block
+                    if len(block) < read or done >= frames:
+                        return
+
+        yield from self._resampled(reader(), rate)
+
+    def _ffmpeg_blocks(self):
+        from .ffmpeg import FfmpegStream
+
+        stream = FfmpegStream(self.path)
+        read = min(1 << 16, max(1024, int(self.block_samples * stream.rate / self.sample_rate)))
+        yield from self._resampled(stream.blocks(read), stream.rate)
+
+    def _resampled(self, reader, rate: int):
+        """Blocks of the file's frames, (n,) or (n, channels) at ``rate``, mixed to mono and resampled
+        by one soxr stream; the result trimmed or zero-padded to ``ceil(N * sample_rate / rate)``."""
+        resampler = None
+        if rate != self.sample_rate:
+            import soxr
+
+            resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="soxr_hq")
+        done_in = done_out = 0
+        # One block is held back, so that the resampler's last call (which flushes its filter) is
+        # the one with the file's last samples, whether or not the length was known beforehand.
+        held = next(reader, None)
+        while held is not None:
+            block, held = held, next(reader, None)
+            last = held is None
+            done_in += len(block)
+            if block.ndim == 2:  # (frames, channels), even for a block of one frame
+                block = block.mean(axis=1)
+            if len(block) and not np.isfinite(block).all():
+                raise InputError(f"{self.name} contains NaN or infinite samples")
+            out = block if resampler is None else resampler.resample_chunk(block, last=last)
+            out = np.asarray(out, np.float32)
+            total = self.n_samples
+            if total is None and last:
+                total = int(np.ceil(done_in * (float(self.sample_rate) / rate)))
+            if total is not None and done_out + len(out) > total:
+                out = out[: total - done_out]
+            done_out += len(out)
+            yield out
         if done_in == 0:
             raise InputError(f"{self.name} contains no samples")
-        if done_out < self.n_samples:
+        if self.n_samples is None:
+            self.n_samples = int(np.ceil(done_in * (float(self.sample_rate) / rate)))
+        if done_out < self.n_samples:  # a header that promised more frames than came: zeros, as ever
             yield np.zeros(self.n_samples - done_out, np.float32)
 
 
@@ -355,16 +413,10 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
         with _quiet_stderr():
             data, rate = sf.read(str(path), dtype="float32", always_2d=False)
         return data, int(rate)
-    except Exception as sf_exc:  # formats libsndfile lacks (e.g. some MP3/M4A) go through librosa/audioread
+    except Exception as sf_exc:  # formats libsndfile lacks (M4A/AAC, ...) go through ffmpeg
+        from .ffmpeg import read_ffmpeg
+
         try:
-            import warnings
-
-            import librosa
-
-            with warnings.catch_warnings(), _quiet_stderr():
-                warnings.simplefilter("ignore")
-                data, rate = librosa.load(str(path), sr=None, mono=False)
-            data = data.T if data.ndim == 2 else data
-            return np.asarray(data, np.float32), int(rate)
-        except Exception:
+            return read_ffmpeg(path)
+        except InputError:
             raise _read_error(path, sf_exc) from None

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..pipeline import BACKENDS
 
 # Extensions libsndfile (and the MP3 fallback of flamesync.audio.io) read; matched case-insensitively.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".m4a", ".aac")
 
 # Per-line options a manifest column (or the command line, for every line) may set, and their parsers.
 OPTION_COLUMNS = ("fps", "backend", "language", "emotion", "intensity", "emotion_keys", "seed", "mouth_only",
