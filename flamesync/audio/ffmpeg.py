@@ -119,18 +119,11 @@ class FfmpegStream:
         InputError
             ffmpeg stopped with an error (a file corrupt past its start).
         """
-        width = 4 * self.channels
-        carry = b""
+        from .io import whole_frames
+
         try:
-            while True:
-                raw = self._proc.stdout.read(frames * width)
-                if not raw:
-                    break
-                raw = carry + raw
-                whole = len(raw) - len(raw) % width
-                carry = raw[whole:]
-                if whole:
-                    yield np.frombuffer(raw[:whole], "<f4").reshape(-1, self.channels)
+            for raw in whole_frames(self._proc.stdout.read, frame_bytes=4 * self.channels, frames=frames):
+                yield np.frombuffer(raw, "<f4").reshape(-1, self.channels)
             if self._proc.wait() != 0:
                 raise self._failure()
         finally:

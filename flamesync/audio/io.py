@@ -314,6 +314,33 @@ class AudioBlocks:
             yield np.zeros(self.n_samples - done_out, np.float32)
 
 
+def whole_frames(read, *, frame_bytes: int, frames: int):
+    """Byte strings of whole frames from a stream, until ``read`` returns nothing.
+
+    Pipes hand out bytes in pieces of their own size; a frame cut by a read is carried over to the
+    next one, and bytes of an incomplete last frame are dropped.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(n)`` returns at most ``n`` bytes, empty (or None) at the end.
+    frame_bytes : int
+        Bytes per frame (sample width times channels).
+    frames : int
+        Frames asked for per read.
+    """
+    carry = b""
+    while True:
+        data = read(frames * frame_bytes)
+        if not data:
+            return
+        data = carry + data
+        usable = len(data) - len(data) % frame_bytes
+        carry = data[usable:]
+        if usable:
+            yield data[:usable]
+
+
 def _open_info(path: Path) -> "tuple[int, int, int] | None":
     """(frames, rate, channels) when libsndfile reads ``path``, else None."""
     import soundfile as sf

@@ -121,22 +121,15 @@ class StdinSource:
         return f"stdin (16-bit PCM, {self.rate} Hz, {self.channels} channel{'s' * (self.channels > 1)})"
 
     def __iter__(self):
-        width = 2 * self.channels
-        carry = b""
-        while True:
-            data = self.stream.read(self.frames * width)
+        from ..audio.io import whole_frames
+
+        for data in whole_frames(self.stream.read, frame_bytes=2 * self.channels, frames=self.frames):
             arrived = time.monotonic()
-            if not data:
-                break
-            data = carry + data
-            usable = len(data) - len(data) % width
-            carry = data[usable:]
-            if usable:
-                x = np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0
-                x = x.reshape(-1, self.channels).mean(axis=1)
-                y = self._resample(x)
-                if len(y):
-                    yield y, arrived
+            x = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+            x = x.reshape(-1, self.channels).mean(axis=1)
+            y = self._resample(x)
+            if len(y):
+                yield y, arrived
         tail = self._resample(np.zeros(0, np.float32), last=True)
         if len(tail):
             yield tail, time.monotonic()
