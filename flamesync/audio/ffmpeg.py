@@ -56,7 +56,7 @@ class FfmpegStream:
         exe = ffmpeg_exe()
         if exe is None:
             raise InputError(f"cannot read {self.path} as audio (not a format libsndfile reads, and no ffmpeg: "
-                             f"pip install imageio-ffmpeg)")
+                             f"pip install imageio-ffmpeg, or put ffmpeg on PATH, or convert it to WAV)")
         # -vn: a video's pictures are not decoded at all; -map 0:a:0: its first audio stream.
         cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(self.path), "-map", "0:a:0",
                "-vn", "-sn", "-dn", "-acodec", "pcm_f32le", "-f", "wav", "-"]
