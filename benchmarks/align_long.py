@@ -34,14 +34,15 @@ GAP = 0.4
 RATE = 16000
 
 
-def clips(manifest: Path, seed: int) -> list[tuple[Path, str]]:
+def clips(manifest: Path, seed: int, sources: "set[str] | None" = None) -> list[tuple[Path, str]]:
     rows = list(csv.DictReader(open(manifest, encoding="utf-8"), delimiter="\t"))
-    rows = [r for r in rows if r.get("language") == "en" and (r.get("transcript") or "").strip()]
+    rows = [r for r in rows if r.get("language") == "en" and (r.get("transcript") or "").strip()
+            and (sources is None or r.get("source") in sources)]
     random.Random(seed).shuffle(rows)
     return [(manifest.parent / r["file"], r["transcript"].strip()) for r in rows]
 
 
-def build(manifest: Path, minutes: float, seed: int):
+def build(manifest: Path, minutes: float, seed: int, sources: "set[str] | None" = None):
     """(audio, transcript, reference word starts in seconds) for ``minutes`` of looped clips."""
     from flamesync.audio.io import load_audio
     from flamesync.errors import InputError
@@ -51,7 +52,7 @@ def build(manifest: Path, minutes: float, seed: int):
     parts, texts, ref = [], [], []
     done = 0
     gap = np.zeros(int(GAP * RATE), np.float32)
-    for path, text in clips(manifest, seed):
+    for path, text in clips(manifest, seed, sources):
         x = load_audio(path, sample_rate=RATE)
         if done + len(x) + len(gap) > total:
             break
@@ -72,6 +73,8 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", default="10,30", help="comma-separated lengths (default 10,30)")
     ap.add_argument("--manifest", type=Path, default=SHARED / "realtrain" / "MANIFEST.tsv")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sources", default=None,
+                    help="comma-separated MANIFEST sources to use (default: all), e.g. ljspeech_part for one reader")
     ap.add_argument("--dump", type=Path, default=None,
                     help="write each length's word starts (aligned, reference) to DUMP/<minutes>.npz")
     args = ap.parse_args(argv)
@@ -89,7 +92,8 @@ def main(argv=None) -> int:
     align_mod._align_piece = counting
     rows = []
     for minutes in [float(m) for m in args.minutes.split(",")]:
-        x, text, ref = build(args.manifest, minutes, args.seed)
+        sources = set(args.sources.split(",")) if args.sources else None
+        x, text, ref = build(args.manifest, minutes, args.seed, sources)
         widest.clear()
         t0 = time.perf_counter()
         utt = align_mod.align(x, RATE, text)
