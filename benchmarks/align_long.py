@@ -6,8 +6,9 @@ A long recording is made of real clips with transcripts (../shared/realtrain by 
 $FLAMESYNC_SHARED_DIR/realtrain): English clips of every source, shuffled with a fixed seed so
 that readers of very different speaking rates (LJ's fast professional reader, children reading
 word by word, wake words between long pauses) follow each other, each clip followed by 0.4 s of
-silence. The reference for each word is its clip aligned alone (one search over a few seconds:
-the alignment a short clip gets); clips that cannot be aligned alone are left out of the loop.
+silence, and again from the first when they run out. The reference for each word is its clip
+aligned alone (one search over a few seconds: the alignment a short clip gets); clips that cannot
+be aligned alone are left out of the loop.
 
 For each length it aligns the whole recording with its whole transcript (``align``, which cuts
 long audio into segments) and prints: seconds, times real time, words whose start lies within
@@ -52,15 +53,23 @@ def build(manifest: Path, minutes: float, seed: int, sources: "set[str] | None" 
     parts, texts, ref = [], [], []
     done = 0
     gap = np.zeros(int(GAP * RATE), np.float32)
-    for path, text in clips(manifest, seed, sources):
+    alone: dict[Path, "list[float] | None"] = {}  # each clip's word starts aligned alone
+    order = clips(manifest, seed, sources)
+    k = 0
+    while order and k < 4 * len(order) * max(1, int(minutes)):  # the clips again when they run out
+        path, text = order[k % len(order)]
+        k += 1
         x = load_audio(path, sample_rate=RATE)
         if done + len(x) + len(gap) > total:
             break
-        try:
-            utt = align(x, RATE, text)
-        except InputError:
+        if path not in alone:
+            try:
+                alone[path] = [w.start for w in align(x, RATE, text).words]
+            except InputError:
+                alone[path] = None
+        if alone[path] is None:
             continue
-        ref += [done / RATE + w.start for w in utt.words]
+        ref += [done / RATE + t for t in alone[path]]
         parts += [x, gap]
         texts.append(text)
         done += len(x) + len(gap)

@@ -2,9 +2,11 @@
 
     PYTHONPATH=. python benchmarks/scaling.py [--max-minutes 60] [--text-max-minutes 10]
                                               [--formats 16k-mono,44k-stereo] [--paths audio,text]
+                                              [--speech realspeech|one-reader]
 
 The audio is real English speech from ../shared/realspeech (or $FLAMESYNC_SHARED_DIR/realspeech;
-the clips with transcripts in its MANIFEST.tsv), each clip followed by 0.4 s of silence, looped in
+the clips with transcripts in its MANIFEST.tsv; with ``--speech one-reader``, realtrain's LJ clips,
+one reader, the shape of a long take of one speaker), each clip followed by 0.4 s of silence, looped in
 order to the length asked for and padded with silence at the end; the transcript is the clips'
 transcripts in the same order. Long files are written clip by clip (16-bit WAV, 16 kHz mono or
 44.1 kHz stereo with the right channel at half level), so this script never holds them either.
@@ -39,18 +41,25 @@ FORMATS = {"16k-mono": (16000, 1), "44k-stereo": (44100, 2)}
 GAP = 0.4
 
 
-def _clips() -> list[tuple[np.ndarray, str]]:
+# Where the looped speech comes from: the shared evaluation clips (19 speakers, read and
+# spontaneous, a new voice and level every few seconds), or one reader (realtrain's LJ clips), the
+# shape of a long take of one speaker.
+SOURCES = {"realspeech": (SPEECH, None), "one-reader": (SPEECH.parent / "realtrain", "ljspeech_part")}
+
+
+def _clips(source: str = "realspeech") -> list[tuple[np.ndarray, str]]:
     """English clips with transcripts, 16 kHz float32."""
     from flamesync.audio.io import load_audio
 
-    rows = list(csv.DictReader(open(SPEECH / "MANIFEST.tsv", encoding="utf-8"), delimiter="\t"))
+    folder, only = SOURCES[source]
+    rows = list(csv.DictReader(open(folder / "MANIFEST.tsv", encoding="utf-8"), delimiter="\t"))
     out = []
     for r in rows:
-        if r.get("language") != "en" or not r.get("transcript"):
+        if r.get("language") != "en" or not r.get("transcript") or (only and r.get("source") != only):
             continue
-        out.append((load_audio(SPEECH / r["file"]), r["transcript"].strip()))
+        out.append((load_audio(folder / r["file"]), r["transcript"].strip()))
     if not out:
-        raise SystemExit(f"no English clips with transcripts in {SPEECH}")
+        raise SystemExit(f"no English clips with transcripts in {folder}")
     return out
 
 
@@ -120,15 +129,18 @@ def main() -> None:
     ap.add_argument("--paths", default="audio,text")
     ap.add_argument("--timeout", type=float, default=7200.0, help="seconds before a run is killed")
     ap.add_argument("--workdir", default=None, help="where the clips go (default: a temporary folder)")
+    ap.add_argument("--speech", choices=tuple(SOURCES), default="realspeech",
+                    help="looped clips: realspeech (many speakers, default) or one-reader (realtrain's LJ clips)")
     a = ap.parse_args()
     text_max = a.max_minutes if a.text_max_minutes is None else a.text_max_minutes
     sys.path.insert(0, str(REPO))
-    clips = _clips()
+    clips = _clips(a.speech)
     work = Path(a.workdir or tempfile.mkdtemp(prefix="flamesync-scaling-"))
     work.mkdir(parents=True, exist_ok=True)
     formats = [f for f in a.formats.split(",") if f]
     paths = [p for p in a.paths.split(",") if p]
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
+          f"speech: {a.speech}")
     for path_kind in paths:
         limit = a.max_minutes if path_kind == "audio" else text_max
         print(f"\n## {'audio only' if path_kind == 'audio' else '--text'} (every default layer on)\n")
@@ -142,8 +154,8 @@ def main() -> None:
                 if minutes > limit + 1e-9:
                     continue
                 seconds = minutes * 60
-                wav = work / f"{fmt}-{seconds:g}s.wav"
-                txt = work / f"{fmt}-{seconds:g}s.txt"
+                wav = work / f"{a.speech}-{fmt}-{seconds:g}s.wav"
+                txt = work / f"{a.speech}-{fmt}-{seconds:g}s.txt"
                 if not wav.exists() or not txt.exists():
                     txt.write_text(make_clip(wav, seconds, rate, channels, clips), encoding="utf-8")
                 out = work / "out.npz"
