@@ -61,20 +61,48 @@ class Sink:
         return {}
 
 
-def _send_counted(q, frame) -> None:
-    """Send ``frame`` through ``q.sink``, counting it as sent (with its latency) or failed."""
-    try:
-        ok = bool(q.sink.send(frame))
-    except Exception:  # a receiver's trouble must never end the stream
-        ok = False
-    if ok:
-        q.sent += 1
-        q.latency.append(time.monotonic() - frame.captured)
-    else:
-        q.failed += 1
+class _CountedSink:
+    """What :class:`DirectSink` and :class:`QueuedSink` share: the counters, a counted send, a quiet
+    close of the sink and the summary."""
+
+    def __init__(self, sink: Sink):
+        self.sink = sink
+        self.offered = 0
+        self.sent = 0
+        self.dropped = 0  # dropped from the queue: the receiver could not keep up
+        self.failed = 0  # handed to the network, refused (e.g. unreachable host)
+        self.latency = []  # seconds from the frame's audio capture to its send, per sent frame
+
+    def _send(self, frame) -> None:
+        """Send ``frame`` through the sink, counting it as sent (with its latency) or failed."""
+        try:
+            ok = bool(self.sink.send(frame))
+        except Exception:  # a receiver's trouble must never end the stream
+            ok = False
+        if ok:
+            self.sent += 1
+            self.latency.append(time.monotonic() - frame.captured)
+        else:
+            self.failed += 1
+
+    def _close_sink(self) -> None:
+        try:
+            self.sink.close()
+        except Exception:
+            pass
+
+    def summary(self) -> dict:
+        lat = np.asarray(self.latency) * 1000.0
+        out = {"sink": self.sink.name, "frames": self.offered, "sent": self.sent, "dropped": self.dropped,
+               "failed": self.failed}
+        if len(lat):
+            out.update(latency_p50_ms=float(np.percentile(lat, 50)), latency_p95_ms=float(np.percentile(lat, 95)),
+                       latency_max_ms=float(lat.max()))
+        out.update(self.sink.stats())
+        return out
 
 
-class DirectSink:
+class DirectSink(_CountedSink):
     """Runs an :attr:`~Sink.inline` sink in the caller's thread, with :class:`QueuedSink`'s interface
     and summary (nothing queues, so nothing is dropped).
 
@@ -83,26 +111,12 @@ class DirectSink:
     sink : Sink
     """
 
-    def __init__(self, sink: Sink):
-        self.sink = sink
-        self.offered = 0
-        self.sent = 0
-        self.dropped = 0
-        self.failed = 0
-        self.latency = []
-
     def offer(self, frame, *, block: bool = False) -> None:
         self.offered += 1
-        _send_counted(self, frame)
+        self._send(frame)
 
     def close(self, *, timeout: float = 2.0) -> None:
-        try:
-            self.sink.close()
-        except Exception:
-            pass
-
-    def summary(self) -> dict:
-        return _summary(self)
+        self._close_sink()
 
 
 def wrap_sink(sink: Sink, *, max_queue: int = 10):
@@ -111,17 +125,7 @@ def wrap_sink(sink: Sink, *, max_queue: int = 10):
     return DirectSink(sink) if getattr(sink, "inline", False) else QueuedSink(sink, max_queue=max_queue)
 
 
-def _summary(q) -> dict:
-    lat = np.asarray(q.latency) * 1000.0
-    out = {"sink": q.sink.name, "frames": q.offered, "sent": q.sent, "dropped": q.dropped, "failed": q.failed}
-    if len(lat):
-        out.update(latency_p50_ms=float(np.percentile(lat, 50)), latency_p95_ms=float(np.percentile(lat, 95)),
-                   latency_max_ms=float(lat.max()))
-    out.update(q.sink.stats())
-    return out
-
-
-class QueuedSink:
+class QueuedSink(_CountedSink):
     """Runs a :class:`Sink` in a thread fed through a bounded queue.
 
     :meth:`offer` never blocks a live stream: when ``max_queue`` frames are already waiting, the
@@ -137,16 +141,11 @@ class QueuedSink:
     """
 
     def __init__(self, sink: Sink, *, max_queue: int = 10):
-        self.sink = sink
+        super().__init__(sink)
         self.max_queue = int(max_queue)
         self._q: collections.deque = collections.deque()
         self._cv = threading.Condition()
         self._closing = False
-        self.offered = 0
-        self.sent = 0
-        self.dropped = 0  # dropped from the queue: the receiver could not keep up
-        self.failed = 0  # handed to the network, refused (e.g. unreachable host)
-        self.latency = []  # seconds from the frame's audio capture to its send, per sent frame
         self._thread = threading.Thread(target=self._run, name=f"flamesync-live-{sink.name}", daemon=True)
         self._thread.start()
 
@@ -171,7 +170,7 @@ class QueuedSink:
                     return
                 frame = self._q.popleft()
                 self._cv.notify_all()
-            _send_counted(self, frame)
+            self._send(frame)
 
     def close(self, *, timeout: float = 2.0) -> None:
         """Deliver what is queued (up to ``timeout`` seconds), then stop the thread and the sink."""
@@ -182,10 +181,4 @@ class QueuedSink:
         with self._cv:
             self.dropped += len(self._q)
             self._q.clear()
-        try:
-            self.sink.close()
-        except Exception:
-            pass
-
-    def summary(self) -> dict:
-        return _summary(self)
+        self._close_sink()
