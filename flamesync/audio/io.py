@@ -196,7 +196,7 @@ class AudioBlocks:
                 raise InputError(f"{self.name} contains no samples")
             if rate <= 0:
                 raise InputError(f"{self.name}: invalid sample rate {rate}")
-            self.n_samples = int(np.ceil(frames * (float(self.sample_rate) / rate)))
+            self.n_samples = self._output_samples(frames, rate)
 
     def __iter__(self):
         self.peak = 0.0
@@ -235,8 +235,17 @@ class AudioBlocks:
             frames = sum(len(b) for b in stream.blocks(1 << 16))
             if frames == 0:
                 raise InputError(f"{self.name} contains no samples")
-            self.n_samples = int(np.ceil(frames * (float(self.sample_rate) / stream.rate)))
+            self.n_samples = self._output_samples(frames, stream.rate)
         return self.n_samples
+
+    def _output_samples(self, frames: int, rate: int) -> int:
+        """Samples at :attr:`sample_rate` of ``frames`` at ``rate`` (as :func:`resample` gives)."""
+        return int(np.ceil(frames * (float(self.sample_rate) / rate)))
+
+    def _read_size(self, rate: int) -> int:
+        # Short reads (about 1.5 s at 44.1 kHz): the file's own frames, at its rate and channels,
+        # never take more than a few hundred KiB, and the resampler's output is re-cut anyway.
+        return min(1 << 16, max(1024, int(self.block_samples * rate / self.sample_rate)))
 
     def _whole_blocks(self):
         yield self._whole
@@ -245,9 +254,7 @@ class AudioBlocks:
         import soundfile as sf
 
         frames, rate, _ = self._info
-        # Short reads (about 1.5 s at 44.1 kHz): the file's own frames, at its rate and channels,
-        # never take more than a few hundred KiB, and the resampler's output is re-cut anyway.
-        read = min(1 << 16, max(1024, int(self.block_samples * rate / self.sample_rate)))
+        read = self._read_size(rate)
         try:
             with _quiet_stderr():
                 fh = sf.SoundFile(str(self.path))
@@ -274,8 +281,7 @@ class AudioBlocks:
         from .ffmpeg import FfmpegStream
 
         stream = FfmpegStream(self.path)
-        read = min(1 << 16, max(1024, int(self.block_samples * stream.rate / self.sample_rate)))
-        yield from self._resampled(stream.blocks(read), stream.rate)
+        yield from self._resampled(stream.blocks(self._read_size(stream.rate)), stream.rate)
 
     def _resampled(self, reader, rate: int):
         """Blocks of the file's frames, (n,) or (n, channels) at ``rate``, mixed to mono and resampled
@@ -301,7 +307,7 @@ class AudioBlocks:
             out = np.asarray(out, np.float32)
             total = self.n_samples
             if total is None and last:
-                total = int(np.ceil(done_in * (float(self.sample_rate) / rate)))
+                total = self._output_samples(done_in, rate)
             if total is not None and done_out + len(out) > total:
                 out = out[: total - done_out]
             done_out += len(out)
@@ -309,7 +315,7 @@ class AudioBlocks:
         if done_in == 0:
             raise InputError(f"{self.name} contains no samples")
         if self.n_samples is None:
-            self.n_samples = int(np.ceil(done_in * (float(self.sample_rate) / rate)))
+            self.n_samples = self._output_samples(done_in, rate)
         if done_out < self.n_samples:  # a header that promised more frames than came: zeros, as ever
             yield np.zeros(self.n_samples - done_out, np.float32)
 
