@@ -254,9 +254,16 @@ def animate_to_npz(audio: "str | Path | np.ndarray", path: "str | Path", **optio
     backend, layers, offset = _settings(**{k: a[k] for k in (
         "text", "fps", "backend", "on_mismatch", "blinks", "gaze", "brows", "head", "emotion", "intensity",
         "emotion_keys", "seed", "layers", "timing_offset")})
-    if isinstance(audio, np.ndarray) or a["face"] is not None or backend != "model":
+    if isinstance(audio, np.ndarray) or a["face"] is not None or backend not in ("model", "text"):
         return export(animate(audio, **options), path)
     path = Path(path)
+    if backend == "text":
+        with atomic_path(path) as tmp:
+            _stream_text_to_npz(audio, tmp, text=a["text"], fps=check_fps(a["fps"]), language=a["language"],
+                                on_mismatch=a["on_mismatch"], model=a["model"], progress=a["progress"],
+                                layers=layers, mouth_only=bool(a["mouth_only"]), timing_offset=offset,
+                                block_seconds=a["block_seconds"])
+        return path
     with atomic_path(path) as tmp:
         _stream_to_npz(audio, tmp, fps=check_fps(a["fps"]), model=a["model"], progress=a["progress"],
                        layers=layers, mouth_only=bool(a["mouth_only"]), timing_offset=offset,
@@ -264,15 +271,77 @@ def animate_to_npz(audio: "str | Path | np.ndarray", path: "str | Path", **optio
     return path
 
 
+class _LayeredFileWriter:
+    """An animation file written as a take's frames arrive: speech frames at the file's rate and,
+    when layers are on, their layer frames (each may run ahead of the other; a frame is written
+    once both have arrived), then the timing shift. Every step works frame by frame, so the file
+    holds the whole-take numbers."""
+
+    def __init__(self, out: Path, *, empty: "Animation", n_frames: int, layer_pass, timing_offset: float):
+        from .animation import AnimationWriter
+        from .expressive import OUTPUT_CHANNELS, LayerFrames, ShiftStream, apply_frames
+
+        self._empty, self._layers = empty, layer_pass
+        layout = empty
+        if layer_pass.active:
+            layout = apply_frames(empty, LayerFrames(0, np.zeros((0, len(OUTPUT_CHANNELS)), np.float32),
+                                                     np.zeros((0, 3), np.float32)))
+        self.layout = layout
+        self._rows: list[np.ndarray] = []  # speech frames waiting for their layer frames
+        self._pending: list = []  # layer frames waiting for their speech frames
+        self._shift = ShiftStream(empty.fps, timing_offset)
+        self.writer = AnimationWriter(out, channels=layout.channels, n_frames=n_frames)
+
+    @property
+    def rows_waiting(self) -> int:
+        return sum(len(r) for r in self._rows)
+
+    @property
+    def frames_waiting(self) -> int:
+        return sum(len(f) for f in self._pending)
+
+    def emit(self, new_rows: np.ndarray, new_frames: list) -> None:
+        from .expressive import LayerFrames, apply_frames
+
+        if not self._layers.active:
+            self.writer.write(self._shift.push(new_rows))
+            return
+        rows, pending = self._rows, self._pending
+        if len(new_rows):
+            rows.append(new_rows)
+        pending.extend(new_frames)
+        n = min(self.rows_waiting, self.frames_waiting)
+        if n == 0:
+            return
+        values = np.concatenate(rows) if len(rows) > 1 else rows[0]
+        frames = pending[0] if len(pending) == 1 else LayerFrames(
+            pending[0].first, np.concatenate([f.weights for f in pending]), np.concatenate([f.head for f in pending]))
+        # apply_frames works frame by frame, so applying it to a stretch gives that stretch of
+        # the whole-take result.
+        done = apply_frames(self._empty.replace(values=values[:n]),
+                            LayerFrames(frames.first, frames.weights[:n], frames.head[:n]))
+        self.writer.write(self._shift.push(done.values))
+        rows[:] = [values[n:]] if n < len(values) else []
+        pending[:] = ([LayerFrames(frames.first + n, frames.weights[n:], frames.head[n:])]
+                      if n < len(frames) else [])
+
+    def close(self, *, audio_path: str, meta: dict) -> None:
+        self.writer.write(self._shift.finish())
+        self.writer.close(fps=self._empty.fps, audio_path=audio_path, meta=meta)
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+
 def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mouth_only: bool, timing_offset: float,
-                   block_seconds: float) -> None:
+                   block_seconds: float, meta_extra: dict | None = None) -> None:
     """The network-backend file path of :func:`animate` as a stream into ``out`` (see
     :func:`animate_to_npz`): every stage keeps the state a whole-take pass would carry from one
     frame to the next, and the frames go to the file as soon as every stage has made them."""
     from .animation import AnimationWriter, ResampleStream, resampled_length
     from .audio.features import n_feature_frames
     from .audio.io import SILENT_PEAK, AudioBlocks
-    from .expressive import OUTPUT_CHANNELS, BlockLayers, LayerFrames, ShiftStream, apply_frames
+    from .expressive import BlockLayers, ShiftStream
     from .net.infer import FPS, Postprocessor, load_default_model
 
     blocks = AudioBlocks(audio, block_samples=_block_samples(block_seconds))
@@ -283,41 +352,10 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
     n_out = resampled_length(n_feature_frames(blocks.n_samples, config=net.features, out_fps=FPS) // 2, FPS, fps)
     layer_pass = BlockLayers(fps, layers if not mouth_only else layers.off(), block_seconds=block_seconds)
     empty = net.to_animation(np.zeros((0, len(net.channels)), np.float32))
-    layout = empty.resample(fps)
-    if layer_pass.active:
-        layout = apply_frames(layout, LayerFrames(0, np.zeros((0, len(OUTPUT_CHANNELS)), np.float32),
-                                                  np.zeros((0, 3), np.float32)))
     post = Postprocessor(net, closures=True)
     resampler = ResampleStream(FPS, fps, empty.channels)
-    rows: list[np.ndarray] = []  # resampled frames waiting for their layer frames
-    pending: list[LayerFrames] = []  # layer frames waiting for their resampled frames
-    writer = AnimationWriter(out, channels=layout.channels, n_frames=n_out)
-    shift = ShiftStream(fps, timing_offset)
-
-    def emit(new_rows: np.ndarray, new_frames: list[LayerFrames]) -> None:
-        if not layer_pass.active:
-            writer.write(shift.push(new_rows))
-            return
-        if len(new_rows):
-            rows.append(new_rows)
-        pending.extend(new_frames)
-        have = sum(len(r) for r in rows)
-        ready = sum(len(f) for f in pending)
-        n = min(have, ready)
-        if n == 0:
-            return
-        values = np.concatenate(rows) if len(rows) > 1 else rows[0]
-        frames = pending[0] if len(pending) == 1 else LayerFrames(
-            pending[0].first, np.concatenate([f.weights for f in pending]), np.concatenate([f.head for f in pending]))
-        # apply_frames works frame by frame, so applying it to a stretch gives that stretch of
-        # the whole-take result.
-        done = apply_frames(empty.replace(fps=fps, values=values[:n]),
-                            LayerFrames(frames.first, frames.weights[:n], frames.head[:n]))
-        writer.write(shift.push(done.values))
-        rows[:] = [values[n:]] if n < len(values) else []
-        pending[:] = ([LayerFrames(frames.first + n, frames.weights[n:], frames.head[n:])]
-                      if n < len(frames) else [])
-
+    sink = _LayeredFileWriter(out, empty=empty.resample(fps), n_frames=n_out, layer_pass=layer_pass,
+                              timing_offset=timing_offset)
     raws = net.iter_raw_blocks(blocks, chunk_seconds=block_seconds, total=blocks.n_samples, progress=progress,
                                on_block=layer_pass.feed, visemes=False)
     try:
@@ -326,28 +364,29 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
             for raw in raws:
                 if len(raw.weights):
                     weights = post.process(raw.weights, raw.closure_prob)
-                    emit(resampler.push(net.to_animation(weights).values), layer_pass.take())
-        emit(resampler.finish(), layer_pass.close(n_out))
-        writer.write(shift.finish())
-        meta = dict(layout.meta)
+                    sink.emit(resampler.push(net.to_animation(weights).values), layer_pass.take())
+        sink.emit(resampler.finish(), layer_pass.close(n_out))
+        meta = dict(sink.layout.meta)
         meta["backend"] = "model"
         if layer_pass.active and n_out:
             meta["expressive"] = layer_pass.layers.describe()
         if timing_offset != 0 and n_out:
             meta["timing_offset"] = timing_offset
+        meta.update(meta_extra or {})
         silent = blocks.peak < SILENT_PEAK
         if not silent:
-            writer.close(fps=fps, audio_path=str(Path(audio).resolve()), meta=meta)
+            sink.close(audio_path=str(Path(audio).resolve()), meta=meta)
             return
     except BaseException:
-        writer.abort()
+        sink.abort()
         raise
     # Silence is known only once the whole file has been read: the frames written are replaced by
     # the rest pose, which the whole-take path makes by resampling zeros at the network's rate.
-    writer.abort()
+    sink.abort()
     meta = dict(empty.meta, backend="model", silent=True)
     if timing_offset != 0 and n_out:
         meta["timing_offset"] = timing_offset
+    meta.update(meta_extra or {})
     writer = AnimationWriter(out, channels=empty.channels, n_frames=n_out)
     try:
         zeros = ResampleStream(FPS, fps, empty.channels)
@@ -362,6 +401,78 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
     except BaseException:
         writer.abort()
         raise
+
+
+def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: str, on_mismatch: str, model, progress,
+                        layers, mouth_only: bool, timing_offset: float, block_seconds: float) -> None:
+    """The transcript-backend file path of :func:`animate` as a stream into ``out``: the audio
+    goes to a temporary :class:`~flamesync.audio.SampleFile`, the alignment gives the phones, then
+    the teacher's frames and the layers' frames (fed the audio a block at a time) go to the file
+    as they are made. Silence and a rejected transcript (``on_mismatch="fallback"``) take the
+    network's stream, as :func:`animate` does."""
+    from .audio import SampleFile
+    from .audio.io import SAMPLE_RATE, SILENT_PEAK
+    from .expressive import BlockLayers
+    from .phonetics.teacher import TeacherFrames
+    from .phonetics.textanimate import TranscriptMismatchError, align_transcript, check_text
+
+    text = check_text(text)
+    if language.split("-")[0].lower() != "en":
+        raise InputError(f"text-assisted animation supports English only (the aligner's model), got {language!r}")
+    network = dict(fps=fps, model=model, progress=progress, layers=layers, mouth_only=mouth_only,
+                   timing_offset=timing_offset, block_seconds=block_seconds)
+    with SampleFile.from_file(audio, allow_silent=True) as samples:
+        if samples.peak < SILENT_PEAK:
+            # Nothing to align: the face rests, as the whole-take path makes it.
+            samples.close()
+            _stream_to_npz(audio, out, **network)
+            return
+        try:
+            phones, text_meta = align_transcript(samples, text, language=language, check=on_mismatch != "ignore")
+        except TranscriptMismatchError as exc:
+            if on_mismatch != "fallback":
+                raise
+            warnings.warn(f"{exc}; animating the audio alone", TranscriptMismatchWarning, stacklevel=4)
+            samples.close()
+            _stream_to_npz(audio, out, meta_extra={"transcript_rejected": str(exc)}, **network)
+            return
+        teacher = TeacherFrames(phones, fps=fps, duration=len(samples) / SAMPLE_RATE)
+        del phones
+        n_out = teacher.n_frames
+        layer_pass = BlockLayers(fps, layers if not mouth_only else layers.off(), block_seconds=block_seconds)
+        empty = Animation(fps=fps, channels=teacher.channels,
+                          values=np.zeros((0, len(teacher.channels)), np.float32))
+        sink = _LayeredFileWriter(out, empty=empty, n_frames=n_out, layer_pass=layer_pass,
+                                  timing_offset=timing_offset)
+        try:
+            speech = iter(teacher)
+            if layer_pass.active:
+                # The teacher's blocks are pulled only as far as the layers have got, so neither
+                # runs more than a block ahead of the other.
+                for block in samples.blocks(_block_samples(block_seconds)):
+                    layer_pass.feed(block)
+                    frames = layer_pass.take()
+                    want = sum(len(f) for f in frames) + sink.frames_waiting
+                    rows = []
+                    while sink.rows_waiting + sum(len(r) for r in rows) < want:
+                        nxt = next(speech, None)
+                        if nxt is None:
+                            break
+                        rows.append(nxt)
+                    sink.emit(np.concatenate(rows) if rows else np.zeros((0, len(teacher.channels)), np.float32),
+                              frames)
+                sink.emit(np.zeros((0, len(teacher.channels)), np.float32), layer_pass.close(n_out))
+            for rows in speech:
+                sink.emit(rows, [])
+            meta = {**teacher.meta, **text_meta, "backend": "text"}
+            if layer_pass.active:
+                meta["expressive"] = layer_pass.layers.describe()
+            if timing_offset != 0:
+                meta["timing_offset"] = float(timing_offset)
+            sink.close(audio_path=str(Path(audio).resolve()), meta=meta)
+        except BaseException:
+            sink.abort()
+            raise
 
 
 def _animate_wave(audio, *, text, sample_rate, fps, backend, language, model, progress, on_mismatch, layers,

@@ -215,3 +215,60 @@ def test_shift_stream_equals_whole_take(seconds):
                 a, k = a + sizes[k % len(sizes)], k + 1
             parts.append(stream.finish())
             np.testing.assert_array_equal(np.concatenate(parts), ref)
+
+
+# ------------------------------------------------------------------ the transcript backend
+
+TEXT = (Path(__file__).resolve().parents[1] / "assets" / "examples" / "hello.txt").read_text().strip()
+TEXT_CASES = {
+    "defaults": {},
+    "24fps-happy-offset": {"fps": 24.0, "emotion": "happy", "seed": 5, "timing_offset": -0.3},
+    "mouth-only": {"mouth_only": True},
+    "layers-off-offset": {"blinks": 0, "gaze": 0, "brows": 0, "head": 0, "timing_offset": 0.25},
+}
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_CASES))
+def test_streamed_text_file_equals_whole_take(tmp_path, clips, model, case, monkeypatch):
+    # The teacher's frames and the layers' frames go to the file as they are made (2 s blocks of
+    # audio, so the layers run ahead of and behind the teacher's 4096-frame blocks): the file is
+    # export(animate(...)) of the whole take.
+    import flamesync.pipeline
+
+    kw = dict(TEXT_CASES[case], model=model, text=" ".join([TEXT] * 4), block_seconds=2.0)
+    whole = flamesync.animate(clips["stereo44"], **kw)
+    assert whole.meta["backend"] == "text"
+    export(whole, tmp_path / "whole.npz")
+
+    def no_whole_take(*args, **kwargs):
+        raise AssertionError("the transcript path to a file should not animate the whole take")
+
+    monkeypatch.setattr(flamesync.pipeline, "_animate_wave", no_whole_take)
+    animate_to_npz(clips["stereo44"], tmp_path / "streamed.npz", **kw)
+    assert _entries(tmp_path / "streamed.npz") == _entries(tmp_path / "whole.npz")
+
+
+def test_streamed_text_rejected_silent_and_refused(tmp_path, clips, model):
+    from flamesync.phonetics.textanimate import TranscriptMismatchError
+    from flamesync.pipeline import TranscriptMismatchWarning
+
+    # A wrong transcript falls back to the audio alone, with the same warning and the same file.
+    kw = dict(model=model, text="go forward ten meters and then stop", block_seconds=2.0)
+    with pytest.warns(TranscriptMismatchWarning):
+        export(flamesync.animate(clips["mono16"], **kw), tmp_path / "whole.npz")
+    with pytest.warns(TranscriptMismatchWarning):
+        animate_to_npz(clips["mono16"], tmp_path / "streamed.npz", **kw)
+    assert _entries(tmp_path / "streamed.npz") == _entries(tmp_path / "whole.npz")
+    assert "transcript_rejected" in Animation.load(tmp_path / "streamed.npz").meta
+    # Refused (on_mismatch="error"): no file.
+    with pytest.raises(TranscriptMismatchError):
+        animate_to_npz(clips["mono16"], tmp_path / "refused.npz", on_mismatch="error", **kw)
+    assert not (tmp_path / "refused.npz").exists()
+    # Silence with a transcript: the rest pose, as the whole take gives it.
+    quiet = tmp_path / "quiet.wav"
+    sf.write(str(quiet), np.zeros(16000 * 5, np.float32), 16000, subtype="FLOAT")
+    kw = dict(model=model, text="hello there", block_seconds=2.0)
+    export(flamesync.animate(quiet, **kw), tmp_path / "whole_quiet.npz")
+    animate_to_npz(quiet, tmp_path / "streamed_quiet.npz", **kw)
+    assert _entries(tmp_path / "streamed_quiet.npz") == _entries(tmp_path / "whole_quiet.npz")
+    assert not Animation.load(tmp_path / "streamed_quiet.npz").values.any()

@@ -37,7 +37,7 @@ import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -573,6 +573,93 @@ def _shape_rows(x: np.ndarray, col: dict[str, int], st: dict[str, float]) -> np.
     return x
 
 
+class TeacherFrames:
+    """The coarticulation model's frames of a take, computed a block at a time.
+
+    Iterating gives consecutive blocks of frames, each ``(k, C)`` float32 with the channels
+    :attr:`channels`; concatenated they are :func:`phones_to_animation`'s values bit for bit
+    (that function is this iteration gathered into one array). A consumer that writes each block
+    as it comes (an animation file, a stream of layers) keeps memory flat in the take's length.
+
+    Parameters
+    ----------
+    As :func:`phones_to_animation`.
+    """
+
+    def __init__(self, phones: Iterable[Any], *, fps: float = 50.0, duration: float | None = None,
+                 tables: VisemeTables | None = None, block_frames: int = 4096, **style: float):
+        unknown = sorted(set(style) - set(DEFAULT_STYLE))
+        if unknown:
+            raise InputError(f"unknown teacher style parameter(s): {', '.join(unknown)}")
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise InputError(f"frame rate must be a positive number, got {fps!r}")
+        self.st = {**DEFAULT_STYLE, **{k: float(v) for k, v in style.items()}}
+        self.tables = tables or load_tables()
+        self.fps = float(fps)
+        self.block_frames = int(block_frames)
+        phones = list(phones)
+        last = max((float(p.end) for p in phones), default=0.0)
+        if duration is None:
+            duration = last
+        if not (math.isfinite(duration) and duration >= 0):
+            raise InputError(f"duration must be a non-negative number, got {duration!r}")
+        self.n_frames = max(1, int(round(duration * fps)))
+        self.channels = tuple(SPEECH_CHANNELS) + JAW_ROTATION
+        self.meta: dict[str, Any] = {
+            "source": "teacher",
+            "teacher_version": TEACHER_VERSION,
+            "jaw_rotation": JAW_ROTATION_IMPLIED,
+            "n_phones": len(phones),
+        }
+        if style:
+            self.meta["teacher_style"] = {k: float(v) for k, v in style.items()}
+        self._frame_t = np.arange(self.n_frames) / fps
+        self._span = max(duration, last, self._frame_t[-1]) + 1e-3
+        self._segs = _segments(phones, self._span, self.tables)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        st, tables, fps = self.st, self.tables, self.fps
+        n_frames, frame_t, span = self.n_frames, self._frame_t, self._span
+        starts, ends, entries = self._segs
+        rate = max(INTERNAL_RATE, 2.0 * fps)
+        n_t = int(math.ceil(span * rate)) + 2  # internal rows at times np.arange(n_t) / rate
+        names = tables.channels
+        col = {n: i for i, n in enumerate(names)}
+        from scipy.ndimage import gaussian_filter1d
+
+        sigma = max(st["smoothing"], 0.35 / fps) * rate
+        radius = int(4.0 * sigma + 0.5)  # gaussian_filter1d's reach (truncate=4)
+        keep = [col[n] for n in SPEECH_CHANNELS]
+        bl = _blend_setup(starts, ends, entries, tables, st)
+        constraints = _Constraints(tuple(SPEECH_CHANNELS), frame_t, starts, ends, entries, st)
+        # Blocks of output frames, each from the internal rows it reads plus the smoothing's reach
+        # (float64 curves of an hour at 200 Hz would take hundreds of MB). Rows are computed from
+        # multiples of _BLEND_CHUNK and those of the previous block reused, so every row, smoothed
+        # value and frame is the number one pass over the whole take gives.
+        prev, prev0 = np.zeros((0, len(names))), 0
+        for f0 in range(0, n_frames, self.block_frames):
+            f1 = min(n_frames, f0 + self.block_frames)
+            pos = frame_t[f0:f1] * rate
+            lo = np.clip(np.floor(pos).astype(int), 0, n_t - 1)
+            hi = np.minimum(lo + 1, n_t - 1)
+            ca = (max(0, int(lo[0]) - radius) // _BLEND_CHUNK) * _BLEND_CHUNK
+            cb = min(n_t, -(-(int(hi[-1]) + 1 + radius) // _BLEND_CHUNK) * _BLEND_CHUNK)
+            reuse = prev[max(0, ca - prev0): max(0, cb - prev0)] if ca >= prev0 else prev[:0]
+            new0 = ca + len(reuse)
+            fresh = _shape_rows(_blend_rows(bl, tables, np.arange(new0, cb) / rate, st), col, st)
+            x = np.concatenate([reuse, fresh]) if len(reuse) else fresh
+            prev, prev0 = x, ca
+            x = gaussian_filter1d(x, sigma=sigma, axis=0, mode="nearest")
+            frac = (pos - lo)[:, None]
+            frames = x[lo - ca] * (1 - frac) + x[hi - ca] * frac
+            frames = np.ascontiguousarray(frames[:, keep])
+            frames = constraints.apply(frames, f0)
+            frames = np.clip(frames, 0.0, 1.0)
+            jaw = np.zeros((f1 - f0, 3), np.float32)
+            jaw[:, 0] = JAW_OPEN_RAD * frames[:, SPEECH_CHANNELS.index("jawOpen")]
+            yield np.concatenate([frames.astype(np.float32), jaw], axis=1)
+
+
 def phones_to_animation(
     phones: Iterable[Any],
     *,
@@ -597,8 +684,8 @@ def phones_to_animation(
     tables : VisemeTables or None
         Alternative tables (:func:`load_tables`).
     block_frames : int
-        Frames computed at a time (memory stays flat in the length; the result does not depend
-        on it).
+        Frames computed at a time (the result does not depend on it; see :class:`TeacherFrames`
+        to take the blocks one by one).
     **style
         Overrides of :data:`DEFAULT_STYLE` (``amplitude``, ``anticipation``, ``seal``, ...).
 
@@ -608,72 +695,13 @@ def phones_to_animation(
         Channels :data:`flamesync.channels.SPEECH_CHANNELS` plus ``jaw.rx/ry/rz`` (the rotation
         implied by ``jawOpen``; ``meta["jaw_rotation"] == "implied"``).
     """
-    unknown = sorted(set(style) - set(DEFAULT_STYLE))
-    if unknown:
-        raise InputError(f"unknown teacher style parameter(s): {', '.join(unknown)}")
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise InputError(f"frame rate must be a positive number, got {fps!r}")
-    st = {**DEFAULT_STYLE, **{k: float(v) for k, v in style.items()}}
-    tables = tables or load_tables()
-    phones = list(phones)
-    last = max((float(p.end) for p in phones), default=0.0)
-    if duration is None:
-        duration = last
-    if not (math.isfinite(duration) and duration >= 0):
-        raise InputError(f"duration must be a non-negative number, got {duration!r}")
-    n_frames = max(1, int(round(duration * fps)))
-    frame_t = np.arange(n_frames) / fps
-    span = max(duration, last, frame_t[-1]) + 1e-3
-    starts, ends, entries = _segments(phones, span, tables)
-
-    rate = max(INTERNAL_RATE, 2.0 * fps)
-    n_t = int(math.ceil(span * rate)) + 2  # internal rows at times np.arange(n_t) / rate
-    names = tables.channels
-    col = {n: i for i, n in enumerate(names)}
-    from scipy.ndimage import gaussian_filter1d
-
-    sigma = max(st["smoothing"], 0.35 / fps) * rate
-    radius = int(4.0 * sigma + 0.5)  # gaussian_filter1d's reach (truncate=4)
-    pos = frame_t * rate
-    lo_all = np.clip(np.floor(pos).astype(int), 0, n_t - 1)
-    hi_all = np.minimum(lo_all + 1, n_t - 1)
-    keep = [col[n] for n in SPEECH_CHANNELS]
-    bl = _blend_setup(starts, ends, entries, tables, st)
-    constraints = _Constraints(tuple(SPEECH_CHANNELS), frame_t, starts, ends, entries, st)
-    values = np.empty((n_frames, len(SPEECH_CHANNELS) + 3), np.float32)
-    # Blocks of output frames, each from the internal rows it reads plus the smoothing's reach
-    # (float64 curves of an hour at 200 Hz would take hundreds of MB). Rows are computed from
-    # multiples of _BLEND_CHUNK and those of the previous block reused, so every row, smoothed
-    # value and frame is the number one pass over the whole take gives.
-    prev, prev0 = np.zeros((0, len(names))), 0
-    for f0 in range(0, n_frames, block_frames):
-        f1 = min(n_frames, f0 + block_frames)
-        lo, hi = lo_all[f0:f1], hi_all[f0:f1]
-        ca = (max(0, int(lo[0]) - radius) // _BLEND_CHUNK) * _BLEND_CHUNK
-        cb = min(n_t, -(-(int(hi[-1]) + 1 + radius) // _BLEND_CHUNK) * _BLEND_CHUNK)
-        reuse = prev[max(0, ca - prev0): max(0, cb - prev0)] if ca >= prev0 else prev[:0]
-        new0 = ca + len(reuse)
-        fresh = _shape_rows(_blend_rows(bl, tables, np.arange(new0, cb) / rate, st), col, st)
-        x = np.concatenate([reuse, fresh]) if len(reuse) else fresh
-        prev, prev0 = x, ca
-        x = gaussian_filter1d(x, sigma=sigma, axis=0, mode="nearest")
-        frac = (pos[f0:f1] - lo)[:, None]
-        frames = x[lo - ca] * (1 - frac) + x[hi - ca] * frac
-        frames = np.ascontiguousarray(frames[:, keep])
-        frames = constraints.apply(frames, f0)
-        frames = np.clip(frames, 0.0, 1.0)
-        jaw = np.zeros((f1 - f0, 3), np.float32)
-        jaw[:, 0] = JAW_OPEN_RAD * frames[:, SPEECH_CHANNELS.index("jawOpen")]
-        values[f0:f1] = np.concatenate([frames.astype(np.float32), jaw], axis=1)
-    meta = {
-        "source": "teacher",
-        "teacher_version": TEACHER_VERSION,
-        "jaw_rotation": JAW_ROTATION_IMPLIED,
-        "n_phones": len(phones),
-    }
-    if style:
-        meta["teacher_style"] = {k: float(v) for k, v in style.items()}
-    return Animation(fps=fps, channels=tuple(SPEECH_CHANNELS) + JAW_ROTATION, values=values, meta=meta)
+    frames = TeacherFrames(phones, fps=fps, duration=duration, tables=tables, block_frames=block_frames, **style)
+    values = np.empty((frames.n_frames, len(frames.channels)), np.float32)
+    done = 0
+    for block in frames:
+        values[done:done + len(block)] = block
+        done += len(block)
+    return Animation(fps=fps, channels=frames.channels, values=values, meta=dict(frames.meta))
 
 
 def bilabial_intervals(phones: Iterable[Any]) -> list[tuple[float, float, str]]:

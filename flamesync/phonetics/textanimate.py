@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..audio import SampleFile
 
 
-def _check_text(text: object) -> str:
+def check_text(text: object) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InputError("text is empty")
     if not any(ch.isalnum() for ch in text):
@@ -83,7 +83,7 @@ def say(
     """
     from .engines import get_engine
 
-    text = _check_text(text)
+    text = check_text(text)
     utt = get_engine(engine).synthesize(text, voice=voice, rate=rate, pitch=pitch, seed=seed)
     if utt.audio.size == 0 or all(p.phone == SILENCE for p in utt.phones):
         raise InputError(f"text has nothing speakable: {text[:60]!r}")
@@ -144,7 +144,7 @@ def animate_with_text(
     """
     from ..audio import SampleFile
 
-    text = _check_text(text)
+    text = check_text(text)
     if language.split("-")[0].lower() != "en":
         raise InputError(f"text-assisted animation supports English only (the aligner's model), got {language!r}")
     if isinstance(audio, (np.ndarray, SampleFile)):
@@ -160,10 +160,41 @@ def _animate_with_text(audio, text: str, *, fps, language, sample_rate, check, s
     """:func:`animate_with_text` on samples: an array (``audio_path`` None) or a SampleFile."""
     from ..audio import SampleFile
     from ..audio.io import SAMPLE_RATE, load_audio
-    from .align import align
 
     samples = audio if isinstance(audio, SampleFile) else load_audio(audio, sample_rate=SAMPLE_RATE,
                                                                      source_rate=sample_rate)
+    phones, meta = align_transcript(samples, text, language=language, check=check)
+    anim = phones_to_animation(phones, fps=fps, duration=len(samples) / SAMPLE_RATE, **style)
+    return anim.replace(audio_path=None, meta={**anim.meta, **meta})
+
+
+def align_transcript(samples, text: str, *, language: str = "en", check: bool = True) -> tuple[list, dict]:
+    """The transcript backend's first half: the aligned phones of 16 kHz ``samples`` and what the
+    animation's ``meta`` records about them (mode, text, aligner, phones, transcript fit).
+
+    Parameters
+    ----------
+    samples : np.ndarray or SampleFile
+        16 kHz mono, (N,).
+    text : str
+        What is said (already checked by the caller).
+    language : str
+    check : bool
+        As for :func:`animate_with_text`.
+
+    Returns
+    -------
+    phones : list of PhoneSegment
+    meta : dict
+
+    Raises
+    ------
+    TranscriptMismatchError
+        ``check`` and the transcript is not what the audio says.
+    """
+    from ..audio.io import SAMPLE_RATE
+    from .align import align
+
     utt = align(samples, SAMPLE_RATE, text, language=language)
     fit = None
     if check:
@@ -175,13 +206,11 @@ def _animate_with_text(audio, text: str, *, fps, language, sample_rate, check, s
             raise TranscriptMismatchError(f"the transcript does not match the speech: {reason}",
                                           confidence=conf)
         fit = {k: v for k, v in conf.to_dict().items() if k != "words"}
-    duration = len(samples) / SAMPLE_RATE
-    anim = phones_to_animation(utt.phones, fps=fps, duration=duration, **style)
-    meta = {**anim.meta, "mode": "text", "text": text, "aligner": utt.engine or "pocketsphinx",
+    meta = {"mode": "text", "text": text, "aligner": utt.engine or "pocketsphinx",
             "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in utt.phones]}
     if fit is not None:
         meta["transcript_fit"] = fit
-    return anim.replace(audio_path=None, meta=meta)
+    return utt.phones, meta
 
 
 def recognized_phones(samples: np.ndarray) -> tuple[str, list]:
