@@ -385,8 +385,19 @@ def test_audio_from_a_fifo_and_stdin(work):
     t.join(5)
     assert_ok(cli("animate", "/dev/stdin", "-o", folder / "s.npz", input=data))
     a, b = _load(folder / "f.npz"), _load(folder / "s.npz")
-    assert a.n_frames == b.n_frames > 0 and np.allclose(a.values, b.values)
+    # A stream is copied to an anonymous temporary file and then read as the file would be: the
+    # same numbers as the file itself, with a transcript too.
+    assert_ok(cli("animate", HELLO, "-o", folder / "r.npz"))
+    assert a.n_frames == b.n_frames > 0 and np.array_equal(a.values, b.values)
+    assert np.array_equal(a.values, _load(folder / "r.npz").values)
+    text = HELLO.with_suffix(".txt")
+    assert_ok(cli("animate", "/dev/stdin", "-o", folder / "t.npz", "--text-file", text, input=data))
+    assert_ok(cli("animate", HELLO, "-o", folder / "u.npz", "--text-file", text))
+    assert np.array_equal(_load(folder / "t.npz").values, _load(folder / "u.npz").values)
     assert_one_line_error(cli("animate", "/dev/stdin", "-o", folder / "n.npz", input=b""), "no audio")
+    assert_one_line_error(cli("animate", "/dev/stdin", "-o", folder / "j.npz", input=b"\x01junk" * 999),
+                          "cannot read")
+    assert not list(folder.glob("[njp]*.npz")) and not list(folder.glob(".*"))
 
 
 def test_random_bytes_named_mp3(work):

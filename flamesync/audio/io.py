@@ -121,8 +121,11 @@ class AudioBlocks:
     whatever the length of the file.
 
     Files libsndfile cannot read (M4A/AAC, the sound of a video) are decoded by ffmpeg as they are
-    read (:mod:`flamesync.audio.ffmpeg`); streams that are not regular files (a FIFO,
-    ``/dev/stdin``) are read whole, decoded, and then cut into blocks.
+    read (:mod:`flamesync.audio.ffmpeg`). A stream that is not a regular file (a FIFO,
+    ``/dev/stdin``, a process substitution) can be read only once, and its length is known only at
+    its end: its bytes are copied as they arrive into an anonymous temporary file (nothing is left
+    behind however the process ends), which is then read like a file, so memory stays flat there
+    too; such streams must be in a format libsndfile reads (WAV, FLAC, OGG...).
 
     Parameters
     ----------
@@ -161,11 +164,16 @@ class AudioBlocks:
             raise InputError(f"{path} is a directory, not an audio file")
         if not path.exists():
             raise InputError(f"audio file not found: {path}")
-        self._whole = None
         self._info = None
+        self._spool = None
         if not path.is_file():
-            # A FIFO, /dev/stdin or a process substitution: read once, whole, then decode.
-            self._whole = _read_stream(path)
+            # A FIFO, /dev/stdin or a process substitution: copied once to a temporary file.
+            self._spool = _spool_stream(path)
+            self._info = _open_info(self._spool)
+            if self._info is None:
+                self._spool.close()
+                raise InputError(f"cannot read {path} as audio (not a known audio format, or corrupt; "
+                                 "a stream must be WAV, FLAC or OGG)")
         else:
             self._info = _open_info(path)
             if self._info is None:
@@ -176,17 +184,7 @@ class AudioBlocks:
                 probe = FfmpegStream(path)
                 self._ffmpeg_rate = probe.rate
                 probe.close()
-        if self._whole is not None:
-            data, rate = self._whole
-            data = _mono(data, self.name)
-            _check_samples(data, self.name)
-            if rate <= 0:
-                raise InputError(f"{self.name}: invalid sample rate {rate}")
-            if rate != self.sample_rate:
-                data = resample(data, rate=rate, target=self.sample_rate)
-            self._whole = np.ascontiguousarray(data, dtype=np.float32)
-            self.n_samples = len(self._whole)
-        elif self._info is None:
+        if self._info is None:
             if self._ffmpeg_rate <= 0:
                 raise InputError(f"{self.name}: invalid sample rate {self._ffmpeg_rate}")
             self.n_samples = None  # known after the first full pass
@@ -200,9 +198,7 @@ class AudioBlocks:
 
     def __iter__(self):
         self.peak = 0.0
-        if self._whole is not None:
-            source = self._whole_blocks()
-        elif self._info is None:
+        if self._info is None:
             source = self._ffmpeg_blocks()
         else:
             source = self._file_blocks()
@@ -247,9 +243,6 @@ class AudioBlocks:
         # never take more than a few hundred KiB, and the resampler's output is re-cut anyway.
         return min(1 << 16, max(1024, int(self.block_samples * rate / self.sample_rate)))
 
-    def _whole_blocks(self):
-        yield self._whole
-
     def _file_blocks(self):
         import soundfile as sf
 
@@ -257,7 +250,11 @@ class AudioBlocks:
         read = self._read_size(rate)
         try:
             with _quiet_stderr():
-                fh = sf.SoundFile(str(self.path))
+                if self._spool is not None:
+                    self._spool.seek(0)
+                    fh = sf.SoundFile(self._spool)
+                else:
+                    fh = sf.SoundFile(str(self.path))
         except Exception as exc:
             raise _read_error(self.path, exc) from None
 
@@ -347,13 +344,16 @@ def whole_frames(read, *, frame_bytes: int, frames: int):
             yield data[:usable]
 
 
-def _open_info(path: Path) -> "tuple[int, int, int] | None":
-    """(frames, rate, channels) when libsndfile reads ``path``, else None."""
+def _open_info(path) -> "tuple[int, int, int] | None":
+    """(frames, rate, channels) when libsndfile reads ``path`` (a path, or a seekable binary file
+    object, read from its start), else None."""
     import soundfile as sf
 
     try:
+        if not isinstance(path, (str, Path)):
+            path.seek(0)
         with _quiet_stderr():
-            with sf.SoundFile(str(path)) as fh:
+            with sf.SoundFile(path if not isinstance(path, Path) else str(path)) as fh:
                 return int(fh.frames), int(fh.samplerate), int(fh.channels)
     except Exception:
         return None
@@ -419,24 +419,23 @@ def _read_error(path, exc) -> InputError:
     return InputError(f"cannot read {path} as audio ({text})")
 
 
-def _read_stream(path: Path) -> tuple[np.ndarray, int]:
-    import io
+def _spool_stream(path: Path):
+    """The bytes of a stream (a FIFO, ``/dev/stdin``) in an anonymous temporary file, read 1 MiB at a time."""
+    import shutil
+    import tempfile
 
-    import soundfile as sf
-
+    spool = tempfile.TemporaryFile(prefix="flamesync-stream-")
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            shutil.copyfileobj(fh, spool, 1 << 20)
     except OSError as exc:
+        spool.close()
         raise InputError(f"cannot read audio from {path} ({exc.strerror})") from None
-    if not raw:
+    if spool.tell() == 0:
+        spool.close()
         raise InputError(f"{path} gave no audio data")
-    try:
-        with _quiet_stderr():
-            data, rate = sf.read(io.BytesIO(raw), dtype="float32", always_2d=False)
-        return data, int(rate)
-    except Exception as exc:
-        raise _read_error(path, exc) from None
+    spool.seek(0)
+    return spool
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
