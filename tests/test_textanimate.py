@@ -150,3 +150,78 @@ def test_animate_with_text_every_real_clip_closes_every_bilabial(realspeech_dir,
             assert_lips_close(anim, closures, head)
         total += len(closures)
     assert total > 50
+
+
+# ------------------------------------------------------------------ long texts, a run at a time
+
+def test_split_sentences():
+    from flamesync.phonetics.textanimate import split_sentences
+
+    assert split_sentences("one two three", max_words=5) == ["one two three"]
+    text = "A b c. D e f! G h i j k l m, n o p q r s t u; v w."
+    runs = split_sentences(text, max_words=5)
+    assert " ".join(runs).split() == text.split()  # nothing lost, nothing reordered
+    assert all(len(r.split()) <= 5 for r in runs)
+    assert runs[0] == "A b c."  # whole sentences while they fit
+    assert "G h i j k" in runs  # a long sentence cut after max_words where no comma helps
+    assert "l m," in runs  # ... and after its comma where one does
+
+
+def test_say_to_wav_runs_make_one_take(tmp_path, head):
+    # A text spoken in runs of sentences: one WAV, one animation covering it, phones in order and
+    # contiguous across the joins, every bilabial of every run closed.
+    from flamesync.phonetics.textanimate import say_to_wav
+
+    text = ("Maybe we can build a better mouth. Put a cap on it, Bob. "
+            "My name is Flame Sync, and I speak in pieces. Bit by bit the lips meet.")
+    wav = tmp_path / "long.wav"
+    anim, duration = say_to_wav(text, wav, fps=50.0, max_words=8)
+    info = sf.info(str(wav))
+    assert abs(info.duration - duration) < 1e-9 and info.subtype == "PCM_16"
+    assert anim.n_frames == round(duration * 50.0) and anim.audio_path == str(wav)
+    phones = anim.meta["phones"]
+    assert phones[0][0] == 0.0 and all(a[1] <= b[0] + 1e-3 for a, b in zip(phones, phones[1:]))
+    assert abs(phones[-1][1] - duration) < 0.05
+    # Four runs, each with its own /m/ or /b/ or /p/: every bilabial is closed.
+    from flamesync.phonetics.types import PhoneSegment
+
+    segs = [PhoneSegment(a, b, p, p) for a, b, p in phones]
+    bil = bilabial_intervals(segs)
+    assert len(bil) >= 8 and bil[-1][0] > 0.75 * duration
+    close = anim.values[:, anim.channels.index("mouthClose")]
+    jaw = anim.values[:, anim.channels.index("jawOpen")]
+    for s, e, _ in bil:
+        mid = int(round(0.5 * (s + e) * 50.0))
+        assert jaw[mid] - close[mid] < 0.08, (s, e)
+    # A short text is one run: say() itself (its meta, its WAV).
+    short, seconds = say_to_wav("Put a cap on it.", tmp_path / "short.wav", fps=50.0, max_words=8)
+    assert short.meta["mode"] == "say" and abs(sf.info(str(tmp_path / "short.wav")).duration - seconds) < 1e-9
+
+
+def test_say_cli_long_text_streams_the_wav(tmp_path):
+    # Over SAY_CHUNK_WORDS words: spoken in runs into the WAV, layers read back from it.
+    from flamesync.cli import main
+    from flamesync.phonetics.textanimate import SAY_CHUNK_WORDS
+
+    sentence = "Put a cap on it, Bob: maybe we can build a better mouth, bit by bit."
+    text = " ".join([sentence] * (SAY_CHUNK_WORDS // 15 + 3))
+    out = tmp_path / "long.npz"
+    assert main(["--progress", "none", "say", text, "-o", str(out), "--emotion", "happy"]) == 0
+    anim = Animation.load(out)
+    duration = sf.info(str(tmp_path / "long.wav")).duration
+    assert anim.n_frames == round(duration * anim.fps) and duration > 60
+    assert anim.meta["expressive"]["emotion"][0][1] == "happy"
+    assert not list(tmp_path.glob(".*"))
+    # Deterministic: two fresh processes write the same numbers and the same WAV. (Fresh ones:
+    # libespeak-ng carries state from one synthesis to the next inside a process, so this test
+    # process, which has spoken before, would not.)
+    import subprocess
+    import sys
+
+    runs = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        subprocess.run([sys.executable, "-m", "flamesync", "--progress", "none", "say", text, "-o",
+                        str(tmp_path / name / "long.npz"), "--emotion", "happy"], check=True, capture_output=True)
+        runs.append((Animation.load(tmp_path / name / "long.npz").values, (tmp_path / name / "long.wav").read_bytes()))
+    assert np.array_equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]

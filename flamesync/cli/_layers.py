@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import InputError
 
 LAYER_HELP = {
@@ -57,10 +59,18 @@ def layer_options(args) -> dict:
 
 def apply_layer_options(anim, audio, sample_rate: int, *, layers, mouth_only: bool, timing_offset: float):
     """The layers and timing offset of :func:`layer_options` applied to an animation made from ``audio``
-    (for commands that animate without :func:`flamesync.animate`, such as ``say``)."""
-    from ..audio.io import load_audio
-    from ..expressive import add_layers, shift_animation
+    (for commands that animate without :func:`flamesync.animate`, such as ``say``): samples at
+    ``sample_rate``, or an audio file (``sample_rate`` None), read a block at a time."""
+    from ..audio.io import AudioBlocks, load_audio
+    from ..expressive import BlockLayers, add_layers, shift_animation
 
     if not mouth_only:
-        anim = add_layers(anim, load_audio(audio, source_rate=sample_rate, allow_silent=True), layers)
+        if isinstance(audio, np.ndarray):
+            anim = add_layers(anim, load_audio(audio, source_rate=sample_rate, allow_silent=True), layers)
+        else:
+            # add_layers' own blocks (60 s), fed from the file: its result without the whole audio.
+            layer_pass = BlockLayers(anim.fps, layers)
+            for block in AudioBlocks(audio):
+                layer_pass.feed(block)
+            anim = layer_pass.finish(anim)
     return shift_animation(anim, timing_offset)

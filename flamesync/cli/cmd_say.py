@@ -43,7 +43,7 @@ def run(args) -> int:
     from ..errors import InputError
     from ..export import check_writable, export
     from ..fileio import transaction
-    from ..phonetics.textanimate import say
+    from ..phonetics.textanimate import SAY_CHUNK_WORDS, say, say_to_wav
     from ._checks import check_outputs
     from ._layers import apply_layer_options, layer_options
 
@@ -71,12 +71,23 @@ def run(args) -> int:
         kwargs = {"voice": get_engine(args.engine).default_voice}
     # The speech and every output appear together once all are written, or none does.
     with transaction():
-        anim, utt = say(args.text, engine=args.engine, fps=fps, wav_path=wav, rate=args.rate,
-                        pitch=args.pitch, **kwargs)
-        anim = apply_layer_options(anim, utt.audio, utt.sample_rate, **layer_kw)
+        if len(args.text.split()) <= SAY_CHUNK_WORDS:
+            anim, utt = say(args.text, engine=args.engine, fps=fps, wav_path=wav, rate=args.rate,
+                            pitch=args.pitch, **kwargs)
+            anim = apply_layer_options(anim, utt.audio, utt.sample_rate, **layer_kw)
+            duration = utt.duration
+            del utt
+        else:
+            # A long text is spoken a run of sentences at a time straight into the WAV, and the
+            # layers read it back a block at a time: memory does not grow with the speech.
+            from ..fileio import pending
+
+            anim, duration = say_to_wav(args.text, wav, engine=args.engine, fps=fps, rate=args.rate,
+                                        pitch=args.pitch, **kwargs)
+            anim = apply_layer_options(anim, pending(wav) or wav, None, **layer_kw)
         for out in outputs:
             export(anim, out, face=face, audio_path=str(wav))
     for out in outputs:
-        print(f"wrote {out} ({anim.n_frames} frames @ {anim.fps:g} fps, {utt.duration:.2f} s)")
+        print(f"wrote {out} ({anim.n_frames} frames @ {anim.fps:g} fps, {duration:.2f} s)")
     print(f"wrote {wav}")
     return 0

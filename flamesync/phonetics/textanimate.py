@@ -97,6 +97,119 @@ def say(
     return anim.replace(audio_path=str(wav_path) if wav_path is not None else None, meta=meta), utt
 
 
+# Texts longer than this many words are spoken a run of sentences at a time by
+# :func:`say_to_wav`, so that memory does not grow with the text (about 2.5 minutes of speech).
+SAY_CHUNK_WORDS = 400
+
+
+def split_sentences(text: str, *, max_words: int = SAY_CHUNK_WORDS) -> list[str]:
+    """``text`` cut into runs of whole sentences of at most ``max_words`` words each.
+
+    A sentence ends at ``.``, ``!``, ``?``, ``;`` or ``:`` followed by a space; a sentence longer
+    than ``max_words`` is cut after a comma where it can be, else after ``max_words`` words. A text
+    of at most ``max_words`` words is one run, unchanged.
+    """
+    import re
+
+    if len(text.split()) <= max_words:
+        return [text]
+    pieces: list[str] = []
+    for sentence in re.split(r"(?<=[.!?;:])\s+", text.strip()):
+        words = sentence.split()
+        while len(words) > max_words:
+            cut = max((i + 1 for i, w in enumerate(words[:max_words]) if w.endswith(",")), default=max_words)
+            pieces.append(" ".join(words[:cut]))
+            words = words[cut:]
+        if words:
+            pieces.append(" ".join(words))
+    runs: list[str] = []
+    count = 0
+    for piece in pieces:
+        n = len(piece.split())
+        if runs and count + n <= max_words:
+            runs[-1] += " " + piece
+            count += n
+        else:
+            runs.append(piece)
+            count = n
+    return runs
+
+
+def say_to_wav(
+    text: str,
+    wav_path: str | Path,
+    *,
+    voice: str = "en-us",
+    engine: str = "espeak",
+    fps: float = 30.0,
+    seed: int = 0,
+    rate: float = 1.0,
+    pitch: float | None = None,
+    max_words: int = SAY_CHUNK_WORDS,
+) -> tuple[Animation, float]:
+    """:func:`say` for long texts: the speech goes into ``wav_path`` a run of sentences at a time.
+
+    Each run of at most ``max_words`` words (:func:`split_sentences`) is synthesised on its own,
+    appended to the WAV (16-bit, written atomically) and let go; only its timed phones are kept,
+    so memory does not grow with the text's audio. The animation is the teacher's over all phones,
+    as :func:`say` makes it. A text of at most ``max_words`` words is :func:`say` exactly.
+
+    Returns
+    -------
+    (Animation, float)
+        The animation (``audio_path`` the WAV) and the speech's length in seconds.
+    """
+    import soundfile as sf
+
+    from ..fileio import atomic_path
+    from .engines import get_engine
+    from .types import PhoneSegment
+
+    text = check_text(text)
+    runs = split_sentences(text, max_words=max_words)
+    if len(runs) == 1:
+        anim, utt = say(text, voice=voice, engine=engine, fps=fps, wav_path=wav_path, seed=seed, rate=rate,
+                        pitch=pitch)
+        return anim, utt.duration
+    eng = get_engine(engine)
+    info: dict = {}
+    phones: list = []
+    done = 0
+    sample_rate = None
+    path = Path(wav_path)
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # let soundfile create it with the usual permissions, not mkstemp's 0600
+        fh = None
+        try:
+            for run in runs:
+                if not any(ch.isalnum() for ch in run):
+                    continue
+                try:
+                    utt = eng.synthesize(run, voice=voice, rate=rate, pitch=pitch, seed=seed)
+                except InputError:
+                    continue  # a run with nothing speakable (the others carry the speech)
+                if fh is None:
+                    sample_rate = utt.sample_rate
+                    fh = sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1, subtype="PCM_16",
+                                      format="WAV")
+                fh.write(np.clip(np.asarray(utt.audio, np.float32), -1.0, 1.0))
+                offset = done / sample_rate
+                phones += [PhoneSegment(p.start + offset, p.end + offset, p.phone, p.label) for p in utt.phones]
+                info = {"engine": utt.engine, "voice": utt.voice, "language": utt.language}
+                done += len(utt.audio)
+                del utt
+        finally:
+            if fh is not None:
+                fh.close()
+        if fh is None or all(p.phone == SILENCE for p in phones):
+            raise InputError(f"text has nothing speakable: {text[:60]!r}")
+    duration = done / sample_rate
+    anim = phones_to_animation(phones, fps=fps, duration=duration)
+    meta = {**anim.meta, "mode": "say", "text": text, **info,
+            "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in phones]}
+    return anim.replace(audio_path=str(wav_path), meta=meta), duration
+
+
 def animate_with_text(
     audio: "str | Path | np.ndarray | SampleFile",
     text: str,
