@@ -129,6 +129,8 @@ def main() -> None:
     ap.add_argument("--paths", default="audio,text")
     ap.add_argument("--timeout", type=float, default=7200.0, help="seconds before a run is killed")
     ap.add_argument("--workdir", default=None, help="where the clips go (default: a temporary folder)")
+    ap.add_argument("--lengths", default=None,
+                    help="comma-separated minutes to run (default: 10 s, 1, 10, 30, 60, 180 up to the maxima)")
     ap.add_argument("--speech", choices=tuple(SOURCES), default="realspeech",
                     help="looped clips: realspeech (many speakers, default) or one-reader (realtrain's LJ clips)")
     a = ap.parse_args()
@@ -150,7 +152,8 @@ def main() -> None:
         for fmt in formats:
             rate, channels = FORMATS[fmt]
             base = None
-            for minutes in LENGTHS_MIN:
+            lengths = [float(m) for m in a.lengths.split(",")] if a.lengths else LENGTHS_MIN
+            for minutes in lengths:
                 if minutes > limit + 1e-9:
                     continue
                 seconds = minutes * 60

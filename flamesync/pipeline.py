@@ -421,6 +421,11 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
         raise InputError(f"text-assisted animation supports English only (the aligner's model), got {language!r}")
     network = dict(fps=fps, model=model, progress=progress, layers=layers, mouth_only=mouth_only,
                    timing_offset=timing_offset, block_seconds=block_seconds)
+    from .heap import fix_mmap_threshold, release_free_memory
+
+    # An hour of alignment frees thousands of segment-sized buffers; without this the heap keeps
+    # their pages and resident memory grows with the recording (flamesync.heap).
+    fix_mmap_threshold()
     with SampleFile.from_file(audio, allow_silent=True) as samples:
         if samples.peak < SILENT_PEAK:
             # Nothing to align: the face rests, as the whole-take path makes it.
@@ -438,6 +443,13 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
             return
         teacher = TeacherFrames(phones, fps=fps, duration=len(samples) / SAMPLE_RATE)
         del phones
+        # The header's phone list ([start, end, phone] each) is packed into arrays while the frames
+        # are made and unpacked for the header at the end, so the two never take memory together.
+        listed = text_meta.pop("phones")
+        spans = np.array([p[:2] for p in listed], np.float64).reshape(-1, 2)
+        labels = np.array([p[2] for p in listed], dtype=object)
+        del listed
+        release_free_memory()  # what the alignment and its check left in the heap
         n_out = teacher.n_frames
         layer_pass = BlockLayers(fps, layers if not mouth_only else layers.off(), block_seconds=block_seconds)
         empty = Animation(fps=fps, channels=teacher.channels,
@@ -465,6 +477,8 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
             for rows in speech:
                 sink.emit(rows, [])
             meta = {**teacher.meta, **text_meta, "backend": "text"}
+            del teacher, speech
+            meta["phones"] = [[a, b, p] for (a, b), p in zip(spans.tolist(), labels)]
             if layer_pass.active:
                 meta["expressive"] = layer_pass.layers.describe()
             if timing_offset != 0:

@@ -103,8 +103,9 @@ def score_alignment(word_scores: list, loop: list[tuple[str, int, int, float]], 
     ----------
     word_scores : list of [word index, first frame, last frame, log-likelihood]
         ``utt.meta["word_scores"]`` of :func:`flamesync.phonetics.align.align`; index -1 marks pauses.
-    loop : list of (name, first frame, last frame, log-likelihood)
-        :func:`flamesync.phonetics.align.phone_loop` on the same audio.
+    loop : list of (name, first frame, last frame, log-likelihood), or np.ndarray
+        :func:`flamesync.phonetics.align.phone_loop` on the same audio, or its log-likelihoods
+        already spread evenly over each segment's frames, shape (frames,).
     audio : np.ndarray, shape (N,), or SampleFile
         The 16 kHz audio both were decoded from (only sliced).
     n_words : int
@@ -116,8 +117,14 @@ def score_alignment(word_scores: list, loop: list[tuple[str, int, int, float]], 
     -------
     AlignmentConfidence
     """
-    n_frames = max([int(b) + 1 for _, _, b, _ in word_scores] + [int(b) + 1 for _, _, b, _ in loop] + [1])
-    ref = np.cumsum(np.concatenate([[0.0], _loop_per_frame(loop, n_frames)]))
+    if isinstance(loop, np.ndarray):  # already spread over its frames (alignment_confidence)
+        n_frames = max([int(b) + 1 for _, _, b, _ in word_scores] + [len(loop), 1])
+        per_frame = np.zeros(n_frames)
+        per_frame[:len(loop)] = loop
+    else:
+        n_frames = max([int(b) + 1 for _, _, b, _ in word_scores] + [int(b) + 1 for _, _, b, _ in loop] + [1])
+        per_frame = _loop_per_frame(loop, n_frames)
+    ref = np.cumsum(np.concatenate([[0.0], per_frame]))
     words = np.full(n_words, np.nan)
     frames = np.zeros(n_words)
     pause = np.zeros(n_frames, bool)
@@ -167,11 +174,20 @@ def alignment_confidence(utt) -> AlignmentConfidence:
     # phone loop over the same segments: each search starts its own feature normalisation, and
     # the two scores are comparable only over the same stretch of audio. It also keeps the phone
     # loop's cost linear in the length.
-    loop = []
+    # Each segment's loop goes straight onto its frames (as _loop_per_frame spreads it), so no
+    # list of an hour's phone-loop segments is ever held.
+    per_frame = np.zeros(-(-len(utt.audio) // FRAME_SAMPLES) + 1)
+    top = 0
     for a, b in meta.get("segments") or [[0, len(utt.audio)]]:
         f0 = int(a) // FRAME_SAMPLES
-        loop += [(w, f0 + s, f0 + e, ll) for w, s, e, ll in phone_loop(utt.audio[int(a): int(b)])]
-    return score_alignment(meta["word_scores"], loop, utt.audio,
+        for _, s, e, ll in phone_loop(utt.audio[int(a): int(b)]):
+            s, e = max(0, f0 + int(s)), f0 + int(e)
+            if e >= len(per_frame):
+                per_frame = np.concatenate([per_frame, np.zeros(e + 1 - len(per_frame))])
+            if e >= s:
+                per_frame[s: e + 1] = ll / (e - s + 1)
+            top = max(top, f0 + int(e) + 1)
+    return score_alignment(meta["word_scores"], per_frame[:top], utt.audio,
                            n_words=len(meta.get("dict_words") or ()),
                            n_phones=sum(p.phone != SILENCE for p in utt.phones))
 

@@ -388,7 +388,11 @@ _BLEND_CHUNK = 2048
 class _Blend:
     """Per-phone quantities of the dominance blend (every array (P,) or (P, ·))."""
 
-    target: np.ndarray
+    visemes: np.ndarray  # (V, C) the tables' viseme targets
+    viseme: np.ndarray  # (P,) each phone's row of it
+    gain: np.ndarray  # (P,) undershoot (applied to vowels)
+    is_vowel: np.ndarray
+    amplitude: float
     alpha: np.ndarray
     ant: np.ndarray
     round_ant: np.ndarray
@@ -404,11 +408,12 @@ def _blend_setup(starts: np.ndarray, ends: np.ndarray, entries: list[PhoneEntry]
     dur = ends - starts
     is_sil = np.array([e.kind == "silence" for e in entries])
     is_vowel = np.array([e.kind == "vowel" for e in entries])
-    target = np.stack([tables.targets[e.viseme] for e in entries])  # (P, C)
-    # Undershoot: short vowels reach less of their target.
+    names = list(tables.targets)
+    row = {n: i for i, n in enumerate(names)}
+    visemes = np.stack([tables.targets[n] for n in names])
+    viseme = np.array([row[e.viseme] for e in entries], dtype=np.intp)
+    # Undershoot: short vowels reach less of their target (applied per block, _targets).
     gain = 1.0 - 0.4 * style["rate_adapt"] * np.exp(-dur / 0.06)
-    target[is_vowel] *= gain[is_vowel, None]
-    target[:, :-1] *= style["amplitude"]  # not lipClosure: closure is a property, not a size
     rate = local_duration_scale(starts, ends, ~is_sil)
     tau_scale = np.clip(rate, 0.6, 1.4) ** (0.5 * style["rate_adapt"])
     alpha = np.array([e.alpha for e in entries])  # (P, G)
@@ -418,7 +423,18 @@ def _blend_setup(starts: np.ndarray, ends: np.ndarray, entries: list[PhoneEntry]
     centre = 0.5 * (starts + ends)
     half = np.where(is_sil, 0.5 * dur, 0.5 * style["core"] * dur)
     reach = 8.0 * max(ant.max(), round_ant.max(), carry.max())
-    return _Blend(target, alpha, ant, round_ant, carry, centre - half, centre + half, reach, len(tables.channels))
+    return _Blend(visemes, viseme, gain, is_vowel, float(style["amplitude"]), alpha, ant, round_ant, carry,
+                  centre - half, centre + half, reach, len(tables.channels))
+
+
+def _targets(bl: _Blend, sel: np.ndarray) -> np.ndarray:
+    """Target rows of the phones ``sel``, (len(sel), C): made for the phones a block reads, not
+    kept for the whole take (an hour's would be tens of MB), with the same arithmetic per value."""
+    target = bl.visemes[bl.viseme[sel]]
+    vowel = bl.is_vowel[sel]
+    target[vowel] *= bl.gain[sel][vowel, None]
+    target[:, :-1] *= bl.amplitude  # not lipClosure: closure is a property, not a size
+    return target
 
 
 def _blend_rows(bl: _Blend, tables: VisemeTables, t: np.ndarray, style: dict[str, float]) -> np.ndarray:
@@ -430,12 +446,13 @@ def _blend_rows(bl: _Blend, tables: VisemeTables, t: np.ndarray, style: dict[str
     for a in range(0, len(t), chunk):
         tc = t[a:a + chunk]
         sel = np.flatnonzero((bl.ce + bl.reach >= tc[0]) & (bl.cs - bl.reach <= tc[-1]))
+        target = _targets(bl, sel)
         for g, name in enumerate(GROUPS):
             tb = bl.round_ant[sel] if name == "round" else bl.ant[sel]
             D = dominance(tc, bl.cs[sel], bl.ce[sel], bl.alpha[sel, g], tb, bl.carry[sel], exponent=style["exponent"])
             den[a:a + chunk, g] += D.sum(axis=0)
             cols = np.flatnonzero(tables.group_of == g)
-            num[a:a + chunk][:, cols] += D.T @ bl.target[sel][:, cols]
+            num[a:a + chunk][:, cols] += D.T @ target[:, cols]
     return num / den[:, tables.group_of]
 
 
