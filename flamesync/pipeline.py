@@ -414,11 +414,9 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
     from .audio.io import SAMPLE_RATE, SILENT_PEAK
     from .expressive import BlockLayers
     from .phonetics.teacher import TeacherFrames
-    from .phonetics.textanimate import TranscriptMismatchError, align_transcript, check_text
+    from .phonetics.textanimate import TranscriptMismatchError, align_transcript, check_transcript
 
-    text = check_text(text)
-    if language.split("-")[0].lower() != "en":
-        raise InputError(f"text-assisted animation supports English only (the aligner's model), got {language!r}")
+    text = check_transcript(text, language)
     network = dict(fps=fps, model=model, progress=progress, layers=layers, mouth_only=mouth_only,
                    timing_offset=timing_offset, block_seconds=block_seconds)
     from .heap import fix_mmap_threshold, release_free_memory
@@ -458,22 +456,24 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
                                   timing_offset=timing_offset)
         try:
             speech = iter(teacher)
-            if layer_pass.active:
+            no_rows = np.zeros((0, len(teacher.channels)), np.float32)
+
+            def catch_up() -> None:
                 # The teacher's blocks are pulled only as far as the layers have got, so neither
                 # runs more than a block ahead of the other.
+                while sink.frames_waiting > sink.rows_waiting:
+                    rows = next(speech, None)
+                    if rows is None:
+                        return
+                    sink.emit(rows, [])
+
+            if layer_pass.active:
                 for block in samples.blocks(_block_samples(block_seconds)):
                     layer_pass.feed(block)
-                    frames = layer_pass.take()
-                    want = sum(len(f) for f in frames) + sink.frames_waiting
-                    rows = []
-                    while sink.rows_waiting + sum(len(r) for r in rows) < want:
-                        nxt = next(speech, None)
-                        if nxt is None:
-                            break
-                        rows.append(nxt)
-                    sink.emit(np.concatenate(rows) if rows else np.zeros((0, len(teacher.channels)), np.float32),
-                              frames)
-                sink.emit(np.zeros((0, len(teacher.channels)), np.float32), layer_pass.close(n_out))
+                    sink.emit(no_rows, layer_pass.take())
+                    catch_up()
+                sink.emit(no_rows, layer_pass.close(n_out))
+                catch_up()
             for rows in speech:
                 sink.emit(rows, [])
             meta = {**teacher.meta, **text_meta, "backend": "text"}

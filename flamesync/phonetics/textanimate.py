@@ -30,6 +30,14 @@ def check_text(text: object) -> str:
     return text.strip()
 
 
+def check_transcript(text: object, language: str) -> str:
+    """The transcript, stripped, for the aligner (English); InputError when it cannot be used."""
+    text = check_text(text)
+    if language.split("-")[0].lower() != "en":
+        raise InputError(f"text-assisted animation supports English only (the aligner's model), got {language!r}")
+    return text
+
+
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     """Write mono float audio as 16-bit PCM WAV, atomically."""
     import soundfile as sf
@@ -258,9 +266,7 @@ def animate_with_text(
     """
     from ..audio import SampleFile
 
-    text = check_text(text)
-    if language.split("-")[0].lower() != "en":
-        raise InputError(f"text-assisted animation supports English only (the aligner's model), got {language!r}")
+    text = check_transcript(text, language)
     if isinstance(audio, (np.ndarray, SampleFile)):
         return _animate_with_text(audio, text, fps=fps, language=language, sample_rate=sample_rate, check=check,
                                   style=style)
