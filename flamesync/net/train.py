@@ -542,9 +542,10 @@ def open_corpora(cfg: dict) -> list:
 def open_real_corpora(cfg: dict) -> list:
     """The real-speech corpora of ``cfg["corpus"]["real"]``, each built first if it is missing.
 
-    Each entry is ``{name or path, source, layout, val_share}``: ``source`` is the folder of
+    Each entry is ``{name or path, source, layout, val_share, seed}``: ``source`` is the folder of
     transcribed recordings that :func:`flamesync.data.real.build_real_corpus` aligns into the
-    corpus folder, ``val_share`` the share of its speakers held out (default 0.15).
+    corpus folder, ``val_share`` the share of its speakers held out (default 0.15), ``seed`` which
+    ones (default: the run's seed; pin it when runs of other seeds must hold out the same speakers).
     """
     from ..data.corpus import Corpus
 
@@ -564,7 +565,7 @@ def open_real_corpora(cfg: dict) -> list:
                 raise InputError(f"no real-speech corpus at {path} and the config gives no 'source' folder to build it from")
             from ..data.real import build_real_corpus
 
-            build_real_corpus(spec["source"], path, layout=spec.get("layout", "auto"), seed=int(cfg["seed"]),
+            build_real_corpus(spec["source"], path, layout=spec.get("layout", "auto"), seed=int(spec.get("seed", cfg["seed"])),
                               val_share=float(spec.get("val_share", 0.15)))
         out.append(Corpus(path))
     return out
