@@ -118,6 +118,23 @@ def test_animate_with_text_array_input(realspeech_dir):
     assert anim.audio_path is None and anim.n_frames == round(len(audio) / sr * 25)
 
 
+def test_align_transcript_apart_equals_in_process(realspeech_dir):
+    # The streamed --text path aligns in a child process (its heap ends with it); same answers.
+    from flamesync.audio import SampleFile
+    from flamesync.phonetics.textanimate import (TranscriptMismatchError, align_transcript,
+                                                 align_transcript_apart)
+
+    with SampleFile.from_file(realspeech_dir / "speechbrain__spk1_snt1.wav") as x:
+        text = "the child almost hurt the small dog"
+        assert align_transcript_apart(x, text) == align_transcript(x, text)
+        errors = []
+        for fn in (align_transcript_apart, align_transcript):
+            with pytest.raises(TranscriptMismatchError) as info:
+                fn(x, "go forward ten meters and then stop")
+            errors.append((str(info.value), info.value.confidence))
+        assert errors[0] == errors[1] and errors[0][1] is not None
+
+
 def test_animate_with_text_errors(tmp_path, realspeech_dir):
     wav = realspeech_dir / "speechbrain__spk1_snt1.wav"
     with pytest.raises(InputError, match="empty"):
