@@ -478,8 +478,6 @@ class AnimationWriter:
     def close(self, *, fps: float, audio_path: str | None = None, audio_offset: float = 0.0,
               meta: Mapping[str, Any] | None = None) -> None:
         """Finish the values and write the header; the frames written must be those announced."""
-        from numpy.lib import format as npy
-
         if self.written != self.n_frames:
             self.abort()
             raise InputError(f"{self.written} frames written, {self.n_frames} announced")
@@ -488,7 +486,7 @@ class AnimationWriter:
             header = file_header(fps=fps, channels=self.channels, n_frames=self.n_frames, audio_path=audio_path,
                                  audio_offset=audio_offset, meta=meta or {})
             with self._zip.open("header.npy", "w", force_zip64=True) as fid:
-                npy.write_array(fid, np.array(json.dumps(header, sort_keys=True)), allow_pickle=True)
+                write_text_npy(fid, json.dumps(header, sort_keys=True))
             self._zip.close()
         finally:
             self._fh.close()
@@ -503,6 +501,23 @@ class AnimationWriter:
             pass
         finally:
             self._fh.close()
+
+
+def write_text_npy(fid, text: str, *, chunk_chars: int = 1 << 16) -> None:
+    """Write ``text`` as ``.npy`` of a 0-d unicode array, the bytes ``np.save(np.array(text))`` writes.
+
+    Without the array: numpy keeps unicode as 4 bytes per character, and ``write_array`` makes a
+    second copy of those bytes, so a long take's header (its phone list runs to megabytes) took
+    eight times its length in memory at the end of a run that was otherwise flat.
+    """
+    from numpy.lib import format as npy
+
+    if not text or text.endswith("\0"):  # numpy stores these otherwise (and drops trailing NULs)
+        npy.write_array(fid, np.array(text), allow_pickle=False)
+        return
+    npy.write_array_header_1_0(fid, {"descr": f"<U{len(text)}", "fortran_order": False, "shape": ()})
+    for i in range(0, len(text), chunk_chars):
+        fid.write(text[i: i + chunk_chars].encode("utf-32-le"))
 
 
 def _number(x) -> bool:

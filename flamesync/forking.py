@@ -7,7 +7,10 @@ parallel torch operation in the child can then wait forever for workers that do 
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
+import signal
 import sys
 
 
@@ -35,3 +38,68 @@ def _init(init, args) -> None:
     single_threaded_child()
     if init is not None:
         init(*args)
+
+
+def call_in_child(fn, /, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a forked child process; its result (JSON-able) comes back.
+
+    For work whose memory should end with it: what the child allocates, and the heap fragments it
+    leaves, are gone when it exits, and the parent carries on with the memory it had. A
+    :class:`~flamesync.errors.FlamesyncError` raised in the child is raised again here, same class
+    and message; any other exception becomes a RuntimeError naming it. If this process is
+    interrupted meanwhile (Ctrl-C, the SIGTERM handler), the child is killed and reaped before the
+    interruption goes on. Where the platform cannot fork, ``fn`` runs here.
+    """
+    if not hasattr(os, "fork"):
+        return fn(*args, **kwargs)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.close(read_fd)
+            single_threaded_child()
+            try:
+                out = {"result": fn(*args, **kwargs)}
+            except Exception as exc:
+                out = {"error": {"module": type(exc).__module__, "name": type(exc).__qualname__, "message": str(exc)}}
+            data = json.dumps(out).encode("utf-8")
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view):]
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd, "rb") as fh:
+            data = fh.read()
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        raise
+    if status != 0 or not data:
+        raise RuntimeError(f"a worker process ended without an answer (wait status {status})")
+    out = json.loads(data.decode("utf-8"))
+    if "error" in out:
+        raise _rebuilt(out["error"])
+    return out["result"]
+
+
+def _rebuilt(err: dict) -> BaseException:
+    from .errors import FlamesyncError
+
+    try:
+        cls = getattr(importlib.import_module(err["module"]), err["name"])
+    except (ImportError, AttributeError, ValueError):
+        cls = None
+    if isinstance(cls, type) and issubclass(cls, FlamesyncError):
+        try:
+            return cls(err["message"])
+        except TypeError:  # a subclass that needs more than its message
+            pass
+    return RuntimeError(f"{err['name']} in a worker process: {err['message']}")

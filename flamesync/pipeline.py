@@ -414,7 +414,7 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
     from .audio.io import SAMPLE_RATE, SILENT_PEAK
     from .expressive import BlockLayers
     from .phonetics.teacher import TeacherFrames
-    from .phonetics.textanimate import TranscriptMismatchError, align_transcript, check_transcript
+    from .phonetics.textanimate import TranscriptMismatchError, align_transcript_apart, check_transcript
 
     text = check_transcript(text, language)
     network = dict(fps=fps, model=model, progress=progress, layers=layers, mouth_only=mouth_only,
@@ -431,7 +431,8 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
             _stream_to_npz(audio, out, **network)
             return
         try:
-            phones, text_meta = align_transcript(samples, text, language=language, check=on_mismatch != "ignore")
+            phones, text_meta = align_transcript_apart(samples, text, language=language,
+                                                       check=on_mismatch != "ignore")
         except TranscriptMismatchError as exc:
             if on_mismatch != "fallback":
                 raise

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from ..animation import Animation
 from ..errors import InputError
-from .confidence import TranscriptMismatchError
+from .confidence import AlignmentConfidence, TranscriptMismatchError
 from .teacher import phones_to_animation
 from .types import SILENCE, Utterance
 
@@ -331,6 +332,37 @@ def align_transcript(samples, text: str, *, language: str = "en", check: bool = 
     if fit is not None:
         meta["transcript_fit"] = fit
     return utt.phones, meta
+
+
+def align_transcript_apart(samples, text: str, *, language: str = "en", check: bool = True) -> tuple[list, dict]:
+    """:func:`align_transcript` in a forked child process, where the platform forks.
+
+    An alignment allocates and frees small objects per phone and per segment for as long as the
+    recording lasts, and pocketsphinx loads a decoder per search kind; the heap they leave keeps
+    its high-water mark for the rest of the process (an hour of speech left about 20 MB more than
+    ten minutes did, before the frames were even made). In a child, all of that ends with the
+    child: the parent gets the phones and the header's record of them, and makes the frames with
+    the memory it had before. Same results as :func:`align_transcript` (the child is a copy of
+    this process, every search starts from a fresh front end).
+    """
+    from ..forking import call_in_child
+    from .types import PhoneSegment
+
+    def work():
+        try:
+            phones, meta = align_transcript(samples, text, language=language, check=check)
+        except TranscriptMismatchError as exc:
+            conf = None if exc.confidence is None else dataclasses.asdict(exc.confidence)
+            return {"mismatch": str(exc), "confidence": conf}
+        return {"phones": [[p.start, p.end, p.phone, p.label] for p in phones], "meta": meta}
+
+    out = call_in_child(work)
+    if "mismatch" in out:
+        conf = out["confidence"]
+        if conf is not None:
+            conf = AlignmentConfidence(**{**conf, "words": tuple(conf["words"])})
+        raise TranscriptMismatchError(out["mismatch"], confidence=conf)
+    return [PhoneSegment(*p) for p in out["phones"]], out["meta"]
 
 
 def recognized_phones(samples: np.ndarray) -> tuple[str, list]:

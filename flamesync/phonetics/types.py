@@ -18,7 +18,7 @@ from ..errors import InputError
 SILENCE = "_"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PhoneSegment:
     """One phone of an utterance.
 
@@ -43,7 +43,7 @@ class PhoneSegment:
         return self.end - self.start
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WordSegment:
     """One word of an utterance, spanning its phones (seconds)."""
 

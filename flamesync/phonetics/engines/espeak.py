@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import json
 import math
 import os
 import threading
@@ -158,6 +159,49 @@ class _Library:
         return out
 
     def run(self, text: str, voice: str, wpm: int, pitch: int | None) -> _Raw:
+        """Samples and events of one synthesis, made in a forked child where the platform forks.
+
+        libespeak-ng carries state from one synthesis to the next (the same text spoken twice in
+        one process differs in length and samples) and has no call to reset it; re-initialising
+        it hangs. A child forked from a parent that never synthesises starts from the same state
+        every time, so the same text gives the same samples however many came before.
+        """
+        if not hasattr(os, "fork"):
+            return self._run_here(text, voice, wpm, pitch)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: synthesise, send, leave without running the parent's exit code
+            status = 1
+            try:
+                os.close(read_fd)
+                _reseed_rand()
+                try:
+                    raw = self._run_here(text, voice, wpm, pitch)
+                    head = {"events": raw.events}
+                    body = b"".join(np.ascontiguousarray(b, np.int16).tobytes() for b in raw.samples)
+                except InputError as exc:
+                    head, body = {"error": str(exc)}, b""
+                data = json.dumps(head).encode("utf-8")
+                _write_all(write_fd, len(data).to_bytes(8, "little") + data + body)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_fd)
+        try:
+            with os.fdopen(read_fd, "rb") as fh:
+                data = fh.read()
+        finally:
+            _, status = os.waitpid(pid, 0)
+        if status != 0 or len(data) < 8:
+            raise RuntimeError(f"the espeak synthesis process failed (wait status {status})")
+        n = int.from_bytes(data[:8], "little")
+        head = json.loads(data[8: 8 + n].decode("utf-8"))
+        if "error" in head:
+            raise InputError(head["error"])
+        samples = np.frombuffer(data, np.int16, offset=8 + n) if len(data) > 8 + n else np.zeros(0, np.int16)
+        return _Raw([samples], [tuple(e) for e in head["events"]])
+
+    def _run_here(self, text: str, voice: str, wpm: int, pitch: int | None) -> _Raw:
         if self.lib.espeak_SetVoiceByName(voice.encode("utf-8")) != 0:
             raise InputError(f"espeak has no voice {voice!r} (see the engine's voices())")
         self.lib.espeak_SetParameter(_PARAM_RATE, wpm, 0)
@@ -188,14 +232,24 @@ def _library() -> _Library:
         else:
             _LIB.lock = threading.Lock()
         _LIB_PID = os.getpid()
-        # Voice variants draw breath noise from the C library's rand(), whose state a forked child
-        # inherits too: start each process's espeak from a fresh process's state (glibc treats an
-        # unseeded rand() as srand(1)), so its output never depends on what the parent ran.
-        try:
-            ctypes.CDLL(None).srand(1)
-        except (OSError, AttributeError):  # no C library with srand (not glibc or musl)
-            pass
+        _reseed_rand()
     return _LIB
+
+
+def _reseed_rand() -> None:
+    """Voice variants draw breath noise from the C library's rand(), whose state a forked child
+    inherits too: start each synthesis from a fresh process's state (glibc treats an unseeded
+    rand() as srand(1)), so its output never depends on what ran before."""
+    try:
+        ctypes.CDLL(None).srand(1)
+    except (OSError, AttributeError):  # no C library with srand (not glibc or musl)
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _pitch_param(factor: float | None) -> int | None:
