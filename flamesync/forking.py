@@ -46,12 +46,33 @@ def call_in_child(fn, /, *args, **kwargs):
     For work whose memory should end with it: what the child allocates, and the heap fragments it
     leaves, are gone when it exits, and the parent carries on with the memory it had. A
     :class:`~flamesync.errors.FlamesyncError` raised in the child is raised again here, same class
-    and message; any other exception becomes a RuntimeError naming it. If this process is
-    interrupted meanwhile (Ctrl-C, the SIGTERM handler), the child is killed and reaped before the
-    interruption goes on. Where the platform cannot fork, ``fn`` runs here.
+    and message; any other exception becomes a RuntimeError naming it. Where the platform cannot
+    fork, ``fn`` runs here.
     """
     if not hasattr(os, "fork"):
         return fn(*args, **kwargs)
+
+    def child() -> bytes:
+        try:
+            out = {"result": fn(*args, **kwargs)}
+        except Exception as exc:
+            out = {"error": {"module": type(exc).__module__, "name": type(exc).__qualname__, "message": str(exc)}}
+        return json.dumps(out).encode("utf-8")
+
+    out = json.loads(bytes_from_child(child).decode("utf-8"))
+    if "error" in out:
+        raise _rebuilt(out["error"])
+    return out["result"]
+
+
+def bytes_from_child(fn) -> bytes:
+    """The bytes ``fn()`` returns, computed in a forked child (POSIX only).
+
+    The child leaves with ``os._exit`` (no exit handlers, no cleanup of the parent's state); an
+    exception in it ends it without an answer, which raises RuntimeError here. If this process is
+    interrupted meanwhile (Ctrl-C, the SIGTERM handler), the child is killed and reaped before
+    the interruption goes on.
+    """
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -59,12 +80,7 @@ def call_in_child(fn, /, *args, **kwargs):
         try:
             os.close(read_fd)
             single_threaded_child()
-            try:
-                out = {"result": fn(*args, **kwargs)}
-            except Exception as exc:
-                out = {"error": {"module": type(exc).__module__, "name": type(exc).__qualname__, "message": str(exc)}}
-            data = json.dumps(out).encode("utf-8")
-            view = memoryview(data)
+            view = memoryview(fn())
             while view:
                 view = view[os.write(write_fd, view):]
             status = 0
@@ -82,12 +98,9 @@ def call_in_child(fn, /, *args, **kwargs):
         except (ProcessLookupError, ChildProcessError):
             pass
         raise
-    if status != 0 or not data:
+    if status != 0:
         raise RuntimeError(f"a worker process ended without an answer (wait status {status})")
-    out = json.loads(data.decode("utf-8"))
-    if "error" in out:
-        raise _rebuilt(out["error"])
-    return out["result"]
+    return data
 
 
 def _rebuilt(err: dict) -> BaseException:

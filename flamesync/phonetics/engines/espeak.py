@@ -168,32 +168,20 @@ class _Library:
         """
         if not hasattr(os, "fork"):
             return self._run_here(text, voice, wpm, pitch)
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: synthesise, send, leave without running the parent's exit code
-            status = 1
+        from ...forking import bytes_from_child
+
+        def child() -> bytes:
+            _reseed_rand()
             try:
-                os.close(read_fd)
-                _reseed_rand()
-                try:
-                    raw = self._run_here(text, voice, wpm, pitch)
-                    head = {"events": raw.events}
-                    body = b"".join(np.ascontiguousarray(b, np.int16).tobytes() for b in raw.samples)
-                except InputError as exc:
-                    head, body = {"error": str(exc)}, b""
-                data = json.dumps(head).encode("utf-8")
-                _write_all(write_fd, len(data).to_bytes(8, "little") + data + body)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_fd)
-        try:
-            with os.fdopen(read_fd, "rb") as fh:
-                data = fh.read()
-        finally:
-            _, status = os.waitpid(pid, 0)
-        if status != 0 or len(data) < 8:
-            raise RuntimeError(f"the espeak synthesis process failed (wait status {status})")
+                raw = self._run_here(text, voice, wpm, pitch)
+                head = {"events": raw.events}
+                body = b"".join(np.ascontiguousarray(b, np.int16).tobytes() for b in raw.samples)
+            except InputError as exc:
+                head, body = {"error": str(exc)}, b""
+            data = json.dumps(head).encode("utf-8")
+            return len(data).to_bytes(8, "little") + data + body
+
+        data = bytes_from_child(child)
         n = int.from_bytes(data[:8], "little")
         head = json.loads(data[8: 8 + n].decode("utf-8"))
         if "error" in head:
@@ -244,12 +232,6 @@ def _reseed_rand() -> None:
         ctypes.CDLL(None).srand(1)
     except (OSError, AttributeError):  # no C library with srand (not glibc or musl)
         pass
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _pitch_param(factor: float | None) -> int | None:
