@@ -313,6 +313,12 @@ def align_transcript(samples, text: str, *, language: str = "en", check: bool = 
     TranscriptMismatchError
         ``check`` and the transcript is not what the audio says.
     """
+    phones, aligner, fit = _aligned_and_checked(samples, text, language=language, check=check)
+    return phones, _text_meta(text, phones, aligner, fit)
+
+
+def _aligned_and_checked(samples, text: str, *, language: str, check: bool) -> tuple[list, str, dict | None]:
+    """The aligned phones, the aligner's name and the transcript fit (None unchecked)."""
     from ..audio.io import SAMPLE_RATE
     from .align import align
 
@@ -327,11 +333,15 @@ def align_transcript(samples, text: str, *, language: str = "en", check: bool = 
             raise TranscriptMismatchError(f"the transcript does not match the speech: {reason}",
                                           confidence=conf)
         fit = {k: v for k, v in conf.to_dict().items() if k != "words"}
-    meta = {"mode": "text", "text": text, "aligner": utt.engine or "pocketsphinx",
-            "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in utt.phones]}
+    return utt.phones, utt.engine or "pocketsphinx", fit
+
+
+def _text_meta(text: str, phones: list, aligner: str, fit: dict | None) -> dict:
+    meta = {"mode": "text", "text": text, "aligner": aligner,
+            "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in phones]}
     if fit is not None:
         meta["transcript_fit"] = fit
-    return utt.phones, meta
+    return meta
 
 
 def align_transcript_apart(samples, text: str, *, language: str = "en", check: bool = True) -> tuple[list, dict]:
@@ -350,11 +360,15 @@ def align_transcript_apart(samples, text: str, *, language: str = "en", check: b
 
     def work():
         try:
-            phones, meta = align_transcript(samples, text, language=language, check=check)
+            phones, aligner, fit = _aligned_and_checked(samples, text, language=language, check=check)
         except TranscriptMismatchError as exc:
             conf = None if exc.confidence is None else dataclasses.asdict(exc.confidence)
             return {"mismatch": str(exc), "confidence": conf}
-        return {"phones": [[p.start, p.end, p.phone, p.label] for p in phones], "meta": meta}
+        # Columns of the phones' own objects (no list or number made per phone here): the child's
+        # last step should not be the biggest.
+        return {"start": [p.start for p in phones], "end": [p.end for p in phones],
+                "phone": [p.phone for p in phones], "label": [p.label for p in phones],
+                "aligner": aligner, "fit": fit}
 
     out = call_in_child(work)
     if "mismatch" in out:
@@ -362,7 +376,8 @@ def align_transcript_apart(samples, text: str, *, language: str = "en", check: b
         if conf is not None:
             conf = AlignmentConfidence(**{**conf, "words": tuple(conf["words"])})
         raise TranscriptMismatchError(out["mismatch"], confidence=conf)
-    return [PhoneSegment(*p) for p in out["phones"]], out["meta"]
+    phones = [PhoneSegment(*p) for p in zip(out.pop("start"), out.pop("end"), out.pop("phone"), out.pop("label"))]
+    return phones, _text_meta(text, phones, out["aligner"], out["fit"])
 
 
 def recognized_phones(samples: np.ndarray) -> tuple[str, list]:
