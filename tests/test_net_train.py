@@ -235,6 +235,21 @@ def test_speed_perturbation_scales_audio_and_targets_together():
         assert abs(onset - 10 * 320 * k_out / 160) < 160
 
 
+def test_tempo_shortens_crop_and_targets_together_and_keeps_old_streams():
+    ex = _example(260)
+    fast = _batch(ex, p_tempo=1.0, tempo=(1.3, 1.3))
+    assert fast["feats"].shape[1] == 400 and fast["weights"].shape == (1, 200, 3)
+    assert fast["valid"].numpy().all()
+    assert int(fast["closure"].sum()) in (7, 8)  # the 10-frame closure, 1.3 times faster
+    # Tempo and speed together: 1.25 x 1.3 input frames per output frame.
+    both = _batch(_example(325), p_tempo=1.0, tempo=(1.3, 1.3), p_speed=1.0, speed=(1.25, 1.25))
+    assert int(both["closure"].sum()) in (6, 7)
+    # A config without tempo draws no extra random numbers: same batch as before tempo existed.
+    plain = _batch(_example(250), p_speed=1.0, speed=(1.25, 1.25))
+    off = _batch(_example(250), p_speed=1.0, speed=(1.25, 1.25), p_tempo=0.0, tempo=(1.5, 1.5))
+    assert torch.equal(plain["feats"], off["feats"]) and torch.equal(plain["closure"], off["closure"])
+
+
 def test_closure_detection_loss_is_noisy_or_over_each_closure():
     from flamesync.net.train import closure_detection_loss
 

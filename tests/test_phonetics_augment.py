@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,48 @@ def test_random_augment_is_seeded_and_keeps_consistency(utt):
     for u in (a, c):
         check_utterance(u)
         assert u.meta["augment"][0]["op"] == "change_voice"
+
+
+def test_change_tempo_keeps_pitch_and_moves_events_to_t_over_rate():
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    tone = (0.5 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+
+    def f0(x):
+        seg = x[4000:8000]
+        ac = np.correlate(seg, seg, "full")[len(seg) - 1:]
+        return sr / (int(np.argmax(ac[50:400])) + 50)
+
+    for rate in (0.8, 1.3, 1.5):
+        out = A.change_tempo(tone, rate=rate, sample_rate=sr)
+        assert len(out) == round(len(tone) / rate)
+        assert f0(out) == pytest.approx(150, rel=0.02)  # resampling would give 150 x rate
+        # Overlap-add of aligned periods: no dips or build-up in the level.
+        mid = out[2000:2000 + (len(out) - 4000) // 400 * 400]
+        rms = np.sqrt(np.mean(mid.reshape(-1, 400) ** 2, axis=1))
+        assert rms.min() > 0.3 and rms.max() < 0.4
+    bursts = np.zeros(3 * sr, np.float32)
+    onsets = [8000 * c for c in range(1, 6)]
+    for c, at in enumerate(onsets):
+        bursts[at: at + 400] = 0.5 * np.random.default_rng(c).standard_normal(400)
+    out = A.change_tempo(bursts, rate=1.5, sample_rate=sr)
+    found = np.flatnonzero(np.convolve(np.abs(out) > 0.05, np.ones(40), "same") > 0)
+    starts = found[np.r_[True, np.diff(found) > 1000]]
+    assert len(starts) == 5
+    assert np.all(np.abs(starts - np.array(onsets) / 1.5) < 0.012 * sr)  # within the window's shift
+    assert np.array_equal(out, A.change_tempo(bursts, rate=1.5, sample_rate=sr))  # deterministic
+
+
+def test_change_tempo_keeps_closures_as_dips_in_real_voice_audio(utt):
+    sr = utt.sample_rate
+    fast = A.change_tempo(utt.audio, rate=1.4, sample_rate=sr)
+    slowed = replace(utt, audio=fast, phones=[replace(p, start=p.start / 1.4, end=p.end / 1.4) for p in utt.phones],
+                     words=[replace(w, start=w.start / 1.4, end=w.end / 1.4) for w in utt.words])
+    assert max(_p_energy_dips(utt)) < -25
+    assert max(_p_energy_dips(slowed)) < -25  # every /p/ still a quiet stretch where the labels say
+
+
+def test_change_tempo_rejects_absurd_rates():
+    with pytest.raises(InputError, match="tempo"):
+        A.change_tempo(np.zeros(100, np.float32), rate=0.0)
+    assert len(A.change_tempo(np.zeros(0, np.float32), rate=1.2)) == 0

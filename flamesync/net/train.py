@@ -66,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
         "p_pause": 0.0,
         "p_speed": 0.0,
         "speed": [1.0, 1.0],
+        "p_tempo": 0.0,
+        "tempo": [1.0, 1.0],
         "log_every": 25,
         "val_every": 500,
         "ckpt_every": 250,
@@ -273,10 +275,33 @@ def change_speed(audio: np.ndarray, frames: list[np.ndarray], n_out: int) -> tup
     return out, [f[idx] for f in frames]
 
 
+def change_tempo_frames(audio: np.ndarray, frames: list[np.ndarray], n_out: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Speak a crop faster or slower at the same pitch; frame arrays follow by nearest frame.
+
+    Parameters
+    ----------
+    audio : (K * SAMPLES_PER_FRAME,) float32, K input frames
+    frames : per-frame arrays with first axis K (targets)
+    n_out : output length in frames
+
+    Returns
+    -------
+    audio (n_out * SAMPLES_PER_FRAME,) float32, the frame arrays with first axis n_out
+    """
+    from ..phonetics.augment import change_tempo
+
+    k = len(audio) // SAMPLES_PER_FRAME
+    out = change_tempo(audio, rate=k / n_out, sample_rate=int(FPS * SAMPLES_PER_FRAME))
+    out = np.pad(out, (0, max(0, n_out * SAMPLES_PER_FRAME - len(out))))[: n_out * SAMPLES_PER_FRAME]
+    idx = np.minimum(((np.arange(n_out) + 0.5) * k / n_out).astype(np.int64), k - 1)
+    return out.astype(np.float32), [f[idx] for f in frames]
+
+
 def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size: int, crop_frames: int,
                p_clean: float, aug: AugmentConfig, fcfg: FeatureConfig, p_silence: float = 0.0,
                silence_seconds: tuple[float, float] = (0.5, 3.0), p_pause: float = 0.0, p_speed: float = 0.0,
-               speed: tuple[float, float] = (1.0, 1.0), real: list[Example] | None = None,
+               speed: tuple[float, float] = (1.0, 1.0), p_tempo: float = 0.0,
+               tempo: tuple[float, float] = (1.0, 1.0), real: list[Example] | None = None,
                real_share: float = 0.0) -> dict[str, torch.Tensor]:
     """A batch of random crops, each independently augmented (a pure function of ``rng``).
 
@@ -286,7 +311,9 @@ def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size:
     long pause between an utterance's end and its start, and augmentation fills either with room
     tone, noise and often a breath (rest targets). With probability ``p_speed`` the crop is played
     at a speed drawn from ``speed`` (read and conversational speech is faster than TTS, and its
-    closures shorter). With ``real`` given, a crop comes from those real recordings with probability
+    closures shorter). With probability ``p_tempo`` it is also spoken at a tempo drawn from ``tempo``,
+    the pitch kept (:func:`flamesync.phonetics.augment.change_tempo`): fast speech of the same voice,
+    as in conversation. With ``real`` given, a crop comes from those real recordings with probability
     ``real_share`` (they go through the same augmentation).
     """
     feats, ws, cms, cls, vis, valid = [], [], [], [], [], []
@@ -295,13 +322,17 @@ def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size:
         pool = real if real and real_share > 0 and rng.random() < real_share else examples
         ex = pool[int(rng.integers(len(pool)))]
         s = float(rng.uniform(*speed)) if p_speed > 0 and rng.random() < p_speed else 1.0
-        total = max(1, int(round(crop_frames * s)))
+        # Drawn only when enabled, so configs without tempo keep their random stream.
+        t = float(rng.uniform(*tempo)) if p_tempo > 0 and rng.random() < p_tempo else 1.0
+        total = max(1, int(round(crop_frames * s * t)))
         audio, w, c, v, ok, pause = _lay_out_crop(ex, rng, total, p_silence=p_silence, p_pause=p_pause,
                                                   silence_seconds=silence_seconds)
         clean = rng.random() < p_clean
         if not clean and pause is not None and pause[1] > pause[0] and rng.random() < aug.p_pause_sound:
             audio = add_pause_sounds(audio, pause[0], pause[1], rng=rng, config=aug)
-        if total != crop_frames:
+        if t != 1.0:
+            audio, (w, c, v, ok) = change_tempo_frames(audio, [w, c, v, ok], max(1, int(round(total / t))))
+        if len(audio) != crop_frames * SAMPLES_PER_FRAME:
             audio, (w, c, v, ok) = change_speed(audio, [w, c, v, ok], crop_frames)
         if not clean:
             audio = augment(audio, rng=rng, config=aug)
@@ -337,7 +368,8 @@ class BatchSource:
                          p_clean=float(tc["p_clean"]), aug=aug, fcfg=fcfg, p_silence=float(tc.get("p_silence", 0.0)),
                          silence_seconds=tuple(tc.get("silence_seconds", (0.5, 3.0))),
                          p_pause=float(tc.get("p_pause", 0.0)), p_speed=float(tc.get("p_speed", 0.0)),
-                         speed=tuple(tc.get("speed", (1.0, 1.0))), real=real or None,
+                         speed=tuple(tc.get("speed", (1.0, 1.0))), p_tempo=float(tc.get("p_tempo", 0.0)),
+                         tempo=tuple(tc.get("tempo", (1.0, 1.0))), real=real or None,
                          real_share=float(real_share) if real else 0.0)
         self.examples, self.seed, self.depth = examples, seed, depth
         self.pool = None
