@@ -28,3 +28,35 @@ def test_summary_pools_counts_and_report_compares_with_the_baseline():
     assert report["better than the phone-recognition baseline: closed_vowels (fewer)"] is False
     table = format_table(scores, summary)
     assert "vowels shut" in table and "2.5% ( 40)" in table
+
+
+def test_corpus_items_spoken_faster_keep_their_phones_in_step():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from flamesync.audio.io import resample
+    from flamesync.eval.runner import Clip, EVAL_FPS, evaluate_corpus
+    from flamesync.phonetics import get_engine
+    from flamesync.phonetics.teacher import phones_to_animation
+
+    utt = get_engine("espeak").synthesize("A papa sat by the map, my mom bought me a puppy.", voice="en-us")
+    audio = resample(utt.audio, rate=utt.sample_rate, target=16000).astype(np.float32)
+    item = SimpleNamespace(audio_float=lambda: audio, phones=list(utt.phones), duration=len(audio) / 16000)
+    seen = []
+
+    def teacher(wave, phones):
+        # The teacher on the phones handed over: it closes exactly where they say, so a score that
+        # drops at another tempo would mean the phones and the audio went out of step.
+        seen.append((len(wave), phones))
+        return phones_to_animation(phones, fps=EVAL_FPS, duration=len(wave) / 16000)
+
+    pairs = [(Clip("x", "x", utt.text, "en", "src"), item)]
+    as_recorded = evaluate_corpus(pairs, {"teacher": teacher})[0]
+    fast = evaluate_corpus(pairs, {"teacher": teacher}, tempo=1.25)[0]
+    assert seen[1][0] == round(len(audio) / 1.25)
+    assert [p.phone for p in seen[1][1]] == [p.phone for p in utt.phones]
+    assert seen[1][1][-1].end == utt.phones[-1].end / 1.25
+    assert as_recorded.n_bilabial == fast.n_bilabial >= 8
+    assert as_recorded.closure == fast.closure == 1.0
+    assert abs(as_recorded.lag_ms) <= 20 and abs(fast.lag_ms) <= 20

@@ -270,9 +270,14 @@ def change_speed(audio: np.ndarray, frames: list[np.ndarray], n_out: int) -> tup
     k = len(audio) // SAMPLES_PER_FRAME
     g = math.gcd(n_out, k)
     out = resample_poly(audio, n_out // g, k // g).astype(np.float32)
-    out = np.pad(out, (0, max(0, n_out * SAMPLES_PER_FRAME - len(out))))[: n_out * SAMPLES_PER_FRAME]
+    return _fit_frames(out, frames, k, n_out)
+
+
+def _fit_frames(audio: np.ndarray, frames: list[np.ndarray], k: int, n_out: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Audio cut or padded to ``n_out`` frames; frame arrays of ``k`` frames mapped by nearest frame."""
+    audio = np.pad(audio, (0, max(0, n_out * SAMPLES_PER_FRAME - len(audio))))[: n_out * SAMPLES_PER_FRAME]
     idx = np.minimum(((np.arange(n_out) + 0.5) * k / n_out).astype(np.int64), k - 1)
-    return out, [f[idx] for f in frames]
+    return audio.astype(np.float32, copy=False), [f[idx] for f in frames]
 
 
 def change_tempo_frames(audio: np.ndarray, frames: list[np.ndarray], n_out: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -292,9 +297,7 @@ def change_tempo_frames(audio: np.ndarray, frames: list[np.ndarray], n_out: int)
 
     k = len(audio) // SAMPLES_PER_FRAME
     out = change_tempo(audio, rate=k / n_out, sample_rate=int(FPS * SAMPLES_PER_FRAME))
-    out = np.pad(out, (0, max(0, n_out * SAMPLES_PER_FRAME - len(out))))[: n_out * SAMPLES_PER_FRAME]
-    idx = np.minimum(((np.arange(n_out) + 0.5) * k / n_out).astype(np.int64), k - 1)
-    return out.astype(np.float32), [f[idx] for f in frames]
+    return _fit_frames(out, frames, k, n_out)
 
 
 def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size: int, crop_frames: int,
