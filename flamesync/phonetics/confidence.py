@@ -326,7 +326,7 @@ def transcript_confidence(word_scores: "list | np.ndarray", audio, *, segments: 
                 held = np.concatenate([held, np.zeros(max(e + 1 - held_from - len(held), (int(b) - int(a)) // FRAME_SAMPLES))])
             if e >= s:
                 held[s - held_from: e - held_from + 1] = ll / (e - s + 1)
-            top = max(top, f0 + int(e) + 1)
+            top = max(top, e + 1)  # e counts from the audio's start already (f0 added once)
     sums.feed(held)
     del held
     words, frames, n_frames = _word_fit(word_scores, sums, top, n_words)
