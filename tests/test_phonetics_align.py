@@ -114,3 +114,154 @@ def test_alignment_does_not_depend_on_what_was_decoded_before():
     align(np.concatenate([x[: len(x) // 2], other]), 16000, "hello my name")
     assert align(x, 16000, text).meta["word_scores"] == first
     assert phone_loop(x) == loop
+
+
+# --------------------------------------------- align() the same as before its result was packed
+
+
+def _assembled_as_before(x, pieces, tokens, sources, text):
+    """align()'s Utterance put together as it was before the pieces were packed into arrays: each
+    piece's phones appended to two lists of objects, the word spans kept in a dict, and (more than
+    one piece) any two pauses side by side merged over the whole lists at the end.
+
+    Returns the utterance, how many pauses were merged and how many phones' starts the closures moved.
+    """
+    from flamesync.phonetics.align import _HOP, _frame_time
+    from flamesync.phonetics.closure import refine_closures, remap_words
+    from flamesync.phonetics.phoneset import map_phone
+    from flamesync.phonetics.types import SILENCE, PhoneSegment, Utterance, WordSegment, fill_gaps
+
+    def shifted(p, dt):
+        return p if dt == 0 else PhoneSegment(p.start + dt, p.end + dt, p.phone, p.label)
+
+    phones, refined, spans, scored = [], [], {}, []
+    for piece in pieces:
+        x0, f0 = piece.start / 16000, piece.start // _HOP
+        local = []
+        for wi, arpa, a, b, ll in piece.rows():
+            start, end = _frame_time(a), _frame_time(b + 1)
+            if wi < 0:
+                local.append(PhoneSegment(start, end, SILENCE, "SIL"))
+                scored.append([-1, f0 + a, f0 + b, ll])
+                continue
+            if scored and scored[-1][0] == wi:
+                scored[-1][2], scored[-1][3] = f0 + b, scored[-1][3] + ll
+            else:
+                scored.append([wi, f0 + a, f0 + b, ll])
+            local.append(PhoneSegment(start, end, map_phone("cmu_arpabet", arpa), arpa.upper()))
+            spans.setdefault(wi, [x0 + start, None])[1] = x0 + end
+        seg = x[piece.start: piece.stop]
+        local = fill_gaps(local, len(seg) / 16000)
+        better = refine_closures(seg, sample_rate=16000, phones=local)
+        phones += [shifted(p, x0) for p in local]
+        refined += [shifted(q, x0) for q in better]
+    merged = 0
+    if len(pieces) > 1:
+        a_out, b_out = [], []
+        for p, q in zip(phones, refined):
+            if a_out and p.phone == q.phone == a_out[-1].phone == b_out[-1].phone == SILENCE:
+                a_out[-1] = PhoneSegment(a_out[-1].start, p.end, SILENCE, a_out[-1].label)
+                b_out[-1] = PhoneSegment(b_out[-1].start, q.end, SILENCE, b_out[-1].label)
+                merged += 1
+                continue
+            a_out.append(p)
+            b_out.append(q)
+        phones, refined = a_out, b_out
+    duration = len(x) / 16000
+    words, k = [], 0
+    for token, ws in tokens:
+        first, last = spans[k], spans[k + len(ws) - 1]
+        k += len(ws)
+        words.append(WordSegment(first[0], min(last[1], duration), token.strip(".,;:!?\"()[]“”«»") or token))
+    words = remap_words(words, phones, refined)
+    meta = {"pronunciations": {w: {"phones": p[0], "source": s} for w, (p, s) in sources.items() if s != "model"},
+            "word_scores": scored, "dict_words": [w for _, ws in tokens for w in ws],
+            "tokens": [len(ws) for _, ws in tokens]}
+    if len(pieces) > 1:
+        meta["segments"] = [[p.start, p.stop] for p in pieces]
+    moved = sum(p.start != q.start for p, q in zip(phones, refined))
+    return Utterance(audio=x, sample_rate=16000, phones=refined, words=words, text=text, language="en-us",
+                     voice="", engine="pocketsphinx", meta=meta), merged, moved
+
+
+def _assert_same_utterance(got, want):
+    # repr as well as ==: an int where a float was (0 for 0.0) would change the files written.
+    for field in ("phones", "words", "meta", "text", "language", "voice", "engine", "sample_rate"):
+        assert getattr(got, field) == getattr(want, field), field
+        assert repr(getattr(got, field)) == repr(getattr(want, field)), field
+    assert got.audio is want.audio
+
+
+def test_packed_pieces_give_the_utterance_assembled_as_before():
+    # Made-up pieces with every joining case: pauses meeting at a cut, a piece that is all pause,
+    # a word whose phones run on into the next piece, a stop after a pause and after a vowel.
+    from flamesync.phonetics.align import PackedAlignment, _pack, _Piece
+
+    rng = np.random.default_rng(5)
+    x = (0.1 * rng.standard_normal(16000 * 7)).astype(np.float32)
+    x[16000: 16000 + 2400] *= 1e-3  # quiet before the "P" at 1.25 s: a closure to give back to it
+    x[3 * 16000 + 4000: 3 * 16000 + 4800] *= 1e-3  # and before the "B"
+    pieces = [
+        _Piece.of(0, 32000, [(-1, None, 0, 9, -50.0), (0, "HH", 10, 19, -300.5), (0, "AY", 20, 39, -400.25),
+                             (1, "P", 40, 49, -120.0), (1, "AA", 50, 69, -210.0), (-1, None, 70, 199, -900.0)], 2),
+        _Piece.of(32000, 48000, [(-1, None, 0, 99, 0.0)], 0),
+        _Piece.of(48000, 96000, [(-1, None, 0, 29, -60.0), (2, "B", 30, 44, -130.0), (2, "IY", 45, 99, -333.0),
+                                 (3, "M", 100, 249, -800.0), (3, "AH", 250, 299, -91.5)], 2),
+        _Piece.of(96000, 112000, [(3, "AH", 0, 39, -77.0), (-1, None, 40, 99, -10.0)], 1),
+    ]
+    tokens = [("Hi,", ["hi"]), ("papa", ["papa"]), ("be-ma!", ["be", "ma"])]
+    sources = {"hi": ([["HH", "AY"]], "model"), "papa": ([["P", "AA"]], "cmudict"),
+               "be": ([["B", "IY"]], "model"), "ma": ([["M", "AH"]], "lexicon")}
+    want, merged, moved = _assembled_as_before(x, pieces, tokens, sources, "Hi, papa be-ma!")
+    assert merged >= 2
+    assert want.meta["word_scores"][-2][:3] == [3, 400, 639]  # word 3 across the cut, one row
+    assert moved >= 1  # a closure was given back, so the words are remapped
+    packed = PackedAlignment(audio=x, text="Hi, papa be-ma!", tokens=tokens, dict_words=["hi", "papa", "be", "ma"],
+                             sources=sources, segments=[[p.start, p.stop] for p in pieces],
+                             **_pack(x, pieces, 4))
+    _assert_same_utterance(packed.utterance(), want)
+    assert packed.n_spoken == sum(p.phone != "_" for p in want.phones)
+
+
+@pytest.fixture(scope="module")
+def example_thrice():
+    """The example said three times, 1 s of silence between (about 23 s), and its transcript."""
+    from pathlib import Path
+
+    from flamesync.audio.io import load_audio
+
+    ex = Path(__file__).resolve().parents[1] / "assets" / "examples"
+    x = load_audio(ex / "hello.wav")
+    gap = np.zeros(16000, np.float32)
+    text = (ex / "hello.txt").read_text().strip()
+    return x, text, np.concatenate([x, gap, x, gap, x]), " ".join([text] * 3)
+
+
+@pytest.mark.parametrize("segmented", [False, True])
+def test_align_gives_the_utterance_assembled_as_before(monkeypatch, example_thrice, segmented):
+    import importlib
+
+    from flamesync.phonetics.g2p import words_of
+
+    mod = importlib.import_module("flamesync.phonetics.align")
+    seen = {}
+    real_pack, real_prons = mod._pack, mod.pronunciations
+
+    def pack(x, pieces, n_words):
+        seen["pieces"] = pieces
+        return real_pack(x, pieces, n_words)
+
+    def prons(*args, **kw):
+        seen["sources"] = real_prons(*args, **kw)  # the same dict align() then completes
+        return seen["sources"]
+
+    monkeypatch.setattr(mod, "_pack", pack)
+    monkeypatch.setattr(mod, "pronunciations", prons)
+    one, text1, three, text3 = example_thrice
+    x, text = (three, text3) if segmented else (one, text1)
+    utt = align(x, 16000, text, segment_seconds=9.0 if segmented else None,
+                lexicon={"hello": ["HH", "AH0", "L", "OW1"]})
+    assert (len(seen["pieces"]) >= 3) == segmented
+    want, merged, _ = _assembled_as_before(utt.audio, seen["pieces"], words_of(text), seen["sources"], text)
+    assert merged > 0 or not segmented
+    _assert_same_utterance(utt, want)

@@ -239,3 +239,29 @@ def test_say_cli_long_text_streams_the_wav(tmp_path):
                     str(tmp_path / "fresh" / "long.npz"), "--emotion", "happy"], check=True, capture_output=True)
     assert np.array_equal(Animation.load(tmp_path / "fresh" / "long.npz").values, anim.values)
     assert (tmp_path / "fresh" / "long.wav").read_bytes() == (tmp_path / "long.wav").read_bytes()
+
+
+def test_align_transcript_is_align_and_its_check(monkeypatch):
+    # The --text path aligns into arrays and checks the transcript on them; a recording long enough
+    # to be aligned in segments gets the phones of align() and the fit of alignment_confidence().
+    import importlib
+    from pathlib import Path
+
+    from flamesync.audio.io import load_audio
+    from flamesync.phonetics.align import align
+    from flamesync.phonetics.confidence import alignment_confidence
+    from flamesync.phonetics.textanimate import align_transcript
+
+    pytest.importorskip("pocketsphinx")
+    monkeypatch.setattr(importlib.import_module("flamesync.phonetics.align"), "SEGMENT_SECONDS", 9.0)
+    ex = Path(__file__).resolve().parents[1] / "assets" / "examples"
+    one = load_audio(ex / "hello.wav")
+    x = np.concatenate([one, np.zeros(16000, np.float32), one, np.zeros(16000, np.float32), one])
+    text = " ".join([(ex / "hello.txt").read_text().strip()] * 3)
+    phones, meta = align_transcript(x, text)
+    utt = align(x, 16000, text)
+    assert len(utt.meta["segments"]) >= 3
+    assert repr(phones) == repr(utt.phones)
+    want = {k: v for k, v in alignment_confidence(utt).to_dict().items() if k != "words"}
+    assert meta["transcript_fit"] == want and meta["aligner"] == "pocketsphinx"
+    assert meta["phones"] == [[round(p.start, 4), round(p.end, 4), p.phone] for p in utt.phones]

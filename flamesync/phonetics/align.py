@@ -291,6 +291,25 @@ def align(
         Unsupported language, empty or unspeakable text, silent/corrupt/too short audio, or a
         transcript the audio cannot be aligned to.
     """
+    return align_packed(audio, sample_rate, text, language=language, lexicon=lexicon,
+                        segment_seconds=segment_seconds).utterance()
+
+
+def align_packed(
+    audio: "np.ndarray | str | os.PathLike",
+    sample_rate: int | None = None,
+    text: str = "",
+    *,
+    language: str = "en",
+    lexicon: dict[str, list[str]] | None = None,
+    segment_seconds: float | None = None,
+) -> "PackedAlignment":
+    """:func:`align` with the result kept in arrays (:class:`PackedAlignment`), the same numbers.
+
+    For long recordings: :func:`align`'s phone, word and score objects take about 300 bytes a phone
+    (30 MB over three hours of speech, on top of the heap they fragment), the arrays about 60.
+    Parameters and errors as :func:`align`.
+    """
     check_language(language)
     segment_seconds = SEGMENT_SECONDS if segment_seconds is None else float(segment_seconds)
     if not segment_seconds > 1.0:
@@ -302,7 +321,6 @@ def align(
         raise InputError(f"transcript has no speakable words: {text[:60]!r}")
     x = _prepare_audio(audio, sample_rate)
     dict_words = [w for _, ws in tokens for w in ws]
-    duration = len(x) / SAMPLE_RATE
     with _LOCK:
         sources = pronunciations(dict_words, _align_decoder(WIDE))
         for w, phones in (lexicon or {}).items():
@@ -313,58 +331,165 @@ def align(
             pieces = [_align_piece(x, 0, len(x), prons, 0, len(prons), 0)]
         else:
             pieces = _align_segments(x, prons, segment_seconds=segment_seconds)
-    phones: list[PhoneSegment] = []
-    refined: list[PhoneSegment] = []
-    spans: dict[int, list[float]] = {}
-    # Per dictionary word: first frame, last frame, acoustic log-likelihood of its phones (for
-    # flamesync.phonetics.confidence); pauses are kept as word -1. Frames count from the start of
-    # the audio (pieces start on frame boundaries).
-    scored: list[list] = []
+    del prons
+    packed = _pack(x, pieces, len(dict_words))
+    missing = [dict_words[i] for i in np.flatnonzero(np.isnan(packed["word_first"])).tolist()]
+    if missing:
+        raise TranscriptMismatchError(f"alignment lost words {missing[:5]}; check that the text matches the speech")
+    return PackedAlignment(audio=x, text=text, tokens=tokens, dict_words=dict_words, sources=sources,
+                           segments=[[p.start, p.stop] for p in pieces] if len(pieces) > 1 else None, **packed)
+
+
+def _pack(x, pieces: list["_Piece"], n_words: int) -> dict:
+    """The pieces' phones, word spans and word scores as the arrays of :class:`PackedAlignment`.
+
+    Phone objects are made for one piece at a time (the closure refinement works on them) and
+    packed before the next; only each column's last row stays a Python value, as the next piece's
+    first pause may still extend it (two pieces' pauses that meet at a cut are one pause).
+    """
+    names: dict[str, int] = {}
+    join = len(pieces) > 1
+    word_first = np.full(n_words, np.nan)
+    word_last = np.full(n_words, np.nan)
+    phone_rows: list[list] = []  # [start, end, start before refinement, end before, phone, label]
+    score_rows: list[list] = []  # [word, first frame, last frame, log-likelihood]
+    phone_chunks: list[np.ndarray] = []
+    name_chunks: list[np.ndarray] = []
+    score_chunks: list[np.ndarray] = []
     for piece in pieces:
         x0 = piece.start / SAMPLE_RATE
         f0 = piece.start // _HOP
         local: list[PhoneSegment] = []
+        # Per dictionary word: first frame, last frame, acoustic log-likelihood of its phones (for
+        # flamesync.phonetics.confidence); pauses are kept as word -1. Frames count from the start
+        # of the audio (pieces start on frame boundaries).
         for wi, arpa, a, b, ll in piece.rows():
             start, end = _frame_time(a), _frame_time(b + 1)
             if wi < 0:
                 local.append(PhoneSegment(start, end, SILENCE, "SIL"))
-                scored.append([-1, f0 + int(a), f0 + int(b), ll])
+                score_rows.append([-1, f0 + int(a), f0 + int(b), ll])
                 continue
-            if scored and scored[-1][0] == wi:
-                scored[-1][2], scored[-1][3] = f0 + int(b), scored[-1][3] + ll
+            if score_rows and score_rows[-1][0] == wi:
+                score_rows[-1][2], score_rows[-1][3] = f0 + int(b), score_rows[-1][3] + ll
             else:
-                scored.append([wi, f0 + int(a), f0 + int(b), ll])
+                score_rows.append([wi, f0 + int(a), f0 + int(b), ll])
             local.append(PhoneSegment(start, end, map_phone("cmu_arpabet", arpa), arpa.upper()))
-            span = spans.setdefault(wi, [x0 + start, x0 + end])
-            span[1] = x0 + end
+            if np.isnan(word_first[wi]):
+                word_first[wi] = x0 + start
+            word_last[wi] = x0 + end
         seg_x = x[piece.start: piece.stop]
         local = fill_gaps(local, len(seg_x) / SAMPLE_RATE)
         # The optional inter-word silence swallows the closure of a stop that follows a pause;
         # give it back to the stop, with the same convention as the synthetic engines.
         better = refine_closures(seg_x, sample_rate=SAMPLE_RATE, phones=local)
-        phones += [_shift(p, x0) for p in local]
-        refined += [_shift(p, x0) for p in better]
-    missing = [dict_words[i] for i in range(len(dict_words)) if i not in spans]
-    if missing:
-        raise TranscriptMismatchError(f"alignment lost words {missing[:5]}; check that the text matches the speech")
-    if len(pieces) > 1:
-        phones, refined = _join(phones, refined, duration)
-    words = []
-    k = 0
-    for token, ws in tokens:
-        first, last = spans[k], spans[k + len(ws) - 1]
-        k += len(ws)
-        label = token.strip(".,;:!?\"()[]“”«»") or token
-        words.append(WordSegment(first[0], min(last[1], duration), label))
-    words = remap_words(words, phones, refined)
-    phones = refined
-    extra = {w: {"phones": p[0], "source": s} for w, (p, s) in sources.items() if s != "model"}
-    meta = {"pronunciations": extra, "word_scores": scored,
-            "dict_words": dict_words, "tokens": [len(ws) for _, ws in tokens]}
-    if len(pieces) > 1:
-        meta["segments"] = [[p.start, p.stop] for p in pieces]
-    return Utterance(audio=x, sample_rate=SAMPLE_RATE, phones=phones, words=words, text=text,
-                     language="en-us", voice="", engine="pocketsphinx", meta=meta)
+        del seg_x
+        for p, q in zip(local, better):
+            p, q = _shift(p, x0), _shift(q, x0)
+            last = phone_rows[-1] if phone_rows else None
+            if join and last is not None and p.phone == SILENCE and q.phone == SILENCE and last[4] == SILENCE:
+                # Pieces side by side: the pauses that meet at a cut become one (the first's label).
+                last[0:4] = [last[0], q.end, last[2], p.end]
+                continue
+            phone_rows.append([q.start, q.end, p.start, p.end, p.phone, p.label])
+        del local, better
+        keep = phone_rows[-1:]
+        done = phone_rows[:-1]
+        if done:
+            phone_chunks.append(np.array([r[:4] for r in done], np.float64).reshape(-1, 4))
+            name_chunks.append(np.array([[names.setdefault(r[4], len(names)), names.setdefault(r[5], len(names))]
+                                         for r in done], np.int32).reshape(-1, 2))
+        phone_rows = keep
+        if len(score_rows) > 1:
+            score_chunks.append(np.array(score_rows[:-1], np.float64).reshape(-1, 4))
+            score_rows = score_rows[-1:]
+    phone_chunks.append(np.array([r[:4] for r in phone_rows], np.float64).reshape(-1, 4))
+    name_chunks.append(np.array([[names.setdefault(r[4], len(names)), names.setdefault(r[5], len(names))]
+                                 for r in phone_rows], np.int32).reshape(-1, 2))
+    score_chunks.append(np.array(score_rows, np.float64).reshape(-1, 4))
+    times = np.concatenate(phone_chunks)
+    ids = np.concatenate(name_chunks)
+    return {"names": tuple(names), "times": times, "ids": ids, "word_scores": np.concatenate(score_chunks),
+            "word_first": word_first, "word_last": word_last}
+
+
+@dataclass
+class PackedAlignment:
+    """A transcript's alignment (:func:`align_packed`) with its phones and scores in arrays.
+
+    Attributes
+    ----------
+    audio : np.ndarray, shape (N,), or SampleFile
+        The 16 kHz audio aligned.
+    text : str
+    tokens : list of (str, list of str)
+        The transcript's tokens and the dictionary words each is read as.
+    dict_words : list of str
+        The dictionary words, in order (``word`` below counts them).
+    sources : dict
+        Each distinct word's pronunciations and their source (:func:`pronunciations`).
+    segments : list of [int, int] or None
+        Sample ranges aligned one by one; None when the audio was one search.
+    names : tuple of str
+        Phone and label names, indexed by ``ids``.
+    times : np.ndarray, shape (P, 4), float64
+        Per phone: start and end (seconds), then start and end before the closures were refined.
+    ids : np.ndarray, shape (P, 2), int32
+        Per phone: its unified phone and its label, as indices into ``names``.
+    word_scores : np.ndarray, shape (S, 4), float64
+        Per word (or pause, word -1): word index, first and last frame (10 ms, from the start of
+        the audio), the forced path's acoustic log-likelihood over them; the integers are exact.
+    word_first, word_last : np.ndarray, shape (len(dict_words),), float64
+        Where each dictionary word's first phone starts and its last phone ends, before the
+        closures were refined (seconds).
+    """
+
+    audio: "np.ndarray | SampleFile"
+    text: str
+    tokens: list
+    dict_words: list
+    sources: dict
+    segments: list | None
+    names: tuple
+    times: np.ndarray
+    ids: np.ndarray
+    word_scores: np.ndarray
+    word_first: np.ndarray
+    word_last: np.ndarray
+
+    @property
+    def n_spoken(self) -> int:
+        """Number of phones that are not pauses."""
+        sil = self.names.index(SILENCE) if SILENCE in self.names else -1
+        return int(np.count_nonzero(self.ids[:, 0] != sil))
+
+    def columns(self) -> tuple[list, list, list, list]:
+        """Starts, ends, phones and labels of the phones, as lists of Python values."""
+        return (self.times[:, 0].tolist(), self.times[:, 1].tolist(), [self.names[i] for i in self.ids[:, 0].tolist()],
+                [self.names[i] for i in self.ids[:, 1].tolist()])
+
+    def utterance(self) -> Utterance:
+        """The :class:`Utterance` that :func:`align` returns."""
+        starts, ends, phones, labels = self.columns()
+        refined = [PhoneSegment(*p) for p in zip(starts, ends, phones, labels)]
+        before = [PhoneSegment(*p) for p in zip(self.times[:, 2].tolist(), self.times[:, 3].tolist(), phones, labels)]
+        duration = len(self.audio) / SAMPLE_RATE
+        first, last = self.word_first.tolist(), self.word_last.tolist()
+        words = []
+        k = 0
+        for token, ws in self.tokens:
+            a, b = first[k], last[k + len(ws) - 1]
+            k += len(ws)
+            label = token.strip(".,;:!?\"()[]“”«»") or token
+            words.append(WordSegment(a, min(b, duration), label))
+        words = remap_words(words, before, refined)
+        extra = {w: {"phones": p[0], "source": s} for w, (p, s) in self.sources.items() if s != "model"}
+        scored = [[int(w), int(a), int(b), ll] for w, a, b, ll in self.word_scores.tolist()]
+        meta = {"pronunciations": extra, "word_scores": scored,
+                "dict_words": self.dict_words, "tokens": [len(ws) for _, ws in self.tokens]}
+        if self.segments is not None:
+            meta["segments"] = self.segments
+        return Utterance(audio=self.audio, sample_rate=SAMPLE_RATE, phones=refined, words=words, text=self.text,
+                         language="en-us", voice="", engine="pocketsphinx", meta=meta)
 
 
 _HOP = int(FRAME * SAMPLE_RATE)  # samples per pocketsphinx frame
@@ -405,21 +530,6 @@ class _Piece:
 
 def _shift(p: PhoneSegment, dt: float) -> PhoneSegment:
     return p if dt == 0 else PhoneSegment(p.start + dt, p.end + dt, p.phone, p.label)
-
-
-def _join(phones: list[PhoneSegment], refined: list[PhoneSegment], duration: float):
-    """Pieces side by side: merge the pauses that meet at a cut (the pieces' own pauses end there)."""
-    out_a: list[PhoneSegment] = []
-    out_b: list[PhoneSegment] = []
-    for p, q in zip(phones, refined):
-        if out_a and p.phone == SILENCE and out_a[-1].phone == SILENCE and q.phone == SILENCE \
-                and out_b[-1].phone == SILENCE:
-            out_a[-1] = PhoneSegment(out_a[-1].start, p.end, SILENCE, out_a[-1].label)
-            out_b[-1] = PhoneSegment(out_b[-1].start, q.end, SILENCE, out_b[-1].label)
-            continue
-        out_a.append(p)
-        out_b.append(q)
-    return out_a, out_b
 
 
 def _align_piece(x: np.ndarray, start: int, stop: int, prons, first: int, n_words: int,

@@ -95,14 +95,16 @@ def frame_energy_db(x: np.ndarray, n_frames: int, *, block_frames: int = 1 << 12
     return out
 
 
-def score_alignment(word_scores: list, loop: list[tuple[str, int, int, float]], audio: np.ndarray, *,
+def score_alignment(word_scores: "list | np.ndarray", loop: list[tuple[str, int, int, float]], audio: np.ndarray, *,
                     n_words: int, n_phones: int | None = None) -> AlignmentConfidence:
     """Compare a forced alignment with a free phone loop over the same audio.
 
     Parameters
     ----------
-    word_scores : list of [word index, first frame, last frame, log-likelihood]
-        ``utt.meta["word_scores"]`` of :func:`flamesync.phonetics.align.align`; index -1 marks pauses.
+    word_scores : list of [word index, first frame, last frame, log-likelihood], or np.ndarray
+        ``utt.meta["word_scores"]`` of :func:`flamesync.phonetics.align.align`, or the same rows as an
+        array of shape (S, 4) (:attr:`flamesync.phonetics.align.PackedAlignment.word_scores`); index -1
+        marks pauses.
     loop : list of (name, first frame, last frame, log-likelihood), or np.ndarray
         :func:`flamesync.phonetics.align.phone_loop` on the same audio, or its log-likelihoods
         already spread evenly over each segment's frames, shape (frames,).
@@ -117,40 +119,102 @@ def score_alignment(word_scores: list, loop: list[tuple[str, int, int, float]], 
     -------
     AlignmentConfidence
     """
-    if isinstance(loop, np.ndarray):  # already spread over its frames (alignment_confidence)
-        loop = np.asarray(loop, np.float64)
-        n_frames = _n_frames(word_scores, len(loop))
-        per_frame = loop if len(loop) == n_frames else np.concatenate([loop, np.zeros(n_frames - len(loop))])
+    if isinstance(loop, np.ndarray):  # already spread over its frames
+        per_frame = np.asarray(loop, np.float64)
     else:
-        n_frames = _n_frames(word_scores, max([int(b) + 1 for _, _, b, _ in loop] + [1]))
-        per_frame = _loop_per_frame(loop, n_frames)
-    words, frames = _word_fit(word_scores, per_frame, n_words)
-    del per_frame
+        n_loop = max([int(b) + 1 for _, _, b, _ in loop] + [1])
+        per_frame = _loop_per_frame(loop, _n_frames(word_scores, n_loop))
+    sums = _LoopSums(word_scores)
+    sums.feed(per_frame)
+    words, frames, n_frames = _word_fit(word_scores, sums, len(per_frame), n_words)
+    del per_frame  # before the pause checks make their own per-frame arrays
     return _judge(word_scores, words, frames, audio, n_frames=n_frames, n_phones=n_phones)
 
 
-def _n_frames(word_scores: list, n_loop: int) -> int:
-    return max([int(b) + 1 for _, _, b, _ in word_scores] + [n_loop, 1])
+def _rows(word_scores: "list | np.ndarray"):
+    """(word, first frame, last frame, log-likelihood) of each row, as Python numbers.
+
+    An array's rows are read a few thousand at a time: one list of all of them would take about
+    150 bytes a row, the arrays were made to keep long recordings' memory flat.
+    """
+    if not isinstance(word_scores, np.ndarray):
+        yield from word_scores
+        return
+    for k in range(0, len(word_scores), 4096):
+        for wi, a, b, ll in word_scores[k: k + 4096].tolist():
+            yield int(wi), int(a), int(b), ll
 
 
-def _word_fit(word_scores: list, per_frame: np.ndarray, n_words: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per word: the forced path's log-likelihood minus the loop's, per frame; and its frames."""
-    ref = np.cumsum(np.concatenate([[0.0], per_frame]))
+def _n_frames(word_scores: "list | np.ndarray", n_loop: int) -> int:
+    return max(max((int(b) + 1 for _, _, b, _ in _rows(word_scores)), default=1), n_loop, 1)
+
+
+class _LoopSums:
+    """The phone loop's log-likelihood summed from the first frame up to each frame where a word
+    starts or ends: ``np.cumsum`` of the per-frame values after a 0, at those frames only.
+
+    The frames are fed a stretch at a time, in order, and each stretch is summed on from the total
+    so far in the order ``np.cumsum`` adds (one value after another), so the sums are the same
+    numbers as from the whole array, which a long recording then never needs in memory (8 bytes a
+    10 ms frame, three such arrays at once: 26 MB over three hours).
+    """
+
+    def __init__(self, word_scores: "list | np.ndarray"):
+        if isinstance(word_scores, np.ndarray):
+            wi, a, b = (word_scores[:, k].astype(np.int64) for k in range(3))
+            used = (wi >= 0) & (b >= a)
+            needed = np.concatenate([a[used], b[used] + 1])
+        else:
+            needed = [k for wi, a, b, _ in word_scores if wi >= 0 and int(b) >= int(a) for k in (int(a), int(b) + 1)]
+        self.frames = np.unique(np.asarray(needed, np.int64))  # (K,) sorted
+        self.sums = np.zeros(len(self.frames))                 # (K,) filled as frames come
+        self._done = 0      # frames fed so far
+        self._total = 0.0   # their sum (np.cumsum's last value)
+        self._next = 0      # first entry of self.frames not yet filled
+
+    def feed(self, values: np.ndarray) -> None:
+        """The next frames' values, shape (F,)."""
+        c = np.cumsum(np.concatenate([[self._total], values]))  # c[j]: the sum before frame done + j
+        stop = int(np.searchsorted(self.frames, self._done + len(values), side="right"))
+        self.sums[self._next: stop] = c[self.frames[self._next: stop] - self._done]
+        self._next = stop
+        self._done += len(values)
+        self._total = c[-1]
+
+    def finish(self) -> None:
+        """Frames after the last fed are zeros: the sums stay where they are."""
+        self.sums[self._next:] = self._total
+        self._next = len(self.frames)
+
+    def at(self, frame: int) -> float:
+        return self.sums[int(np.searchsorted(self.frames, frame))]
+
+
+def _word_fit(word_scores: "list | np.ndarray", sums: _LoopSums, n_loop: int,
+              n_words: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per word: the forced path's log-likelihood minus the loop's, per frame; its frames; and the
+    number of frames both searches cover.
+
+    ``sums`` has been fed the loop's per-frame log-likelihood over its first ``n_loop`` frames (the
+    frames after those count as zeros).
+    """
+    n_frames = _n_frames(word_scores, n_loop)
+    sums.finish()
     words = np.full(n_words, np.nan)
     frames = np.zeros(n_words)
-    for wi, a, b, ll in word_scores:
+    for wi, a, b, ll in _rows(word_scores):
         a, b = int(a), int(b)
         if b < a or wi < 0:
             continue
         k = b - a + 1
-        total = ll - (ref[b + 1] - ref[a])
+        total = ll - (sums.at(b + 1) - sums.at(a))
         prev = 0.0 if np.isnan(words[wi]) else words[wi] * frames[wi]
         frames[wi] += k
         words[wi] = (prev + total) / frames[wi]
-    return words, frames
+    return words, frames, n_frames
 
 
-def _judge(word_scores: list, words: np.ndarray, frames: np.ndarray, audio, *, n_frames: int,
+def _judge(word_scores: "list | np.ndarray", words: np.ndarray, frames: np.ndarray, audio, *, n_frames: int,
            n_phones: int | None) -> AlignmentConfidence:
     """The whole transcript's fit from its words', and the speech its pauses leave unexplained.
 
@@ -161,17 +225,23 @@ def _judge(word_scores: list, words: np.ndarray, frames: np.ndarray, audio, *, n
     ok = np.isfinite(words)
     score = float(np.sum(words[ok] * frames[ok]) / max(frames[ok].sum(), 1.0)) if ok.all() else float("-inf")
     pause = np.zeros(n_frames, bool)
-    for wi, a, b, _ in word_scores:
+    for wi, a, b, _ in _rows(word_scores):
         a, b = int(a), int(b)
         if wi < 0 and b >= a:
             pause[max(0, a): b + 1] = True
+    # The energy per frame is made again for each use rather than copied (a partition reorders it):
+    # one float64 array per frame at a time, not two (9 MB an hour each); the same numbers each time.
     energy = frame_energy_db(audio, n_frames)
-    top = float(np.percentile(energy, 90)) - 15.0
+    top = float(np.percentile(energy, 90, overwrite_input=True)) - 15.0
+    energy = None
+    energy = frame_energy_db(audio, n_frames)
     loud_any = energy > top
     if pause.all():
         level = float(energy.max())
     else:
-        level = float(np.percentile(energy[~pause], 70, overwrite_input=True))
+        level = float(np.percentile(_compact(energy, ~pause), 70, overwrite_input=True))
+        energy = None
+        energy = frame_energy_db(audio, n_frames)
     loud = energy > level - 15.0
     del energy
     share = float((loud & pause).sum() / max(pause.sum(), 1))
@@ -182,6 +252,17 @@ def _judge(word_scores: list, words: np.ndarray, frames: np.ndarray, audio, *, n
                                unexplained_speech=unexplained, phone_rate=float(rate))
 
 
+def _compact(values: np.ndarray, keep: np.ndarray, *, block: int = 1 << 16) -> np.ndarray:
+    """``values[keep]`` made in ``values``' own memory (its first elements; the rest is left as it
+    was), a block at a time: no copy of the whole array. Shapes (N,) and (N,) bool."""
+    n = 0
+    for a in range(0, len(values), block):
+        part = values[a: a + block][keep[a: a + block]]
+        values[n: n + len(part)] = part
+        n += len(part)
+    return values[:n]
+
+
 def alignment_confidence(utt) -> AlignmentConfidence:
     """:func:`score_alignment` for an :class:`~flamesync.phonetics.types.Utterance` from ``align``.
 
@@ -189,37 +270,68 @@ def alignment_confidence(utt) -> AlignmentConfidence:
     segment at a time: ``utt.audio`` is only sliced, so it may be a
     :class:`~flamesync.audio.SampleFile` (as :func:`~flamesync.phonetics.align.align` returns for one).
     """
-    from .align import phone_loop
-
     meta = utt.meta or {}
     if "word_scores" not in meta:
         raise ValueError("the utterance carries no alignment scores (not made by flamesync.phonetics.align.align)")
     from .types import SILENCE
 
-    # A long recording aligned in segments (meta["segments"], sample ranges) is compared with a
-    # phone loop over the same segments: each search starts its own feature normalisation, and
-    # the two scores are comparable only over the same stretch of audio. It also keeps the phone
-    # loop's cost linear in the length.
+    return transcript_confidence(meta["word_scores"], utt.audio, segments=meta.get("segments"),
+                                 n_words=len(meta.get("dict_words") or ()),
+                                 n_phones=sum(p.phone != SILENCE for p in utt.phones))
+
+
+def transcript_confidence(word_scores: "list | np.ndarray", audio, *, segments: list | None, n_words: int,
+                          n_phones: int | None) -> AlignmentConfidence:
+    """:func:`score_alignment` against pocketsphinx's free phone loop, run here over ``audio``.
+
+    Parameters
+    ----------
+    word_scores : list of [word index, first frame, last frame, log-likelihood], or np.ndarray, shape (S, 4)
+        As for :func:`score_alignment`.
+    audio : np.ndarray, shape (N,), or SampleFile
+        The 16 kHz audio aligned (only sliced).
+    segments : list of [int, int] or None
+        The sample ranges aligned one by one (``meta["segments"]`` of ``align``); None: one search.
+    n_words, n_phones : int
+        As for :func:`score_alignment`.
+
+    Returns
+    -------
+    AlignmentConfidence
+    """
+    from .align import phone_loop
+
+    # A long recording aligned in segments is compared with a phone loop over the same segments:
+    # each search starts its own feature normalisation, and the two scores are comparable only over
+    # the same stretch of audio. It also keeps the phone loop's cost linear in the length.
     # Each segment's loop goes straight onto its frames (as _loop_per_frame spreads it), so no
     # list of an hour's phone-loop segments is ever held.
-    per_frame = np.zeros(-(-len(utt.audio) // FRAME_SAMPLES) + 1)
+    # Frames before a segment's first are final once it starts (a segment's loop writes only from
+    # its own first frame on; the segments come in order), so only the frames from the current
+    # segment on are held, and the sums of those before are taken as they become final.
+    sums = _LoopSums(word_scores)
+    held = np.zeros(0)  # the loop's values from frame `held_from` on
+    held_from = 0
     top = 0
-    for a, b in meta.get("segments") or [[0, len(utt.audio)]]:
+    for a, b in segments or [[0, len(audio)]]:
         f0 = int(a) // FRAME_SAMPLES
-        for _, s, e, ll in phone_loop(utt.audio[int(a): int(b)]):
+        if f0 > held_from:
+            final = held[: f0 - held_from]
+            sums.feed(final if len(final) == f0 - held_from
+                      else np.concatenate([final, np.zeros(f0 - held_from - len(final))]))
+            held, held_from = held[f0 - held_from:].copy(), f0
+        for _, s, e, ll in phone_loop(audio[int(a): int(b)]):
             s, e = max(0, f0 + int(s)), f0 + int(e)
-            if e >= len(per_frame):
-                per_frame = np.concatenate([per_frame, np.zeros(e + 1 - len(per_frame))])
+            if e - held_from >= len(held):
+                held = np.concatenate([held, np.zeros(max(e + 1 - held_from - len(held), (int(b) - int(a)) // FRAME_SAMPLES))])
             if e >= s:
-                per_frame[s: e + 1] = ll / (e - s + 1)
-            top = max(top, f0 + int(e) + 1)
-    n_frames = _n_frames(meta["word_scores"], top)
-    if n_frames > len(per_frame):
-        per_frame = np.concatenate([per_frame, np.zeros(n_frames - len(per_frame))])
-    words, frames = _word_fit(meta["word_scores"], per_frame[:n_frames], len(meta.get("dict_words") or ()))
-    del per_frame  # before the pause checks make their own per-frame arrays
-    return _judge(meta["word_scores"], words, frames, utt.audio, n_frames=n_frames,
-                  n_phones=sum(p.phone != SILENCE for p in utt.phones))
+                held[s - held_from: e - held_from + 1] = ll / (e - s + 1)
+            top = max(top, e + 1)  # e counts from the audio's start already (f0 added once)
+    sums.feed(held)
+    del held
+    words, frames, n_frames = _word_fit(word_scores, sums, top, n_words)
+    del sums
+    return _judge(word_scores, words, frames, audio, n_frames=n_frames, n_phones=n_phones)
 
 
 class TranscriptMismatchError(InputError):

@@ -21,6 +21,7 @@ from .types import SILENCE, Utterance
 
 if TYPE_CHECKING:
     from ..audio import SampleFile
+    from .align import PackedAlignment
 
 
 def check_text(text: object) -> str:
@@ -313,27 +314,39 @@ def align_transcript(samples, text: str, *, language: str = "en", check: bool = 
     TranscriptMismatchError
         ``check`` and the transcript is not what the audio says.
     """
-    phones, aligner, fit = _aligned_and_checked(samples, text, language=language, check=check)
-    return phones, _text_meta(text, phones, aligner, fit)
+    from .types import PhoneSegment
+
+    packed, fit = _aligned_and_checked(samples, text, language=language, check=check)
+    phones = [PhoneSegment(*p) for p in zip(*packed.columns())]
+    return phones, _text_meta(text, phones, _ALIGNER, fit)
 
 
-def _aligned_and_checked(samples, text: str, *, language: str, check: bool) -> tuple[list, str, dict | None]:
-    """The aligned phones, the aligner's name and the transcript fit (None unchecked)."""
+# What the header records as the aligner (align's Utterance.engine).
+_ALIGNER = "pocketsphinx"
+
+
+def _aligned_and_checked(samples, text: str, *, language: str, check: bool) -> tuple["PackedAlignment", dict | None]:
+    """The alignment, packed, and the transcript fit (None unchecked).
+
+    Packed (:func:`~flamesync.phonetics.align.align_packed`), and checked on the arrays, so that what
+    is held while the phone loop runs does not grow by a few hundred bytes of objects a phone.
+    """
     from ..audio.io import SAMPLE_RATE
-    from .align import align
+    from .align import align_packed
 
-    utt = align(samples, SAMPLE_RATE, text, language=language)
+    packed = align_packed(samples, SAMPLE_RATE, text, language=language)
     fit = None
     if check:
-        from .confidence import alignment_confidence, transcript_mismatch
+        from .confidence import transcript_confidence, transcript_mismatch
 
-        conf = alignment_confidence(utt)
+        conf = transcript_confidence(packed.word_scores, packed.audio, segments=packed.segments,
+                                     n_words=len(packed.dict_words), n_phones=packed.n_spoken)
         reason = transcript_mismatch(conf)
         if reason is not None:
             raise TranscriptMismatchError(f"the transcript does not match the speech: {reason}",
                                           confidence=conf)
         fit = {k: v for k, v in conf.to_dict().items() if k != "words"}
-    return utt.phones, utt.engine or "pocketsphinx", fit
+    return packed, fit
 
 
 def _text_meta(text: str, phones: list, aligner: str, fit: dict | None) -> dict:
@@ -360,15 +373,13 @@ def align_transcript_apart(samples, text: str, *, language: str = "en", check: b
 
     def work():
         try:
-            phones, aligner, fit = _aligned_and_checked(samples, text, language=language, check=check)
+            packed, fit = _aligned_and_checked(samples, text, language=language, check=check)
         except TranscriptMismatchError as exc:
             conf = None if exc.confidence is None else dataclasses.asdict(exc.confidence)
             return {"mismatch": str(exc), "confidence": conf}
-        # Columns of the phones' own objects (no list or number made per phone here): the child's
-        # last step should not be the biggest.
-        return {"start": [p.start for p in phones], "end": [p.end for p in phones],
-                "phone": [p.phone for p in phones], "label": [p.label for p in phones],
-                "aligner": aligner, "fit": fit}
+        # Columns, not a list per phone: the child's last step should not be the biggest.
+        start, end, phone, label = packed.columns()
+        return {"start": start, "end": end, "phone": phone, "label": label, "fit": fit}
 
     out = call_in_child(work)
     if "mismatch" in out:
@@ -377,7 +388,7 @@ def align_transcript_apart(samples, text: str, *, language: str = "en", check: b
             conf = AlignmentConfidence(**{**conf, "words": tuple(conf["words"])})
         raise TranscriptMismatchError(out["mismatch"], confidence=conf)
     phones = [PhoneSegment(*p) for p in zip(out.pop("start"), out.pop("end"), out.pop("phone"), out.pop("label"))]
-    return phones, _text_meta(text, phones, out["aligner"], out["fit"])
+    return phones, _text_meta(text, phones, _ALIGNER, out["fit"])
 
 
 def recognized_phones(samples: np.ndarray) -> tuple[str, list]:
