@@ -88,6 +88,10 @@ WIDE = Beams()
 WIDER = Beams(beam=1e-200, wbeam=1e-160, pbeam=1e-200)
 
 
+# The name an alignment records as its engine (Utterance.engine, the --text header's aligner).
+ENGINE = "pocketsphinx"
+
+
 def _pocketsphinx():
     return require("pocketsphinx", feature="forced alignment", install=_INSTALL)
 
@@ -489,7 +493,7 @@ class PackedAlignment:
         if self.segments is not None:
             meta["segments"] = self.segments
         return Utterance(audio=self.audio, sample_rate=SAMPLE_RATE, phones=refined, words=words, text=self.text,
-                         language="en-us", voice="", engine="pocketsphinx", meta=meta)
+                         language="en-us", voice="", engine=ENGINE, meta=meta)
 
 
 _HOP = int(FRAME * SAMPLE_RATE)  # samples per pocketsphinx frame

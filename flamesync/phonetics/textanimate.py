@@ -318,11 +318,15 @@ def align_transcript(samples, text: str, *, language: str = "en", check: bool = 
 
     packed, fit = _aligned_and_checked(samples, text, language=language, check=check)
     phones = [PhoneSegment(*p) for p in zip(*packed.columns())]
-    return phones, _text_meta(text, phones, _ALIGNER, fit)
+    return phones, _text_meta(text, phones, _aligner(), fit)
 
 
-# What the header records as the aligner (align's Utterance.engine).
-_ALIGNER = "pocketsphinx"
+
+def _aligner() -> str:
+    """What the header records as the aligner: align's own engine name (import kept lazy)."""
+    from .align import ENGINE
+
+    return ENGINE
 
 
 def _aligned_and_checked(samples, text: str, *, language: str, check: bool) -> tuple["PackedAlignment", dict | None]:
@@ -388,7 +392,7 @@ def align_transcript_apart(samples, text: str, *, language: str = "en", check: b
             conf = AlignmentConfidence(**{**conf, "words": tuple(conf["words"])})
         raise TranscriptMismatchError(out["mismatch"], confidence=conf)
     phones = [PhoneSegment(*p) for p in zip(out.pop("start"), out.pop("end"), out.pop("phone"), out.pop("label"))]
-    return phones, _text_meta(text, phones, _ALIGNER, out["fit"])
+    return phones, _text_meta(text, phones, _aligner(), out["fit"])
 
 
 def recognized_phones(samples: np.ndarray) -> tuple[str, list]:
