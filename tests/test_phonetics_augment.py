@@ -151,3 +151,66 @@ def test_change_tempo_rejects_absurd_rates():
     with pytest.raises(InputError, match="tempo"):
         A.change_tempo(np.zeros(100, np.float32), rate=0.0)
     assert len(A.change_tempo(np.zeros(0, np.float32), rate=1.2)) == 0
+
+
+def _hum_item(sr=16000):
+    """A recording laid out as phones: pause, /ʌ/ (a 150 Hz tone), pause, /ɪmɪ/ (tones of 200, 120 and
+    200 Hz), pause."""
+    from flamesync.phonetics.types import PhoneSegment
+
+    t = np.arange(int(1.0 * sr)) / sr
+    x = np.zeros_like(t, dtype=np.float32)
+    vowel = (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    hum = (0.1 * np.sin(2 * np.pi * 120 * t)).astype(np.float32)
+    x[int(0.2 * sr): int(0.3 * sr)] = vowel[int(0.2 * sr): int(0.3 * sr)]
+    x[int(0.55 * sr): int(0.7 * sr)] = (0.3 * np.sin(2 * np.pi * 200 * t[int(0.55 * sr): int(0.7 * sr)]))
+    x[int(0.6 * sr): int(0.66 * sr)] = hum[int(0.6 * sr): int(0.66 * sr)]
+    phones = [PhoneSegment(0.0, 0.2, "_", "SIL"), PhoneSegment(0.2, 0.3, "ʌ", "AH"), PhoneSegment(0.3, 0.55, "_", "SIL"),
+              PhoneSegment(0.55, 0.6, "ɪ", "IH"), PhoneSegment(0.6, 0.66, "m", "M"), PhoneSegment(0.66, 0.7, "ɪ", "IH"),
+              PhoneSegment(0.7, 1.0, "_", "SIL")]
+    return x, phones
+
+
+def test_insert_hesitation_splices_the_speakers_own_vowel_and_held_m_into_a_pause():
+    sr, spf = 16000, 320
+    x, phones = _hum_item(sr)
+    seen_pauses = set()
+    for seed in range(12):
+        out, new, src = A.insert_hesitation(x, phones, rng=np.random.default_rng(seed), sample_rate=sr,
+                                            hold_seconds=(0.2, 0.4))
+        k = len(out) - len(x)
+        assert k > 0 and k % spf == 0 and len(src) == -(-len(out) // spf)
+        # Phones still tile the recording, in order, and gained exactly a vowel and an /m/.
+        assert new[0].start == 0.0 and new[-1].end == pytest.approx(len(out) / sr)
+        assert all(abs(a.end - b.start) < 1e-9 for a, b in zip(new, new[1:]))
+        assert [p.phone for p in new].count("m") == 2 and [p.phone for p in new].count("ʌ") == 2
+        (v, m) = [(a, b) for a, b in zip(new, new[1:]) if a.phone == "ʌ" and b.phone == "m"][0]
+        assert 0.2 - 1e-9 <= m.end - m.start <= 0.4 + 1e-9
+        seen_pauses.add(round(v.start, 2))
+        assert new[new.index(v) - 1].phone == "_" and new[new.index(m) + 1].phone == "_"  # inside a pause
+        # The held /m/ is the speaker's murmur at its own pitch and level, all along.
+        d = int((m.end - m.start) * sr)
+        seg = out[int(m.start * sr) + d // 5: int(m.end * sr) - d // 5]  # edges: the tones switch abruptly
+        rms = np.sqrt(np.mean(seg[: len(seg) // 160 * 160].reshape(-1, 160) ** 2, axis=1))
+        steady = (rms > 0.05) & (rms < 0.09)  # a 0.1 sine: rms 0.071
+        assert len(rms) >= 5 and steady.mean() >= 0.9
+        ac = np.correlate(seg[:1600], seg[:1600], "full")[1599:]
+        assert sr / (int(np.argmax(ac[60:300])) + 60) == pytest.approx(120, rel=0.03)
+        # Frames map back: the original audio is untouched around the insert, shifted by whole frames.
+        at = int(round(v.start * sr))
+        assert np.array_equal(out[:at], x[:at]) and np.array_equal(out[at + k:], x[at:])
+        j0, j1 = int(round(m.start * 50)), int(round(m.end * 50))
+        assert set(src[j0:j1]) <= {30, 31, 32} and set(src[int(round(v.start * 50)): j0]) <= set(range(10, 15))
+        assert np.array_equal(src[j1:], np.arange(j1 - k // spf, len(src) - k // spf))
+    assert len(seen_pauses) == 3  # leading, inner and trailing pauses all get used
+    # Deterministic, and nothing to make an "um" from means no change.
+    a = A.insert_hesitation(x, phones, rng=np.random.default_rng(1), sample_rate=sr)
+    b = A.insert_hesitation(x, phones, rng=np.random.default_rng(1), sample_rate=sr)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    no_m = [p if p.phone != "m" else type(p)(p.start, p.end, "n", "N") for p in phones]
+    assert A.insert_hesitation(x, no_m, rng=np.random.default_rng(0), sample_rate=sr) is None
+    # A murmur next to a pause often trails off: not one to hold.
+    at_pause = phones[:3] + [type(p)(p.start, p.end, "_", "SIL") for p in phones[3:4]] + phones[4:]
+    assert A.insert_hesitation(x, at_pause, rng=np.random.default_rng(0), sample_rate=sr) is None
+    no_pause = [p for p in phones if p.phone != "_"]
+    assert A.insert_hesitation(x, no_pause, rng=np.random.default_rng(0), sample_rate=sr) is None

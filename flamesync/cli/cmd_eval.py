@@ -51,6 +51,10 @@ def register(sub) -> None:
     p.add_argument("--tempo", type=float, default=1.0, metavar="X",
                    help="with --real-val: speak each item X times faster at the same pitch first (e.g. 1.3, a "
                         "stand-in for fast casual speech; phone times scaled to match; default 1: as recorded)")
+    p.add_argument("--hesitations", action="store_true",
+                   help="with --real-val: splice an 'um' made of the speaker's own vowel and /m/ into a pause of "
+                        "each item that has them (a stand-in for conversational hesitations, which read speech "
+                        "lacks; its /m/ counts as a closure)")
     p.add_argument("--no-realspeech", action="store_true",
                    help="skip the ../shared/realspeech and LibriVox clips (e.g. when choosing on --real-val only)")
     p.add_argument("--card", default=None, metavar="FILE",
@@ -87,13 +91,14 @@ def run(args) -> int:
             raise InputError(f"{args.real_val} has no val items to evaluate")
         if not 0.5 <= args.tempo <= 2.0:
             raise InputError(f"--tempo must be between 0.5 and 2, got {args.tempo}")
-        val_scores = runner.evaluate_corpus(pairs, systems, tempo=args.tempo)
+        val_scores = runner.evaluate_corpus(pairs, systems, tempo=args.tempo, hesitations=args.hesitations)
         real_val = {"overall": runner.summarize(val_scores), "by_source": runner.summarize_by_group(val_scores),
                     "items": [s.__dict__ for s in val_scores], "corpus": f"real val split of {Path(args.real_val).name}",
-                    "tempo": args.tempo}
+                    "tempo": args.tempo, "hesitations": bool(args.hesitations)}
         print(runner.format_groups(real_val["by_source"], real_val["overall"],
                                    title=f"real val split of {args.real_val} (speakers never trained on)"
-                                         + (f", spoken {args.tempo:g}x faster" if args.tempo != 1.0 else "")))
+                                         + (f", spoken {args.tempo:g}x faster" if args.tempo != 1.0 else "")
+                                         + (", an 'um' spliced into each" if args.hesitations else "")))
     scores = runner.evaluate_real(clips, systems) if clips else []
     summary = runner.summarize(scores)
     if scores:

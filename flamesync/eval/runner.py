@@ -252,16 +252,22 @@ def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None =
     return out
 
 
-def evaluate_corpus(pairs, systems: dict[str, Callable], *, face=None, tempo: float = 1.0) -> list[ClipScore]:
+def evaluate_corpus(pairs, systems: dict[str, Callable], *, face=None, tempo: float = 1.0,
+                    hesitations: bool = False) -> list[ClipScore]:
     """Score every system on corpus items, against the corpus's own aligned phones.
 
     With ``tempo`` other than 1, each item is first spoken that many times faster at the same pitch
     (:func:`flamesync.phonetics.augment.change_tempo`) and its phone times divided by it: a
     stand-in for fast, casual speech of the same held-out speakers, which the read corpus lacks.
+    With ``hesitations``, each item that has a pause, a central vowel and an /m/ first gets an "um"
+    made of them (:func:`flamesync.phonetics.augment.insert_hesitation`, a fixed draw per item),
+    whose /m/ then counts among the closures: a stand-in for conversational hesitations.
     """
     from ..audio.io import SAMPLE_RATE
     from ..face import load_face
-    from ..phonetics.augment import change_tempo
+    import zlib
+
+    from ..phonetics.augment import change_tempo, insert_hesitation
     from ..phonetics.types import PhoneSegment
     from ..progress import track
 
@@ -269,6 +275,12 @@ def evaluate_corpus(pairs, systems: dict[str, Callable], *, face=None, tempo: fl
     scores = []
     for clip, item in track(pairs, desc="eval items"):
         wave, phones, duration = item.audio_float(), item.phones, item.duration
+        if hesitations:
+            made = insert_hesitation(wave, phones, rng=np.random.default_rng(zlib.crc32(clip.name.encode())),
+                                     sample_rate=SAMPLE_RATE)
+            if made is not None:
+                wave, phones, _ = made
+                duration = len(wave) / SAMPLE_RATE
         if tempo != 1.0:
             wave = change_tempo(wave, rate=tempo, sample_rate=SAMPLE_RATE)
             phones = [PhoneSegment(p.start / tempo, p.end / tempo, p.phone, p.label) for p in phones]

@@ -68,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
         "speed": [1.0, 1.0],
         "p_tempo": 0.0,
         "tempo": [1.0, 1.0],
+        "p_hesitation": 0.0,
         "log_every": 25,
         "val_every": 500,
         "ckpt_every": 250,
@@ -134,6 +135,7 @@ class Example:
     speech: np.ndarray  # (T,) bool, inside a non-silence phone
     trusted: np.ndarray | None = None  # (T,) bool, False on frames of distrusted words (real speech)
     source: str = ""  # the real recording's source (meta["source"]); "" for synthetic speech
+    phones: tuple | None = None  # the aligned phones of a real recording (for spliced hesitations)
 
     @property
     def n_frames(self) -> int:
@@ -164,8 +166,32 @@ def prepare_examples(items, channels: tuple[str, ...], *, limit: int | None = No
         closure, vis = frame_labels(item.phones, n, fps=FPS)
         out.append(Example(audio=audio, weights=w, channel_mask=mask, closure=closure, visemes=vis, speech=vis > 0,
                            trusted=trusted_frames((item.meta or {}).get("mask"), n),
-                           source=str((item.meta or {}).get("source") or "")))
+                           source=str((item.meta or {}).get("source") or ""),
+                           phones=tuple(item.phones) if (item.meta or {}).get("source") else None))
     return out
+
+
+def with_hesitation(ex: Example, rng: np.random.Generator) -> Example:
+    """``ex`` with an "um" of the speaker's own sounds spliced into one of its pauses.
+
+    :func:`flamesync.phonetics.augment.insert_hesitation` makes the sound; targets follow the
+    frames it was made of, labels come from the new phones. ``ex`` itself when it has nothing to
+    make an "um" from (no pause, central vowel or /m/, or no phones: synthetic speech).
+    """
+    from ..phonetics.augment import insert_hesitation
+
+    if not ex.phones:
+        return ex
+    made = insert_hesitation(_audio_float(ex.audio), ex.phones, rng=rng, sample_rate=int(FPS * SAMPLES_PER_FRAME),
+                             fps=FPS)
+    if made is None:
+        return ex
+    audio, phones, src = made
+    src = np.minimum(src, ex.n_frames - 1)
+    closure, vis = frame_labels(phones, len(src), fps=FPS)
+    return Example(audio=audio, weights=ex.weights[src], channel_mask=ex.channel_mask, closure=closure, visemes=vis,
+                   speech=vis > 0, trusted=None if ex.trusted is None else ex.trusted[src], source=ex.source,
+                   phones=tuple(phones))
 
 
 def trusted_frames(mask_spans, n_frames: int) -> np.ndarray | None:
@@ -305,7 +331,7 @@ def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size:
                silence_seconds: tuple[float, float] = (0.5, 3.0), p_pause: float = 0.0, p_speed: float = 0.0,
                speed: tuple[float, float] = (1.0, 1.0), p_tempo: float = 0.0,
                tempo: tuple[float, float] = (1.0, 1.0), real: list[Example] | None = None,
-               real_share: float = 0.0) -> dict[str, torch.Tensor]:
+               real_share: float = 0.0, p_hesitation: float = 0.0) -> dict[str, torch.Tensor]:
     """A batch of random crops, each independently augmented (a pure function of ``rng``).
 
     Corpus utterances have short pauses only, but real recordings have long ones, during which the
@@ -317,13 +343,17 @@ def make_batch(examples: list[Example], *, rng: np.random.Generator, batch_size:
     closures shorter). With probability ``p_tempo`` it is also spoken at a tempo drawn from ``tempo``,
     the pitch kept (:func:`flamesync.phonetics.augment.change_tempo`): fast speech of the same voice,
     as in conversation. With ``real`` given, a crop comes from those real recordings with probability
-    ``real_share`` (they go through the same augmentation).
+    ``real_share`` (they go through the same augmentation); with probability ``p_hesitation`` a real
+    recording first gets an "um" made of its speaker's own sounds (:func:`with_hesitation`).
     """
     feats, ws, cms, cls, vis, valid = [], [], [], [], [], []
     for _ in range(batch_size):
         # Draw the pool only when there is a choice, so synthetic-only runs keep their random stream.
         pool = real if real and real_share > 0 and rng.random() < real_share else examples
         ex = pool[int(rng.integers(len(pool)))]
+        # Drawn only when enabled and the recording is real, so other configs keep their random stream.
+        if p_hesitation > 0 and ex.phones and rng.random() < p_hesitation:
+            ex = with_hesitation(ex, rng)
         s = float(rng.uniform(*speed)) if p_speed > 0 and rng.random() < p_speed else 1.0
         # Drawn only when enabled, so configs without tempo keep their random stream.
         t = float(rng.uniform(*tempo)) if p_tempo > 0 and rng.random() < p_tempo else 1.0
@@ -373,7 +403,8 @@ class BatchSource:
                          p_pause=float(tc.get("p_pause", 0.0)), p_speed=float(tc.get("p_speed", 0.0)),
                          speed=tuple(tc.get("speed", (1.0, 1.0))), p_tempo=float(tc.get("p_tempo", 0.0)),
                          tempo=tuple(tc.get("tempo", (1.0, 1.0))), real=real or None,
-                         real_share=float(real_share) if real else 0.0)
+                         real_share=float(real_share) if real else 0.0,
+                         p_hesitation=float(tc.get("p_hesitation", 0.0)))
         self.examples, self.seed, self.depth = examples, seed, depth
         self.pool = None
         self.pending: dict[int, Any] = {}

@@ -242,6 +242,139 @@ def change_tempo(audio: np.ndarray, *, rate: float, sample_rate: int = 16000,
     return out.astype(np.float32)
 
 
+# Vowels a hesitation "um" may borrow (its vowel is a central, unrounded one in English).
+HESITATION_VOWELS: tuple[str, ...] = ("ʌ", "ə", "ɜː", "ɐ", "ɑː")
+
+
+def _held(audio: np.ndarray, start: float, end: float, n_out: int, *, sample_rate: int,
+          context: float = 0.015) -> np.ndarray:
+    """The sound between ``start`` and ``end`` seconds spoken over ``n_out`` samples, pitch kept.
+
+    Stretched together with ``context`` seconds of its neighbours, which are then cut away, so the
+    overlap-add has real signal at both edges instead of the zeros beyond a cut-out segment.
+    """
+    a = max(0, int(round((start - context) * sample_rate)))
+    b = min(len(audio), int(round((end + context) * sample_rate)))
+    i0, i1 = int(round(start * sample_rate)) - a, int(round(end * sample_rate)) - a
+    rate = (i1 - i0) / max(1, n_out)
+    # A 40 ms murmur held for 0.45 s is slowed about tenfold: in equal stages within change_tempo's range.
+    stages = max(1, math.ceil(abs(math.log(rate)) / math.log(4.0) - 1e-9)) if rate > 0 else 1
+    y = np.asarray(audio[a:b], np.float32)
+    for _ in range(stages):
+        y = change_tempo(y, rate=min(4.0, max(0.25, rate ** (1.0 / stages))), sample_rate=sample_rate)
+    o = int(round(i0 * n_out / max(1, i1 - i0)))
+    return _fit_length(y[o:o + n_out], n_out)
+
+
+def _steady(seg: np.ndarray, sample_rate: int, *, ratio: float = 0.3) -> bool:
+    """Whether every 10 ms of ``seg`` is at least ``ratio`` of its loudest 10 ms (RMS)."""
+    n = int(sample_rate * 0.01)
+    if len(seg) < n:
+        return False
+    rms = np.sqrt(np.mean(seg[: len(seg) // n * n].reshape(-1, n).astype(np.float64) ** 2, axis=1))
+    return bool(rms.max() > 0 and rms.min() >= ratio * rms.max())
+
+
+def _fade(x: np.ndarray, n: int) -> np.ndarray:
+    if n <= 0 or len(x) < 2 * n:
+        return x
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+    x = x.copy()
+    x[:n] *= ramp
+    x[-n:] *= ramp[::-1]
+    return x
+
+
+def insert_hesitation(audio: np.ndarray, phones, *, rng: np.random.Generator, sample_rate: int = 16000,
+                      fps: float = 50.0, vowel_seconds: tuple[float, float] = (0.08, 0.2),
+                      hold_seconds: tuple[float, float] = (0.15, 0.45), fade_seconds: float = 0.0025):
+    """Splice an "um" made of the speaker's own sounds into one of the recording's pauses.
+
+    Conversation is full of hesitations whose /m/ is a long hum with the lips shut; read speech has
+    none, and a TTS "um" is a crisp /ʌm/ unlike a real one. This borrows one of the speaker's
+    central vowels (:data:`HESITATION_VOWELS`) and one of their /m/ murmurs from the same recording,
+    holds them at the speaker's pitch (:func:`change_tempo`) for ``vowel_seconds`` and
+    ``hold_seconds``, and inserts the two, with short fades, in the middle of a pause (a silence of
+    at least 0.1 s: leading, inner or trailing). Insertion point and lengths fall on frame
+    boundaries, so every original frame keeps its content, shifted by whole frames.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (N,)
+    phones : sequence of :class:`~flamesync.phonetics.types.PhoneSegment`, times in seconds
+    rng : np.random.Generator
+    sample_rate : int
+    fps : float
+        Frame rate that frame indices and boundaries refer to (``sample_rate / fps`` samples a frame).
+    vowel_seconds, hold_seconds : (float, float)
+        Ranges the vowel's and the /m/'s lengths are drawn from.
+    fade_seconds : float
+        Raised-cosine fade at each end of the two inserted pieces.
+
+    Returns
+    -------
+    None when the recording has no pause, no central vowel of at least 50 ms or no steady /m/ of at
+    least 40 ms between two other sounds; else ``(audio, phones, source_frame)``: audio (N + K,) float32 with K a whole number of
+    frames, the phones with the two inserted and later ones shifted, and source_frame
+    (ceil((N + K) / spf),) int64, for each output frame the input frame whose targets it takes
+    (the borrowed vowel's and murmur's frames, stretched, inside the inserted span).
+    """
+    from .types import SILENCE, PhoneSegment
+
+    spf = int(round(sample_rate / fps))
+    phones = list(phones)
+    pauses = [i for i, p in enumerate(phones) if p.phone == SILENCE and p.end - p.start >= 0.1]
+    vowels = [p for p in phones if p.phone in HESITATION_VOWELS and p.end - p.start >= 0.05]
+    x = np.asarray(audio, np.float32)
+    # A murmur between two other sounds, steady in level: one next to a pause often trails off,
+    # and an alignment that put part of a silence or a release into it would hold that instead.
+    murmurs = [p for j, p in enumerate(phones)
+               if p.phone == "m" and p.end - p.start >= 0.04 and 0 < j < len(phones) - 1
+               and phones[j - 1].phone != SILENCE and phones[j + 1].phone != SILENCE
+               and _steady(x[int(p.start * sample_rate): int(p.end * sample_rate)], sample_rate)]
+    if not pauses or not vowels or not murmurs:
+        return None
+    k = pauses[int(rng.integers(len(pauses)))]
+    v = vowels[int(rng.integers(len(vowels)))]
+    m = murmurs[int(rng.integers(len(murmurs)))]
+    nv = max(1, int(round(rng.uniform(*vowel_seconds) * fps)))
+    nm = max(1, int(round(rng.uniform(*hold_seconds) * fps)))
+    pause = phones[k]
+    at = int(round(0.5 * (pause.start + pause.end) * fps))  # frame the "um" starts at
+    at = min(max(at, 0), len(x) // spf)
+    fade = int(round(fade_seconds * sample_rate))
+    piece_v = _fade(_held(x, v.start, v.end, nv * spf, sample_rate=sample_rate), fade)
+    piece_m = _fade(_held(x, m.start, m.end, nm * spf, sample_rate=sample_rate), fade)
+    i = at * spf
+    out = np.concatenate([x[:i], piece_v, piece_m, x[i:]]).astype(np.float32)
+
+    t0, dv, dm = at / fps, nv / fps, nm / fps
+    shift = dv + dm
+    new = []
+    for j, p in enumerate(phones):
+        if j == k:
+            new += [PhoneSegment(p.start, t0, p.phone, p.label), PhoneSegment(t0, t0 + dv, v.phone, v.label),
+                    PhoneSegment(t0 + dv, t0 + shift, m.phone, m.label),
+                    PhoneSegment(t0 + shift, p.end + shift, p.phone, p.label)]
+        elif p.end <= t0:
+            new.append(p)
+        else:
+            new.append(PhoneSegment(p.start + shift, p.end + shift, p.phone, p.label))
+
+    n_in = -(-len(x) // spf)
+    n_out = n_in + nv + nm
+    src = np.arange(n_out, dtype=np.int64)
+    src[at + nv + nm:] -= nv + nm
+
+    def stretched(seg, n):
+        t = seg.start + (np.arange(n) + 0.5) / n * (seg.end - seg.start)
+        return np.clip((t * fps).astype(np.int64), 0, max(0, n_in - 1))
+
+    src[at: at + nv] = stretched(v, nv)
+    src[at + nv: at + nv + nm] = stretched(m, nm)
+    return out, new, src
+
+
 # --- augmentations that keep timing -------------------------------------------------------------
 
 
