@@ -1,4 +1,6 @@
 import math
+from dataclasses import replace
+import pytest
 
 from flamesync.eval.runner import ClipScore, format_table, summarize, target_report
 
@@ -60,3 +62,35 @@ def test_corpus_items_spoken_faster_keep_their_phones_in_step():
     assert as_recorded.n_bilabial == fast.n_bilabial >= 8
     assert as_recorded.closure == fast.closure == 1.0
     assert abs(as_recorded.lag_ms) <= 20 and abs(fast.lag_ms) <= 20
+
+
+def test_corpus_items_with_a_hesitation_count_its_m_as_one_more_closure():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from flamesync.audio.io import resample
+    from flamesync.eval.runner import Clip, EVAL_FPS, evaluate_corpus
+    from flamesync.phonetics import get_engine
+    from flamesync.phonetics.teacher import phones_to_animation
+    from flamesync.phonetics.types import PhoneSegment
+
+    utt = get_engine("espeak").synthesize("A papa sat by the map, my mom bought me a puppy.", voice="en-us")
+    # espeak leaves no pause of 0.1 s: one of 0.3 s before the speech to put the "um" in.
+    audio = np.r_[np.zeros(4800, np.float32), resample(utt.audio, rate=utt.sample_rate, target=16000)].astype(np.float32)
+    phones = [PhoneSegment(0.0, 0.3, "_", "SIL")] + [replace(p, start=p.start + 0.3, end=p.end + 0.3) for p in utt.phones]
+    item = SimpleNamespace(audio_float=lambda: audio, phones=phones, duration=len(audio) / 16000)
+    seen = []
+
+    def teacher(wave, phones):
+        seen.append((len(wave), phones))
+        return phones_to_animation(phones, fps=EVAL_FPS, duration=len(wave) / 16000)
+
+    pairs = [(Clip("x", "x", utt.text, "en", "src"), item)]
+    plain = evaluate_corpus(pairs, {"teacher": teacher})[0]
+    um = evaluate_corpus(pairs, {"teacher": teacher}, hesitations=True)[0]
+    again = evaluate_corpus(pairs, {"teacher": teacher}, hesitations=True)[0]
+    assert seen[1][0] > len(audio) and seen[1][0] == seen[2][0]  # longer, the same draw each time
+    assert len(seen[1][1]) == len(phones) + 3  # a pause split in two around the vowel and the /m/
+    assert seen[1][1][-1].end * 16000 == pytest.approx(seen[1][0], abs=1)
+    assert um.n_bilabial == plain.n_bilabial + 1 and um.closure == 1.0 and again.closure == um.closure

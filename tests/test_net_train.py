@@ -340,3 +340,31 @@ def test_hard_negative_weight_counts_other_stops_and_nasals_more():
     for hard, w in ((None, [1, 1, 4, 1, 1]), (3.0, [1, 3, 4, 3, 1])):  # /n/ and /k/ are hard, /s/ is not
         _, parts = compute_loss(outs, batch, lw if hard is None else {**lw, "closure_hard_negative": hard})
         assert parts["l_closure"] == pytest.approx(np.dot(w, bce) / sum(w), rel=1e-5)
+
+
+def test_hesitations_splice_an_um_into_real_crops_only_and_keep_old_streams():
+    from flamesync.net.train import with_hesitation
+    from flamesync.phonetics.types import PhoneSegment
+
+    ex = _example(150)
+    # The example as a real recording: a pause, then /ʌ/, a steady murmur between two vowels, ...
+    ex.audio[:] = 0.0
+    t = np.arange(150 * 320) / 16000
+    ex.audio[10 * 320:140 * 320] = (0.2 * np.sin(2 * np.pi * 130 * t[10 * 320:140 * 320])).astype(np.float32)
+    ex.phones = (PhoneSegment(0.0, 0.2, "_", "SIL"), PhoneSegment(0.2, 1.2, "ʌ", "AH"), PhoneSegment(1.2, 1.4, "m", "M"),
+                 PhoneSegment(1.4, 2.8, "ɪ", "IH"), PhoneSegment(2.8, 3.0, "_", "SIL"))
+    h = with_hesitation(ex, np.random.default_rng(0))
+    k = h.n_frames - ex.n_frames
+    assert k >= 8 and len(h.audio) == h.n_frames * 320 and h.weights.shape == (h.n_frames, 3)
+    # The inserted /m/ is a labelled closure with the targets of the murmur it was made of.
+    runs = np.flatnonzero(np.diff(np.r_[0, h.closure, 0]))
+    assert len(runs) == 4  # the original closure label span and the new one
+    (a, b) = [(s, e) for s, e in zip(runs[::2], runs[1::2]) if not (s == 60 and e == 70)][0]
+    assert 7 <= b - a <= 23
+    assert np.allclose(h.weights[a:b], ex.weights[60:70].mean(axis=0), atol=0.05)
+    # Synthetic speech (no phones) is left alone, and a config without hesitations draws nothing extra.
+    ex.phones = None
+    assert with_hesitation(ex, np.random.default_rng(0)) is ex
+    plain = _batch(_example(250), p_speed=1.0, speed=(1.25, 1.25))
+    off = _batch(_example(250), p_speed=1.0, speed=(1.25, 1.25), p_hesitation=1.0)
+    assert torch.equal(plain["feats"], off["feats"]) and torch.equal(plain["closure"], off["closure"])
