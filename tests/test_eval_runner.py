@@ -32,53 +32,27 @@ def test_summary_pools_counts_and_report_compares_with_the_baseline():
     assert "vowels shut" in table and "2.5% ( 40)" in table
 
 
-def test_corpus_items_spoken_faster_keep_their_phones_in_step():
+def _espeak_item(lead_seconds=0.0):
+    """An espeak sentence as a corpus item (16 kHz, optional leading pause), and a teacher system
+    that records what it was handed: the teacher closes exactly where the phones say, so a score
+    that drops after a change to the audio means the phones and the audio went out of step."""
     from types import SimpleNamespace
 
     import numpy as np
 
     from flamesync.audio.io import resample
-    from flamesync.eval.runner import Clip, EVAL_FPS, evaluate_corpus
-    from flamesync.phonetics import get_engine
-    from flamesync.phonetics.teacher import phones_to_animation
-
-    utt = get_engine("espeak").synthesize("A papa sat by the map, my mom bought me a puppy.", voice="en-us")
-    audio = resample(utt.audio, rate=utt.sample_rate, target=16000).astype(np.float32)
-    item = SimpleNamespace(audio_float=lambda: audio, phones=list(utt.phones), duration=len(audio) / 16000)
-    seen = []
-
-    def teacher(wave, phones):
-        # The teacher on the phones handed over: it closes exactly where they say, so a score that
-        # drops at another tempo would mean the phones and the audio went out of step.
-        seen.append((len(wave), phones))
-        return phones_to_animation(phones, fps=EVAL_FPS, duration=len(wave) / 16000)
-
-    pairs = [(Clip("x", "x", utt.text, "en", "src"), item)]
-    as_recorded = evaluate_corpus(pairs, {"teacher": teacher})[0]
-    fast = evaluate_corpus(pairs, {"teacher": teacher}, tempo=1.25)[0]
-    assert seen[1][0] == round(len(audio) / 1.25)
-    assert [p.phone for p in seen[1][1]] == [p.phone for p in utt.phones]
-    assert seen[1][1][-1].end == utt.phones[-1].end / 1.25
-    assert as_recorded.n_bilabial == fast.n_bilabial >= 8
-    assert as_recorded.closure == fast.closure == 1.0
-    assert abs(as_recorded.lag_ms) <= 20 and abs(fast.lag_ms) <= 20
-
-
-def test_corpus_items_with_a_hesitation_count_its_m_as_one_more_closure():
-    from types import SimpleNamespace
-
-    import numpy as np
-
-    from flamesync.audio.io import resample
-    from flamesync.eval.runner import Clip, EVAL_FPS, evaluate_corpus
+    from flamesync.eval.runner import Clip, EVAL_FPS
     from flamesync.phonetics import get_engine
     from flamesync.phonetics.teacher import phones_to_animation
     from flamesync.phonetics.types import PhoneSegment
 
     utt = get_engine("espeak").synthesize("A papa sat by the map, my mom bought me a puppy.", voice="en-us")
-    # espeak leaves no pause of 0.1 s: one of 0.3 s before the speech to put the "um" in.
-    audio = np.r_[np.zeros(4800, np.float32), resample(utt.audio, rate=utt.sample_rate, target=16000)].astype(np.float32)
-    phones = [PhoneSegment(0.0, 0.3, "_", "SIL")] + [replace(p, start=p.start + 0.3, end=p.end + 0.3) for p in utt.phones]
+    lead = int(round(lead_seconds * 16000))
+    audio = np.r_[np.zeros(lead, np.float32), resample(utt.audio, rate=utt.sample_rate, target=16000)]
+    audio = audio.astype(np.float32)
+    phones = [replace(p, start=p.start + lead_seconds, end=p.end + lead_seconds) for p in utt.phones]
+    if lead:
+        phones.insert(0, PhoneSegment(0.0, lead_seconds, "_", "SIL"))
     item = SimpleNamespace(audio_float=lambda: audio, phones=phones, duration=len(audio) / 16000)
     seen = []
 
@@ -86,7 +60,28 @@ def test_corpus_items_with_a_hesitation_count_its_m_as_one_more_closure():
         seen.append((len(wave), phones))
         return phones_to_animation(phones, fps=EVAL_FPS, duration=len(wave) / 16000)
 
-    pairs = [(Clip("x", "x", utt.text, "en", "src"), item)]
+    return [(Clip("x", "x", utt.text, "en", "src"), item)], audio, phones, teacher, seen
+
+
+def test_corpus_items_spoken_faster_keep_their_phones_in_step():
+    from flamesync.eval.runner import evaluate_corpus
+
+    pairs, audio, phones, teacher, seen = _espeak_item()
+    as_recorded = evaluate_corpus(pairs, {"teacher": teacher})[0]
+    fast = evaluate_corpus(pairs, {"teacher": teacher}, tempo=1.25)[0]
+    assert seen[1][0] == round(len(audio) / 1.25)
+    assert [p.phone for p in seen[1][1]] == [p.phone for p in phones]
+    assert seen[1][1][-1].end == phones[-1].end / 1.25
+    assert as_recorded.n_bilabial == fast.n_bilabial >= 8
+    assert as_recorded.closure == fast.closure == 1.0
+    assert abs(as_recorded.lag_ms) <= 20 and abs(fast.lag_ms) <= 20
+
+
+def test_corpus_items_with_a_hesitation_count_its_m_as_one_more_closure():
+    from flamesync.eval.runner import evaluate_corpus
+
+    # espeak leaves no pause of 0.1 s: one of 0.3 s before the speech to put the "um" in.
+    pairs, audio, phones, teacher, seen = _espeak_item(0.3)
     plain = evaluate_corpus(pairs, {"teacher": teacher})[0]
     um = evaluate_corpus(pairs, {"teacher": teacher}, hesitations=True)[0]
     again = evaluate_corpus(pairs, {"teacher": teacher}, hesitations=True)[0]
