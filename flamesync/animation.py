@@ -483,19 +483,10 @@ class AnimationWriter:
             raise InputError(f"{self.written} frames written, {self.n_frames} announced")
         try:
             self._entry.close()
-            meta = dict(meta or {})
-            # Values given as JSON text go in as they are, spliced where a placeholder was dumped.
-            raw = {k: v for k, v in meta.items() if isinstance(v, JsonText)}
-            for k in raw:
-                meta[k] = f"\0json:{k}\0"
             header = file_header(fps=fps, channels=self.channels, n_frames=self.n_frames, audio_path=audio_path,
-                                 audio_offset=audio_offset, meta=meta)
-            pieces = [json.dumps(header, sort_keys=True)]
-            for k, v in sorted(raw.items()):  # where sort_keys put them
-                before, after = pieces.pop().split(json.dumps(meta[k]), 1)
-                pieces += [before, *v.pieces, after]
+                                 audio_offset=audio_offset, meta=meta or {})
             with self._zip.open("header.npy", "w", force_zip64=True) as fid:
-                write_text_npy(fid, pieces)
+                write_text_npy(fid, json.dumps(header, sort_keys=True))
             self._zip.close()
         finally:
             self._fh.close()
@@ -512,38 +503,21 @@ class AnimationWriter:
             self._fh.close()
 
 
-class JsonText:
-    """A value of an animation file's ``meta`` given as its JSON text, in pieces.
-
-    :meth:`AnimationWriter.close` writes the pieces where ``json.dumps`` would have written the
-    value, so a long take's phone list need not exist as a Python list of lists (some 130 bytes a
-    phone) on top of the arrays it is kept in. The pieces must be exactly what ``json.dumps`` (its
-    default separators and escaping) makes of the value, for the file to read back the same.
-    """
-
-    def __init__(self, pieces: list[str]):
-        self.pieces = pieces
-
-
-def write_text_npy(fid, text, *, chunk_chars: int = 1 << 16) -> None:
+def write_text_npy(fid, text: str, *, chunk_chars: int = 1 << 16) -> None:
     """Write ``text`` as ``.npy`` of a 0-d unicode array, the bytes ``np.save(np.array(text))`` writes.
 
-    ``text`` is a string or a list of strings written one after another (the header of a long
-    take is made in pieces). Without the array: numpy keeps unicode as 4 bytes per character, and
-    ``write_array`` makes a second copy of those bytes, so a long take's header (its phone list runs
-    to megabytes) took eight times its length in memory at the end of a run that was otherwise flat.
+    Without the array: numpy keeps unicode as 4 bytes per character, and ``write_array`` makes a
+    second copy of those bytes, so a long take's header (its phone list runs to megabytes) took
+    eight times its length in memory at the end of a run that was otherwise flat.
     """
     from numpy.lib import format as npy
 
-    pieces = [text] if isinstance(text, str) else [p for p in text if p]
-    if not pieces or pieces[-1].endswith("\0"):  # numpy stores these otherwise (and drops trailing NULs)
-        npy.write_array(fid, np.array("".join(pieces)), allow_pickle=False)
+    if not text or text.endswith("\0"):  # numpy stores these otherwise (and drops trailing NULs)
+        npy.write_array(fid, np.array(text), allow_pickle=False)
         return
-    npy.write_array_header_1_0(fid, {"descr": f"<U{sum(len(p) for p in pieces)}", "fortran_order": False,
-                                     "shape": ()})
-    for piece in pieces:
-        for i in range(0, len(piece), chunk_chars):
-            fid.write(piece[i: i + chunk_chars].encode("utf-32-le"))
+    npy.write_array_header_1_0(fid, {"descr": f"<U{len(text)}", "fortran_order": False, "shape": ()})
+    for i in range(0, len(text), chunk_chars):
+        fid.write(text[i: i + chunk_chars].encode("utf-32-le"))
 
 
 def _number(x) -> bool:

@@ -414,9 +414,7 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
     from .audio.io import SAMPLE_RATE, SILENT_PEAK
     from .expressive import BlockLayers
     from .phonetics.teacher import TeacherFrames
-    from .animation import JsonText
-    from .phonetics.textanimate import (TranscriptMismatchError, align_transcript_columns, check_transcript,
-                                        phone_list_json)
+    from .phonetics.textanimate import TranscriptMismatchError, align_transcript_apart, check_transcript
 
     text = check_transcript(text, language)
     network = dict(fps=fps, model=model, progress=progress, layers=layers, mouth_only=mouth_only,
@@ -433,8 +431,8 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
             _stream_to_npz(audio, out, **network)
             return
         try:
-            phones, text_meta = align_transcript_columns(samples, text, language=language,
-                                                         check=on_mismatch != "ignore")
+            phones, text_meta = align_transcript_apart(samples, text, language=language,
+                                                       check=on_mismatch != "ignore")
         except TranscriptMismatchError as exc:
             if on_mismatch != "fallback":
                 raise
@@ -442,9 +440,14 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
             samples.close()
             _stream_to_npz(audio, out, meta_extra={"transcript_rejected": str(exc)}, **network)
             return
-        # The phones stay in arrays (no object per phone): the teacher reads them, and the header's
-        # phone list ([start, end, phone] each) is written from them as JSON text at the end.
         teacher = TeacherFrames(phones, fps=fps, duration=len(samples) / SAMPLE_RATE)
+        del phones
+        # The header's phone list ([start, end, phone] each) is packed into arrays while the frames
+        # are made and unpacked for the header at the end, so the two never take memory together.
+        listed = text_meta.pop("phones")
+        spans = np.array([p[:2] for p in listed], np.float64).reshape(-1, 2)
+        labels = np.array([p[2] for p in listed], dtype=object)
+        del listed
         release_free_memory()  # what the alignment and its check left in the heap
         n_out = teacher.n_frames
         layer_pass = BlockLayers(fps, layers if not mouth_only else layers.off(), block_seconds=block_seconds)
@@ -476,7 +479,7 @@ def _stream_text_to_npz(audio, out: Path, *, text: str, fps: float, language: st
                 sink.emit(rows, [])
             meta = {**teacher.meta, **text_meta, "backend": "text"}
             del teacher, speech
-            meta["phones"] = JsonText(phone_list_json(phones))
+            meta["phones"] = [[a, b, p] for (a, b), p in zip(spans.tolist(), labels)]
             if layer_pass.active:
                 meta["expressive"] = layer_pass.layers.describe()
             if timing_offset != 0:

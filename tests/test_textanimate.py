@@ -265,29 +265,3 @@ def test_align_transcript_is_align_and_its_check(monkeypatch):
     want = {k: v for k, v in alignment_confidence(utt).to_dict().items() if k != "words"}
     assert meta["transcript_fit"] == want and meta["aligner"] == "pocketsphinx"
     assert meta["phones"] == [[round(p.start, 4), round(p.end, 4), p.phone] for p in utt.phones]
-
-
-def test_phone_list_json_is_what_json_dumps_writes_of_the_header_list():
-    import json
-
-    from flamesync.animation import write_text_npy
-    from flamesync.phonetics.textanimate import _text_meta, phone_list_json
-    from flamesync.phonetics.types import PhoneColumns
-
-    rng = np.random.default_rng(0)
-    t = np.r_[0.0, np.cumsum(rng.uniform(0.001, 0.3, 9000))]
-    t[5] = 1.00005  # halfway cases of the rounding
-    t[6] = 2.675049999
-    names = np.array(["m", "ə", "aɪ", "_", "\"q\""], dtype=object)[rng.integers(0, 5, len(t) - 1)]
-    cols = PhoneColumns(t[:-1], t[1:], names)
-    listed = _text_meta("x", list(cols), "a", None)["phones"]
-    assert "".join(phone_list_json(cols, per_piece=1000)) == json.dumps(listed)
-    assert "".join(phone_list_json(PhoneColumns([], [], []))) == "[]"
-    # Spliced into a header in pieces, the .npy holds the text np.save would have written.
-    import io
-
-    a, b = io.BytesIO(), io.BytesIO()
-    text = json.dumps({"meta": {"phones": listed, "z": 1}}, sort_keys=True)
-    np.save(a, np.array(text))
-    write_text_npy(b, [text[:7], text[7:100], "", text[100:]], chunk_chars=64)
-    assert a.getvalue() == b.getvalue()

@@ -45,7 +45,6 @@ from ..animation import Animation
 from ..channels import JAW_OPEN_RAD, JAW_ROTATION, JAW_ROTATION_IMPLIED, SPEECH_CHANNELS
 from ..errors import InputError
 from ..tables import config_path
-from .types import PhoneColumns
 
 CONFIG_DIR = config_path("visemes")
 GROUPS: tuple[str, ...] = ("jaw", "lips", "round", "tongue")
@@ -278,81 +277,54 @@ def _resolve_cached(phone: str, tables: VisemeTables) -> tuple[PhoneEntry, ...]:
     return (keys["h"],)
 
 
-def phone_columns(phones) -> tuple[np.ndarray, np.ndarray, list]:
-    """Starts, ends (float64 arrays) and phone labels of ``phones``.
-
-    ``phones`` is a sequence of segments (``start``, ``end``, ``phone``) or anything with arrays
-    ``starts`` and ``ends`` and a sequence ``phones`` (:class:`~flamesync.phonetics.types.PhoneColumns`),
-    which a long take's phones come as so that no object per phone is made.
-    """
-    if hasattr(phones, "starts") and hasattr(phones, "ends"):
-        return np.asarray(phones.starts, np.float64), np.asarray(phones.ends, np.float64), phones.phones
-    phones = list(phones)
-    return (np.array([float(p.start) for p in phones], np.float64).reshape(-1),
-            np.array([float(p.end) for p in phones], np.float64).reshape(-1), [p.phone for p in phones])
-
-
 def _segments(
-    phones, duration: float, tables: VisemeTables
+    phones: Sequence[Any], duration: float, tables: VisemeTables
 ) -> tuple[np.ndarray, np.ndarray, list[PhoneEntry]]:
     """Expand phone segments into table entries, filling gaps and the ends with silence.
 
-    ``phones`` as :func:`phone_columns` takes them. Returns starts (P,), ends (P,) and the P
-    entries, sorted by time, covering [0, duration]. Times are kept in arrays, not a tuple per
-    phone: a three-hour take has some 140,000 phones.
+    Returns starts (P,), ends (P,) and the P entries, sorted by time, covering [0, duration].
     """
-    from array import array
-
     sil = tables.phones["_"]
-    s_in, e_in, names = phone_columns(phones)
-    bad = ~(np.isfinite(s_in) & np.isfinite(e_in)) | (e_in < s_in)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InputError(f"phone segment {names[i]!r} has invalid times {float(s_in[i])}..{float(e_in[i])}")
-    # Stable, like sorting by (start, end): equal keys keep their order.
-    order = np.lexsort((e_in, s_in))
-    starts, ends, entries = array("d"), array("d"), []
-    t = 0.0
-
-    def put(a: float, b: float, entry: PhoneEntry) -> None:
-        # Merge adjacent silences so that "long silence" means the whole pause.
-        if entries and entry.kind == "silence" and entries[-1].kind == "silence":
-            ends[-1] = b
-            entries[-1] = entry
-        else:
-            starts.append(a)
-            ends.append(b)
-            entries.append(entry)
-
-    def add(a: float, b: float, entry: PhoneEntry) -> None:
-        nonlocal t
-        if a > t + 1e-6:
-            put(t, a, sil)
-        a = max(a, t)  # overlapping input: later phones start where earlier ones end
-        if b > a:
-            put(a, b, entry)
-            t = b
-
-    for i in order.tolist():
-        s, e = float(s_in[i]), float(e_in[i])
+    items: list[tuple[float, float, PhoneEntry]] = []
+    for seg in sorted(phones, key=lambda p: (float(p.start), float(p.end))):
+        s, e = float(seg.start), float(seg.end)
+        if not (math.isfinite(s) and math.isfinite(e)) or e < s:
+            raise InputError(f"phone segment {seg.phone!r} has invalid times {s}..{e}")
         if e <= s:
             continue
-        parts = _resolve_cached(str(names[i]), tables)
+        parts = _resolve_cached(str(seg.phone), tables)
         if len(parts) == 1:
-            add(s, e, parts[0])
+            items.append((s, e, parts[0]))
             continue
         # Diphthongs spend a little longer on their first part; clusters split evenly.
         w = np.ones(len(parts))
         if all(p.kind == "vowel" for p in parts):
             w[0] = 1.4
         edges = s + (e - s) * np.concatenate([[0.0], np.cumsum(w) / w.sum()])
-        for a, b, p in zip(edges[:-1], edges[1:], parts):
-            add(float(a), float(b), p)
+        items.extend((float(a), float(b), p) for a, b, p in zip(edges[:-1], edges[1:], parts))
+    out: list[tuple[float, float, PhoneEntry]] = []
+    t = 0.0
+    for s, e, entry in items:
+        if s > t + 1e-6:
+            out.append((t, s, sil))
+        s = max(s, t)  # overlapping input: later phones start where earlier ones end
+        if e > s:
+            out.append((s, e, entry))
+            t = e
     if duration > t + 1e-6:
-        put(t, duration, sil)
-    if not entries:
-        return np.array([0.0]), np.array([max(duration, 1e-3)]), [sil]
-    return np.frombuffer(starts, np.float64).copy(), np.frombuffer(ends, np.float64).copy(), entries
+        out.append((t, duration, sil))
+    # Merge adjacent silences so that "long silence" means the whole pause.
+    merged: list[tuple[float, float, PhoneEntry]] = []
+    for s, e, entry in out:
+        if merged and entry.kind == "silence" and merged[-1][2].kind == "silence":
+            merged[-1] = (merged[-1][0], e, entry)
+        else:
+            merged.append((s, e, entry))
+    if not merged:
+        merged = [(0.0, max(duration, 1e-3), sil)]
+    starts = np.array([m[0] for m in merged])
+    ends = np.array([m[1] for m in merged])
+    return starts, ends, [m[2] for m in merged]
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -642,9 +614,8 @@ class TeacherFrames:
         self.tables = tables or load_tables()
         self.fps = float(fps)
         self.block_frames = int(block_frames)
-        s_in, e_in, names = phone_columns(phones)
-        finite = e_in[np.isfinite(e_in)]  # a bad time is reported by _segments, naming its phone
-        last = float(finite.max()) if len(finite) else 0.0
+        phones = list(phones)
+        last = max((float(p.end) for p in phones), default=0.0)
         if duration is None:
             duration = last
         if not (math.isfinite(duration) and duration >= 0):
@@ -655,14 +626,13 @@ class TeacherFrames:
             "source": "teacher",
             "teacher_version": TEACHER_VERSION,
             "jaw_rotation": JAW_ROTATION_IMPLIED,
-            "n_phones": len(names),
+            "n_phones": len(phones),
         }
         if style:
             self.meta["teacher_style"] = {k: float(v) for k, v in style.items()}
         self._frame_t = np.arange(self.n_frames) / fps
         self._span = max(duration, last, self._frame_t[-1]) + 1e-3
-        self._segs = _segments(PhoneColumns(s_in, e_in, names), self._span, self.tables)
-        del s_in, e_in, names, finite
+        self._segs = _segments(phones, self._span, self.tables)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         st, tables, fps = self.st, self.tables, self.fps

@@ -372,26 +372,8 @@ def align_transcript_apart(samples, text: str, *, language: str = "en", check: b
     the memory it had before. Same results as :func:`align_transcript` (the child is a copy of
     this process, every search starts from a fresh front end).
     """
-    columns, meta = align_transcript_columns(samples, text, language=language, check=check)
-    phones = list(columns)
-    return phones, _text_meta(text, phones, _aligner(), meta.get("transcript_fit"))
-
-
-def align_transcript_columns(samples, text: str, *, language: str = "en",
-                             check: bool = True) -> tuple["PhoneColumns", dict]:
-    """:func:`align_transcript_apart` with the phones in arrays and the header's phone list left out.
-
-    For a long take (some 140,000 phones in three hours), a :class:`PhoneSegment` per phone and the
-    header's list of lists would each take more memory than the rest of the run's growth:
-    :class:`~flamesync.phonetics.teacher.TeacherFrames` reads the arrays, and
-    :func:`phone_list_json` writes the header's ``phones`` from them.
-
-    Returns
-    -------
-    (PhoneColumns, meta): the phones, and :func:`align_transcript`'s meta without ``phones``.
-    """
     from ..forking import call_in_child
-    from .types import PhoneColumns
+    from .types import PhoneSegment
 
     def work():
         try:
@@ -399,10 +381,9 @@ def align_transcript_columns(samples, text: str, *, language: str = "en",
         except TranscriptMismatchError as exc:
             conf = None if exc.confidence is None else dataclasses.asdict(exc.confidence)
             return {"mismatch": str(exc), "confidence": conf}
-        # Arrays, not a list per phone: the child's last step should not be the biggest. The
-        # answer travels as JSON, so their bytes go as base64 (exact, a third larger).
-        return {"times": _b64(packed.times[:, :2], np.float64), "ids": _b64(packed.ids, np.int32),
-                "n": int(len(packed.ids)), "names": list(packed.names), "fit": fit}
+        # Columns, not a list per phone: the child's last step should not be the biggest.
+        start, end, phone, label = packed.columns()
+        return {"start": start, "end": end, "phone": phone, "label": label, "fit": fit}
 
     out = call_in_child(work)
     if "mismatch" in out:
@@ -410,47 +391,8 @@ def align_transcript_columns(samples, text: str, *, language: str = "en",
         if conf is not None:
             conf = AlignmentConfidence(**{**conf, "words": tuple(conf["words"])})
         raise TranscriptMismatchError(out["mismatch"], confidence=conf)
-    n = out["n"]
-    times = _from_b64(out.pop("times"), np.float64).reshape(n, 2)
-    ids = _from_b64(out.pop("ids"), np.int32).reshape(n, 2)
-    names = np.array(list(out["names"]) + [""], dtype=object)[:-1]  # an object array even for one name
-    columns = PhoneColumns(times[:, 0].copy(), times[:, 1].copy(), names[ids[:, 0]], names[ids[:, 1]])
-    meta = _text_meta(text, [], _aligner(), out["fit"])
-    del meta["phones"]
-    return columns, meta
-
-
-def _b64(a: np.ndarray, dtype) -> str:
-    import base64
-
-    return base64.b64encode(np.ascontiguousarray(a, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode("ascii")
-
-
-def _from_b64(text: str, dtype) -> np.ndarray:
-    import base64
-
-    return np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
-
-
-def phone_list_json(columns, *, per_piece: int = 4096) -> list[str]:
-    """The JSON text of the header's ``phones`` (``[[start, end, phone], ...]``, times rounded as
-    :func:`align_transcript` rounds them), in pieces, as ``json.dumps`` writes it."""
-    import json
-
-    quoted = {}
-    pieces = ["["]
-    n = len(columns)
-    for a in range(0, n, per_piece):
-        b = min(n, a + per_piece)
-        rows = []
-        for s, e, p in zip(columns.starts[a:b].tolist(), columns.ends[a:b].tolist(), columns.phones[a:b]):
-            q = quoted.get(p)
-            if q is None:
-                q = quoted[p] = json.dumps(p)
-            rows.append(f"[{float.__repr__(round(s, 4))}, {float.__repr__(round(e, 4))}, {q}]")
-        pieces.append((", " if a else "") + ", ".join(rows))
-    pieces.append("]")
-    return pieces
+    phones = [PhoneSegment(*p) for p in zip(out.pop("start"), out.pop("end"), out.pop("phone"), out.pop("label"))]
+    return phones, _text_meta(text, phones, _aligner(), out["fit"])
 
 
 def recognized_phones(samples: np.ndarray) -> tuple[str, list]:

@@ -8,7 +8,6 @@ last ends at the audio's duration; silences and pauses carry the phone ``"_"``.
 from __future__ import annotations
 
 import math
-from collections import abc
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -42,39 +41,6 @@ class PhoneSegment:
     @property
     def duration(self) -> float:
         return self.end - self.start
-
-
-class PhoneColumns(abc.Sequence):
-    """Phones held as columns: a long take's phones without an object per phone.
-
-    Reads as a sequence of :class:`PhoneSegment` (made when asked for); consumers that can work on
-    arrays (:class:`flamesync.phonetics.teacher.TeacherFrames`) read ``starts`` and ``ends``.
-
-    Parameters
-    ----------
-    starts, ends : np.ndarray, shape (P,), float64
-        Seconds.
-    phones : sequence of str, length P
-        Unified labels, as :attr:`PhoneSegment.phone`.
-    labels : sequence of str, length P, optional
-        The engine's own symbols (default: the phones).
-    """
-
-    def __init__(self, starts, ends, phones, labels=None):
-        self.starts = np.asarray(starts, np.float64).reshape(-1)
-        self.ends = np.asarray(ends, np.float64).reshape(-1)
-        self.phones = phones
-        self.labels = phones if labels is None else labels
-        if not len(self.starts) == len(self.ends) == len(self.phones) == len(self.labels):
-            raise ValueError("phone columns differ in length")
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        return PhoneSegment(float(self.starts[i]), float(self.ends[i]), self.phones[i], self.labels[i])
 
 
 @dataclass(frozen=True, slots=True)
