@@ -263,10 +263,10 @@ def evaluate_corpus(pairs, systems: dict[str, Callable], *, face=None, tempo: fl
     made of them (:func:`flamesync.phonetics.augment.insert_hesitation`, a fixed draw per item),
     whose /m/ then counts among the closures: a stand-in for conversational hesitations.
     """
-    from ..audio.io import SAMPLE_RATE
-    from ..face import load_face
     import zlib
 
+    from ..audio.io import SAMPLE_RATE
+    from ..face import load_face
     from ..phonetics.augment import change_tempo, insert_hesitation
     from ..phonetics.types import PhoneSegment
     from ..progress import track

@@ -314,8 +314,9 @@ def insert_hesitation(audio: np.ndarray, phones, *, rng: np.random.Generator, sa
     Returns
     -------
     None when the recording has no pause, no central vowel of at least 50 ms or no steady /m/ of at
-    least 40 ms between two other sounds; else ``(audio, phones, source_frame)``: audio (N + K,) float32 with K a whole number of
-    frames, the phones with the two inserted and later ones shifted, and source_frame
+    least 40 ms between two other sounds; else ``(audio, phones, source_frame)``: audio (N + K,)
+    float32 with K a whole number of frames, the phones with the two inserted and later ones
+    shifted, and source_frame
     (ceil((N + K) / spf),) int64, for each output frame the input frame whose targets it takes
     (the borrowed vowel's and murmur's frames, stretched, inside the inserted span).
     """
