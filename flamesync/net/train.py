@@ -74,7 +74,8 @@ DEFAULTS: dict[str, Any] = {
         "ckpt_every": 250,
         "max_val_items": 64,
         "loss": {"weights": 1.0, "velocity": 0.5, "acceleration": 0.0, "range": 0.0, "closure": 0.5,
-                 "closure_pos_weight": 4.0, "closure_hard_negative": 1.0, "closure_detection": 0.0, "visemes": 0.2},
+                 "closure_pos_weight": 4.0, "closure_hard_negative": 1.0,
+                 "closure_hard_negative_visemes": ["TDNL", "KG"], "closure_detection": 0.0, "visemes": 0.2},
     },
     # data: "synthetic" (held-out voices, made noisy and reverberant) or "real" (the real corpora's
     # speaker-disjoint val split, as recorded)
@@ -119,6 +120,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     cfg = _merge(DEFAULTS, cfg)
     cfg = _merge(cfg, overrides or {})
     cfg.setdefault("name", name)
+    hard_negative_mask(cfg["train"]["loss"].get("closure_hard_negative_visemes", HARD_NEGATIVE_VISEMES))  # typos fail here
     return cfg
 
 
@@ -446,13 +448,27 @@ def _worker_batch(step: int) -> dict[str, torch.Tensor]:
 # neighbouring formant transitions. On noisy synthetic validation they hold about two thirds of the
 # frames the calibrated decoder closes wrongly (/n/ alone a quarter; on clean speech half).
 HARD_NEGATIVE_VISEMES: tuple[str, ...] = ("TDNL", "KG")
-_HARD_NEGATIVE_IDS = torch.tensor([float(c in HARD_NEGATIVE_VISEMES) for c in VISEME_CLASSES])
+
+
+def hard_negative_mask(classes) -> torch.Tensor:
+    """1.0 for each viseme class (in :data:`VISEME_CLASSES` order) named in ``classes``, else 0.0.
+
+    Raises :class:`InputError` for a name that is not a viseme class, so a typo in a config fails
+    before training starts rather than silently weighting nothing.
+    """
+    names = list(classes)
+    unknown = sorted(set(names) - set(VISEME_CLASSES))
+    if unknown:
+        raise InputError(f"train.loss.closure_hard_negative_visemes: unknown viseme classes {', '.join(unknown)} "
+                         f"(known: {', '.join(VISEME_CLASSES)})")
+    return torch.tensor([float(c in names) for c in VISEME_CLASSES])
 
 
 def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of: L1 on weights, L1 on their frame-to-frame velocity and acceleration, the
     range term (:func:`range_loss`), closure BCE with positive frames weighted ``closure_pos_weight``
-    and the other stops and nasals (:data:`HARD_NEGATIVE_VISEMES`) ``closure_hard_negative``, a
+    and the frames of the classes in ``closure_hard_negative_visemes`` (absent: the other stops and
+    nasals, :data:`HARD_NEGATIVE_VISEMES`) ``closure_hard_negative``, a
     per-closure detection term (:func:`closure_detection_loss`), and viseme cross-entropy. Padded
     frames are excluded. The acceleration, range, hard-negative and detection weights may be absent
     from ``lw`` (as in older configs: 0, 0, 1 and 0); the optional terms are computed anyway, for the
@@ -472,7 +488,8 @@ def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[tor
     l_acc = (da.abs() * ma).sum() / ma.sum().clamp_min(1.0)
     l_range = range_loss(pred_w, tw, valid, batch["channel_mask"])
     tc = batch["closure"]
-    hard = _HARD_NEGATIVE_IDS.to(batch["visemes"].device)[batch["visemes"]] * (1.0 - tc)
+    ids = hard_negative_mask(lw.get("closure_hard_negative_visemes", HARD_NEGATIVE_VISEMES))
+    hard = ids.to(batch["visemes"].device)[batch["visemes"]] * (1.0 - tc)
     wc = valid * (1.0 + (float(lw["closure_pos_weight"]) - 1.0) * tc
                   + (float(lw.get("closure_hard_negative", 1.0)) - 1.0) * hard)
     l_c = (F.binary_cross_entropy_with_logits(closure_logit, tc, reduction="none") * wc).sum() / wc.sum().clamp_min(1.0)
