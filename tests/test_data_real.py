@@ -300,6 +300,17 @@ def test_cli_fine_tunes_on_your_own_recordings_and_recalibrates(layouts, tmp_pat
     assert recal["amplitude_map"] and recal["amplitude_map"] != load_meta(base).get("amplitude_map")
     w0, w1 = load_weights(base), load_weights(tmp_path / "new" / "recal")
     assert all(np.array_equal(w0[k].numpy(), w1[k].numpy()) for k in w0)  # only the decoder changes
+    # Two networks fine-tuned from one start: their weights averaged, then calibrated as one.
+    ft = str(tmp_path / "ft" / "final")
+    assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate", base, ft,
+                 "--out", str(tmp_path / "soup")]) == 0
+    soup = load_meta(tmp_path / "soup")
+    assert soup["averaged_from"] == [str(Path(base)), str(Path(ft))] and "real speech" in soup["calibration"]["data"]
+    w2, ws = load_weights(ft), load_weights(tmp_path / "soup")
+    assert all(np.allclose(ws[k].numpy(), (w0[k].double().numpy() + w2[k].double().numpy()) / 2, atol=1e-6)
+               for k in w0)
+    assert not all(np.array_equal(w0[k].numpy(), w2[k].numpy()) for k in w0)  # so the mean is not trivial
+    assert main(["train", "--config", tiny, "--recalibrate", base, ft, "--fusion", "--out", str(tmp_path / "x")]) != 0
     # The recogniser fusion is fitted on the same half and added; the network's own decoder stays.
     assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate", base, "--fusion",
                  "--out", str(tmp_path / "fused")]) == 0

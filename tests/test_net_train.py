@@ -340,6 +340,19 @@ def test_hard_negative_weight_counts_other_stops_and_nasals_more():
     for hard, w in ((None, [1, 1, 4, 1, 1]), (3.0, [1, 3, 4, 3, 1])):  # /n/ and /k/ are hard, /s/ is not
         _, parts = compute_loss(outs, batch, lw if hard is None else {**lw, "closure_hard_negative": hard})
         assert parts["l_closure"] == pytest.approx(np.dot(w, bce) / sum(w), rel=1e-5)
+    # The classes are the config's to choose: the vowel /a/ as well, /n/ no longer.
+    _, parts = compute_loss(outs, batch, {**lw, "closure_hard_negative": 3.0,
+                                          "closure_hard_negative_visemes": ["A", "KG"]})
+    assert parts["l_closure"] == pytest.approx(np.dot([3, 1, 4, 3, 1], bce) / 12, rel=1e-5)
+
+
+def test_hard_negative_classes_are_checked_when_the_config_loads():
+    from flamesync.errors import InputError
+    from flamesync.net.train import load_config
+
+    with pytest.raises(InputError, match="unknown viseme classes Q"):
+        load_config(None, {"train": {"loss": {"closure_hard_negative_visemes": ["A", "Q"]}}})
+    assert load_config(None)["train"]["loss"]["closure_hard_negative_visemes"] == ["TDNL", "KG"]
 
 
 def test_hesitations_splice_an_um_into_real_crops_only_and_keep_old_streams():

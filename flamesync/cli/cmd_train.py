@@ -23,9 +23,11 @@ def register(sub) -> None:
                         "shipped network")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights ('default': the shipped network)")
-    p.add_argument("--recalibrate", default=None, metavar="CHECKPOINT",
+    p.add_argument("--recalibrate", default=None, nargs="+", metavar="CHECKPOINT",
                    help="train nothing: fit CHECKPOINT's closure decoder anew on the real corpora's held-out "
-                        "speakers ('default': the shipped network) and write it to --out (a checkpoint stem)")
+                        "speakers ('default': the shipped network) and write it to --out (a checkpoint stem). "
+                        "Given several checkpoints fine-tuned from one start, their weights are averaged first "
+                        "(a 'model soup')")
     p.add_argument("--fusion", action="store_true",
                    help="with --recalibrate: fit instead the fusion of the network's closures with the word "
                         "recogniser's /p b m/ (an experiment scored by 'flamesync eval --systems fused'; "
@@ -82,7 +84,10 @@ def run(args) -> int:
         if not args.out:
             raise InputError("--recalibrate needs --out (where to write the recalibrated checkpoint)")
         cfg["calibration"]["data"] = "real"
-        print(json.dumps(recalibrate(args.recalibrate, cfg, out=args.out, fusion=args.fusion), indent=1))
+        if args.fusion and len(args.recalibrate) > 1:
+            raise InputError("--fusion fits one network: give --recalibrate a single checkpoint")
+        target = args.recalibrate if len(args.recalibrate) > 1 else args.recalibrate[0]
+        print(json.dumps(recalibrate(target, cfg, out=args.out, fusion=args.fusion), indent=1))
         return 0
     summary = train(cfg, out_dir=args.out, stop_after=args.stop_after)
     print(json.dumps(summary, indent=1))

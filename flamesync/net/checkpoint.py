@@ -96,3 +96,46 @@ def load_optimizer_state(path: str | Path) -> dict | None:
     import torch
 
     return torch.load(opath, map_location="cpu", weights_only=True)
+
+
+def average_weights(paths) -> dict[str, torch.Tensor]:
+    """The element-wise mean of several checkpoints' weights (a "model soup").
+
+    Averaging is only meaningful for networks fine-tuned from one common start, which stay in one
+    basin of the loss; networks trained apart from scratch average into noise. This function checks
+    what it can (the same model configuration, tensor names and shapes); the common start is the
+    caller's to ensure.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Two or more checkpoint stems (or their ``.safetensors`` / ``.json`` files).
+
+    Returns
+    -------
+    dict of str to torch.Tensor : each tensor the mean over the checkpoints, in its stored dtype
+    """
+    import torch
+
+    paths = [stem(p) for p in paths]
+    if len(paths) < 2:
+        raise ModelFileError("averaging needs at least two checkpoints")
+    first_model = load_meta(paths[0])["model"]
+    total: dict[str, torch.Tensor] = {}
+    dtypes: dict[str, torch.dtype] = {}
+    for i, p in enumerate(paths):
+        if load_meta(p)["model"] != first_model:
+            raise ModelFileError(f"cannot average {p} with {paths[0]}: their model configurations differ")
+        weights = load_weights(p)
+        if i == 0:
+            dtypes = {k: v.dtype for k, v in weights.items()}
+            total = {k: v.to(torch.float64) for k, v in weights.items()}
+            continue
+        if set(weights) != set(total):
+            raise ModelFileError(f"cannot average {p} with {paths[0]}: their tensors differ")
+        for k, v in weights.items():
+            if v.shape != total[k].shape:
+                raise ModelFileError(f"cannot average {p} with {paths[0]}: {k} is {tuple(v.shape)}, "
+                                     f"not {tuple(total[k].shape)}")
+            total[k] += v.to(torch.float64)
+    return {k: (v / len(paths)).to(dtypes[k]) for k, v in total.items()}

@@ -30,7 +30,7 @@ from ..errors import FlamesyncError, InputError
 from ..fileio import atomic_write_text
 from .amplitude import OPENING_CHANNELS, fit_quantile_map
 from .augment import AugmentConfig, add_pause_sounds, augment, mask_frequencies
-from .checkpoint import load_meta, load_optimizer_state, load_weights, save_checkpoint, stem
+from .checkpoint import average_weights, load_meta, load_optimizer_state, load_weights, save_checkpoint, stem
 from .closure import ClosureDecoder, CLOSURE_CHANNELS, calibrate_threshold
 from .model import FlameSyncNet, ModelConfig, count_parameters
 from .targets import VISEME_CLASSES, frame_labels
@@ -870,18 +870,21 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     return summary
 
 
-def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path, fusion: bool = False) -> dict:
+def recalibrate(checkpoint, config: dict, *, out: str | Path, fusion: bool = False) -> dict:
     """Fit a trained network's closure decoder anew on real speech and save it as another checkpoint.
 
-    The weights are copied unchanged; only ``closure_decoder`` and ``calibration`` in the
+    The weights are copied unchanged (or, given several checkpoints, averaged: see
+    :func:`flamesync.net.checkpoint.average_weights`); only ``closure_decoder`` and ``calibration`` in the
     description change (and ``amplitude_map``, refitted on the same speech, when
     ``calibration.amplitude_map`` is set). Uses the config's real corpora (their "calibrate" half of the val
     speakers) and its ``calibration`` settings (``max_items``, ``max_false_rate``, ``sources``).
 
     Parameters
     ----------
-    checkpoint : path or "default"
-        The network (``"default"``: the shipped one).
+    checkpoint : path or "default", or a list of them
+        The network (``"default"``: the shipped one). A list of two or more: networks fine-tuned from
+        one start, whose weights are averaged; the description is the first one's, with
+        ``averaged_from`` listing them all.
     config : dict
         From :func:`load_config`; ``corpus.real`` must name at least one real corpus.
     out : path
@@ -896,8 +899,12 @@ def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path, fusion
     """
     from .infer import DEFAULT_CHECKPOINT
 
-    path = DEFAULT_CHECKPOINT if str(checkpoint) == "default" else Path(checkpoint)
+    paths = [DEFAULT_CHECKPOINT if str(c) == "default" else Path(c)
+             for c in (checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint])]
+    path = paths[0]
     meta = load_meta(path)
+    if len(paths) > 1:
+        meta = {**meta, "averaged_from": [str(p) for p in paths]}
     # Made before the minutes of calibration, so an unwritable place fails first, as training does.
     try:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -905,7 +912,7 @@ def recalibrate(checkpoint: str | Path, config: dict, *, out: str | Path, fusion
         raise InputError(f"cannot create {Path(out).parent}: {exc.strerror}") from None
     mcfg = ModelConfig.from_dict(meta["model"])
     model = FlameSyncNet(mcfg)
-    model.load_state_dict(load_weights(path))
+    model.load_state_dict(average_weights(paths) if len(paths) > 1 else load_weights(path))
     real_corpora = open_real_corpora(config)
     if not real_corpora:
         raise InputError("recalibration needs a real-speech corpus (corpus.real in the config, or --real DIR)")
