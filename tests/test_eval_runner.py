@@ -89,3 +89,35 @@ def test_corpus_items_with_a_hesitation_count_its_m_as_one_more_closure():
     assert len(seen[1][1]) == len(phones) + 3  # a pause split in two around the vowel and the /m/
     assert seen[1][1][-1].end * 16000 == pytest.approx(seen[1][0], abs=1)
     assert um.n_bilabial == plain.n_bilabial + 1 and um.closure == 1.0 and again.closure == um.closure
+
+
+def test_corpus_clips_choose_a_half_of_the_speakers_and_sources(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from flamesync.data import corpus as corpus_mod
+    from flamesync.data.real import val_role
+    from flamesync.errors import InputError
+    from flamesync.eval.runner import corpus_clips
+
+    items = [SimpleNamespace(meta={"id": f"{src}{k}", "source": src, "speaker": f"{src}-spk{k}", "text": "a",
+                                   "mask": [[0.1, 0.2]] if k == 7 else []})
+             for src in ("ocean", "wake") for k in range(12)]
+
+    class FakeCorpus:
+        def __init__(self, path):
+            self.path, self.manifest = path, {"seed": 0}
+
+        def items(self, split):
+            return list(items) if split == "val" else []
+
+    monkeypatch.setattr(corpus_mod, "Corpus", FakeCorpus)
+    names = lambda pairs: {clip.name for clip, _ in pairs}  # noqa: E731
+    unmasked = {f"{i.meta['source']}/{i.meta['id']}" for i in items if not i.meta["mask"]}
+    select, calibrate = (names(corpus_clips(tmp_path, role=r)) for r in ("select", "calibrate"))
+    assert select and calibrate and not (select & calibrate) and select | calibrate == unmasked
+    assert all(val_role(i.meta) == "select" for i in items if f"{i.meta['source']}/{i.meta['id']}" in select)
+    ocean = corpus_clips(tmp_path, role="calibrate", sources=["ocean"])
+    assert names(ocean) == {n for n in calibrate if n.startswith("ocean/")} and ocean
+    assert all(clip.group == "ocean" for clip, _ in ocean)
+    with pytest.raises(InputError, match="no source sea .*it has: ocean, wake"):
+        corpus_clips(tmp_path, sources=["sea"])

@@ -218,13 +218,14 @@ def evaluate_real(clips: list[Clip], systems: dict[str, Callable], *, face=None)
 
 
 def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None = 150,
-                 role: str | None = "select") -> list[tuple[Clip, object]]:
+                 role: str | None = "select", sources=None) -> list[tuple[Clip, object]]:
     """Items of a real-speech corpus split (:mod:`flamesync.data.real`) as evaluation clips.
 
     Items with distrusted (masked) words are left out, since their reference phones are in doubt.
     With ``role`` (``"select"``, the default), only val items of that half of the held-out speakers
     (:func:`flamesync.data.real.val_role`): the other half is where closure decoders are calibrated.
-    Per source, at most ``max_per_source`` items, spread evenly over the split.
+    Per source, at most ``max_per_source`` items, spread evenly over the split. With ``sources``, only
+    those sources (an unknown name is an error that lists the corpus's own).
 
     Returns
     -------
@@ -237,10 +238,18 @@ def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None =
     corpus = Corpus(corpus_dir)
     seed = int(corpus.manifest.get("seed", 0))
     by_source: dict[str, list] = {}
+    known: set[str] = set()
     for item in corpus.items(split):
+        source = str(item.meta.get("source", ""))
+        known.add(source)
         if item.meta.get("mask") or (role and split == "val" and val_role(item.meta, seed=seed) != role):
             continue
-        by_source.setdefault(str(item.meta.get("source", "")), []).append(item)
+        if sources is None or source in sources:
+            by_source.setdefault(source, []).append(item)
+    if sources is not None:
+        unknown = sorted(set(sources) - known)
+        if unknown:
+            raise InputError(f"{corpus_dir} has no source {', '.join(unknown)} (it has: {', '.join(sorted(known))})")
     out = []
     for source, items in sorted(by_source.items()):
         if max_per_source is not None and len(items) > max_per_source:
