@@ -121,3 +121,13 @@ def test_corpus_clips_choose_a_half_of_the_speakers_and_sources(monkeypatch, tmp
     assert all(clip.group == "ocean" for clip, _ in ocean)
     with pytest.raises(InputError, match="no source sea .*it has: ocean, wake"):
         corpus_clips(tmp_path, sources=["sea"])
+
+
+def test_model_card_names_the_ingredients_of_an_averaged_network():
+    from flamesync.eval.runner import real_corpus_lines
+
+    meta = {"init": "v10", "averaged_from": ["/runs/a/final", "/runs/b/final"], "recalibrated_from": "/runs/a/final"}
+    lines = real_corpus_lines(meta)
+    assert "- fine-tuned from: `v10`" in lines
+    assert any("mean of 2 networks" in ln and "`final`, `final`" in ln for ln in lines)
+    assert not any("mean of" in ln for ln in real_corpus_lines({"init": "v10"}))
