@@ -129,5 +129,5 @@ def test_model_card_names_the_ingredients_of_an_averaged_network():
     meta = {"init": "v10", "averaged_from": ["/runs/a/final", "/runs/b/final"], "recalibrated_from": "/runs/a/final"}
     lines = real_corpus_lines(meta)
     assert "- fine-tuned from: `v10`" in lines
-    assert any("mean of 2 networks" in ln and "`final`, `final`" in ln for ln in lines)
+    assert any("mean of 2 networks" in ln and "`a/final`, `b/final`" in ln for ln in lines)
     assert not any("mean of" in ln for ln in real_corpus_lines({"init": "v10"}))

@@ -512,7 +512,7 @@ def real_corpus_lines(meta: dict) -> list[str]:
     if meta.get("averaged_from"):
         lines.append(f"- weights: the element-wise mean of {len(meta['averaged_from'])} networks fine-tuned from one "
                      f"start (the training config above is the first one's): "
-                     + ", ".join(f"`{Path(p).name}`" for p in meta["averaged_from"]))
+                     + ", ".join(f"`{Path(p).parent.name}/{Path(p).name}`" for p in meta["averaged_from"]))
     refit_map = bool(((meta.get("train_config") or {}).get("calibration") or {}).get("amplitude_map"))
     if meta.get("recalibrated_from"):
         what = "closure decoder and amplitude map" if refit_map and meta.get("amplitude_map") else "closure decoder"
