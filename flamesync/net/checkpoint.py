@@ -120,11 +120,14 @@ def average_weights(paths) -> dict[str, torch.Tensor]:
     paths = [stem(p) for p in paths]
     if len(paths) < 2:
         raise ModelFileError("averaging needs at least two checkpoints")
-    first_model = load_meta(paths[0])["model"]
+    first_model = None
     total: dict[str, torch.Tensor] = {}
     dtypes: dict[str, torch.dtype] = {}
     for i, p in enumerate(paths):
-        if load_meta(p)["model"] != first_model:
+        model = load_meta(p)["model"]
+        if i == 0:
+            first_model = model
+        elif model != first_model:
             raise ModelFileError(f"cannot average {p} with {paths[0]}: their model configurations differ")
         weights = load_weights(p)
         if i == 0:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import json
 import math
 import time
@@ -464,6 +465,12 @@ def hard_negative_mask(classes) -> torch.Tensor:
     return torch.tensor([float(c in names) for c in VISEME_CLASSES])
 
 
+@functools.lru_cache(maxsize=8)
+def _hard_negative_ids(classes: tuple[str, ...]) -> torch.Tensor:
+    # The loss runs every step on the same few settings: build each mask once, not per batch.
+    return hard_negative_mask(classes)
+
+
 def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of: L1 on weights, L1 on their frame-to-frame velocity and acceleration, the
     range term (:func:`range_loss`), closure BCE with positive frames weighted ``closure_pos_weight``
@@ -488,7 +495,7 @@ def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[tor
     l_acc = (da.abs() * ma).sum() / ma.sum().clamp_min(1.0)
     l_range = range_loss(pred_w, tw, valid, batch["channel_mask"])
     tc = batch["closure"]
-    ids = hard_negative_mask(lw.get("closure_hard_negative_visemes", HARD_NEGATIVE_VISEMES))
+    ids = _hard_negative_ids(tuple(lw.get("closure_hard_negative_visemes", HARD_NEGATIVE_VISEMES)))
     hard = ids.to(batch["visemes"].device)[batch["visemes"]] * (1.0 - tc)
     wc = valid * (1.0 + (float(lw["closure_pos_weight"]) - 1.0) * tc
                   + (float(lw.get("closure_hard_negative", 1.0)) - 1.0) * hard)
