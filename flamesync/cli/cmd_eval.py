@@ -48,10 +48,13 @@ def register(sub) -> None:
                         "speakers never trained on), per source: where networks are compared and chosen")
     p.add_argument("--per-source", type=int, default=150, metavar="N",
                    help="with --real-val: at most N items per source, spread over the split (default 150)")
-    p.add_argument("--val-half", choices=("select", "calibrate"), default="select",
-                   help="with --real-val: which half of the held-out speakers to score (default 'select', where "
+    p.add_argument("--val-half", choices=("select", "calibrate", "check"), default="select",
+                   help="with --real-val: which held-out speakers to score (default 'select', where "
                         "networks are chosen; 'calibrate' is where closure decoders are fitted, on the sources "
-                        "the training config names)")
+                        "the training config names; 'check': the train-split speakers that networks trained "
+                        "with corpus.real check_share (see --check-share) never heard)")
+    p.add_argument("--check-share", type=float, default=0.12, metavar="X",
+                   help="with --val-half check: the check_share the compared networks were trained with (default 0.12)")
     p.add_argument("--sources", default=None, metavar="A,B",
                    help="with --real-val: score only these sources of the corpus (comma-separated)")
     p.add_argument("--tempo", type=float, default=1.0, metavar="X",
@@ -94,7 +97,7 @@ def run(args) -> int:
     if args.real_val:
         sources = [x.strip() for x in args.sources.split(",") if x.strip()] if args.sources else None
         pairs = runner.corpus_clips(args.real_val, split="val", max_per_source=args.per_source,
-                                    role=args.val_half, sources=sources)
+                                    role=args.val_half, sources=sources, check_share=args.check_share)
         if not pairs:
             raise InputError(f"{args.real_val} has no val items to evaluate")
         if not 0.5 <= args.tempo <= 2.0:
@@ -103,10 +106,12 @@ def run(args) -> int:
         real_val = {"overall": runner.summarize(val_scores), "by_source": runner.summarize_by_group(val_scores),
                     "items": [s.__dict__ for s in val_scores], "corpus": f"real val split of {Path(args.real_val).name}",
                     "half": args.val_half, "sources": sources,
+                    **({"check_share": args.check_share} if args.val_half == "check" else {}),
                     "tempo": args.tempo, "hesitations": bool(args.hesitations)}
         print(runner.format_groups(real_val["by_source"], real_val["overall"],
                                    title=f"real val split of {args.real_val} (speakers never trained on), "
-                                         f"{args.val_half} half"
+                                         + (f"{args.val_half} half" if args.val_half != "check"
+                                            else f"check set (check_share {args.check_share:g})")
                                          + (f", spoken {args.tempo:g}x faster" if args.tempo != 1.0 else "")
                                          + (", an 'um' spliced into each" if args.hesitations else "")))
     scores = runner.evaluate_real(clips, systems) if clips else []

@@ -218,12 +218,14 @@ def evaluate_real(clips: list[Clip], systems: dict[str, Callable], *, face=None)
 
 
 def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None = 150,
-                 role: str | None = "select", sources=None) -> list[tuple[Clip, object]]:
+                 role: str | None = "select", sources=None, check_share: float = 0.0) -> list[tuple[Clip, object]]:
     """Items of a real-speech corpus split (:mod:`flamesync.data.real`) as evaluation clips.
 
     Items with distrusted (masked) words are left out, since their reference phones are in doubt.
     With ``role`` (``"select"``, the default), only val items of that half of the held-out speakers
     (:func:`flamesync.data.real.val_role`): the other half is where closure decoders are calibrated.
+    With ``role="check"``, the train items of the speakers a training config with this
+    ``check_share`` left out (:func:`flamesync.data.real.in_check_set`), whatever ``split`` says.
     Per source, at most ``max_per_source`` items, spread evenly over the split. With ``sources``, only
     those sources (an unknown name is an error that lists the corpus's own).
 
@@ -233,16 +235,25 @@ def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None =
     """
     from ..data.corpus import Corpus
 
-    from ..data.real import val_role
+    from ..data.real import in_check_set, val_role
 
     corpus = Corpus(corpus_dir)
     seed = int(corpus.manifest.get("seed", 0))
+    if role == "check":
+        if not 0.0 < check_share < 1.0:
+            raise InputError(f"the check set needs a check share in (0, 1), got {check_share}")
+        split = "train"
     by_source: dict[str, list] = {}
     known: set[str] = set()
     for item in corpus.items(split):
         source = str(item.meta.get("source", ""))
         known.add(source)
-        if item.meta.get("mask") or (role and split == "val" and val_role(item.meta, seed=seed) != role):
+        if item.meta.get("mask"):
+            continue
+        if role == "check":
+            if not in_check_set(item.meta, seed=seed, share=check_share):
+                continue
+        elif role and split == "val" and val_role(item.meta, seed=seed) != role:
             continue
         if sources is None or source in sources:
             by_source.setdefault(source, []).append(item)

@@ -46,8 +46,9 @@ DEFAULTS: dict[str, Any] = {
     "threads": None,  # torch CPU threads (None: torch's default)
     "data_workers": 1,  # processes preparing batches (augmentation + features) ahead of the trainer
     "init": None,  # checkpoint whose weights start the run (fine-tuning); "default" = the shipped network
-    # real: real-speech corpora ({name|path, source, layout}; flamesync.data.real), built on first use;
-    # real_share: the share of training crops drawn from them
+    # real: real-speech corpora ({name|path, source, layout, check_share}; flamesync.data.real), built
+    # on first use; check_share: a share of their train speakers left out as a check set (eval
+    # --val-half check); real_share: the share of training crops drawn from them
     "corpus": {"path": None, "name": "default", "synth": {}, "real": [], "real_share": 0.5},
     "features": {},
     "model": {},
@@ -122,6 +123,10 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     cfg = _merge(cfg, overrides or {})
     cfg.setdefault("name", name)
     hard_negative_mask(cfg["train"]["loss"].get("closure_hard_negative_visemes", HARD_NEGATIVE_VISEMES))  # typos fail here
+    for spec in cfg["corpus"].get("real") or ():
+        share = spec.get("check_share", 0.0) if isinstance(spec, dict) else 0.0
+        if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0.0 <= share < 1.0:
+            raise InputError(f"corpus.real check_share must be a number in [0, 1), got {share!r}")
     return cfg
 
 
@@ -632,10 +637,12 @@ def open_corpora(cfg: dict) -> list:
 def open_real_corpora(cfg: dict) -> list:
     """The real-speech corpora of ``cfg["corpus"]["real"]``, each built first if it is missing.
 
-    Each entry is ``{name or path, source, layout, val_share, seed}``: ``source`` is the folder of
-    transcribed recordings that :func:`flamesync.data.real.build_real_corpus` aligns into the
-    corpus folder, ``val_share`` the share of its speakers held out (default 0.15), ``seed`` which
-    ones (default: the run's seed; pin it when runs of other seeds must hold out the same speakers).
+    Each entry is ``{name or path, source, layout, val_share, seed, check_share}``: ``source`` is
+    the folder of transcribed recordings that :func:`flamesync.data.real.build_real_corpus` aligns
+    into the corpus folder, ``val_share`` the share of its speakers held out (default 0.15), ``seed``
+    which ones (default: the run's seed; pin it when runs of other seeds must hold out the same
+    speakers), ``check_share`` a share of the train split's speakers training leaves out as well
+    (:func:`flamesync.data.real.in_check_set`; default 0).
     """
     from ..data.corpus import Corpus
 
@@ -747,7 +754,8 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     real_manifests = [dict(c.manifest) for c in real_corpora]
 
     train_ex = [ex for c in corpora for ex in prepare_examples(c.items("train"), mcfg.channels)]
-    real_train = [ex for c in real_corpora for ex in prepare_examples(c.items("train"), mcfg.channels)]
+    real_train = [ex for c, spec in zip(real_corpora, cfg["corpus"].get("real") or ())
+                  for ex in prepare_examples(_training_items(c, spec), mcfg.channels)]
     real_val = _interleave([prepare_examples(c.items("val"), mcfg.channels) for c in real_corpora])
     # The closure decoder is fitted on one half of the held-out speakers; the other half is left
     # for comparing networks (flamesync eval --real-val).
@@ -947,6 +955,15 @@ def recalibrate(checkpoint, config: dict, *, out: str | Path, fusion: bool = Fal
     new.pop("version", None)
     save_checkpoint(out, model=model, meta=new)
     return {**report, "decoder": decoder.to_dict()}
+
+
+def _training_items(corpus, spec: dict):
+    """The corpus's train items less the speakers its spec holds out as a check set."""
+    from ..data.real import in_check_set
+
+    share = float(spec.get("check_share", 0.0))
+    seed = int(corpus.manifest.get("seed", 0))
+    return [it for it in corpus.items("train") if not in_check_set(it.meta, seed=seed, share=share)]
 
 
 def _calibration_half(corpus):
