@@ -141,6 +141,18 @@ def test_speaker_disjoint_splits():
     assert 0 < sum(real.split_key(c, s1) == "val" for c in one) < 40
 
 
+def test_check_set_is_a_fresh_draw_of_speakers():
+    metas = [{"speaker": f"src:s{k}"} for k in range(400)]
+    held = [m for m in metas if real.in_check_set(m, seed=0, share=0.12)]
+    assert 25 <= len(held) <= 75  # about 12% of 400
+    assert held == [m for m in metas if real.in_check_set(m, seed=0, share=0.12)]  # deterministic
+    assert not any(real.in_check_set(m, seed=0, share=0.0) for m in metas)  # share 0: nobody left out
+    # Salted apart from the val halves: the check speakers fall in both of val_role's halves.
+    assert {real.val_role(m) for m in held} == {"select", "calibrate"}
+    grown = [m for m in metas if real.in_check_set(m, seed=0, share=0.3)]
+    assert all(m in grown for m in held)  # a larger share holds out the smaller one's speakers too
+
+
 def test_confidence_separates_right_and_wrong_transcripts(utterances):
     from flamesync.phonetics.align import align
     from flamesync.phonetics.confidence import alignment_confidence

@@ -123,6 +123,37 @@ def test_corpus_clips_choose_a_half_of_the_speakers_and_sources(monkeypatch, tmp
         corpus_clips(tmp_path, sources=["sea"])
 
 
+def test_corpus_clips_check_set_is_the_train_speakers_left_out(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from flamesync.data import corpus as corpus_mod
+    from flamesync.data.real import in_check_set
+    from flamesync.errors import InputError
+    from flamesync.eval.runner import corpus_clips
+
+    train = [SimpleNamespace(meta={"id": f"t{k}", "source": "ocean", "speaker": f"spk{k // 2}", "text": "a", "mask": []})
+             for k in range(80)]
+    val = [SimpleNamespace(meta={"id": f"v{k}", "source": "ocean", "speaker": f"vspk{k}", "text": "a", "mask": []})
+           for k in range(10)]
+
+    class FakeCorpus:
+        def __init__(self, path):
+            self.path, self.manifest = path, {"seed": 0}
+
+        def items(self, split):
+            return list(train if split == "train" else val)
+
+    monkeypatch.setattr(corpus_mod, "Corpus", FakeCorpus)
+    pairs = corpus_clips(tmp_path, role="check", check_share=0.3, max_per_source=None)
+    got = {item.meta["id"] for _, item in pairs}
+    assert got == {i.meta["id"] for i in train if in_check_set(i.meta, share=0.3)}
+    assert 0 < len(got) < len(train)  # train items only, some speakers, never the val split's
+    speakers = {item.meta["speaker"] for _, item in pairs}
+    assert all(i.meta["id"] in got for i in train if i.meta["speaker"] in speakers)  # whole speakers
+    with pytest.raises(InputError, match="check share"):
+        corpus_clips(tmp_path, role="check", check_share=0.0)
+
+
 def test_model_card_names_the_ingredients_of_an_averaged_network():
     from flamesync.eval.runner import real_corpus_lines
 

@@ -355,6 +355,25 @@ def test_hard_negative_classes_are_checked_when_the_config_loads():
     assert load_config(None)["train"]["loss"]["closure_hard_negative_visemes"] == ["TDNL", "KG"]
 
 
+def test_check_share_leaves_those_speakers_out_of_training():
+    from types import SimpleNamespace
+
+    from flamesync.data.real import in_check_set
+    from flamesync.errors import InputError
+    from flamesync.net.train import _training_items, load_config
+
+    items = [SimpleNamespace(meta={"speaker": f"spk{k // 3}"}) for k in range(120)]
+    corpus = SimpleNamespace(manifest={"seed": 0}, items=lambda split: list(items) if split == "train" else [])
+    kept = _training_items(corpus, {"check_share": 0.2})
+    assert 0 < len(kept) < len(items)
+    assert not any(in_check_set(it.meta, share=0.2) for it in kept)
+    assert len(kept) + sum(in_check_set(it.meta, share=0.2) for it in items) == len(items)
+    assert _training_items(corpus, {}) == items  # no check_share: every train item, as before
+    for bad in (1.0, -0.1, "0.1"):
+        with pytest.raises(InputError, match="check_share"):
+            load_config(None, {"corpus": {"real": [{"name": "r", "check_share": bad}]}})
+
+
 def test_hesitations_splice_an_um_into_real_crops_only_and_keep_old_streams():
     from flamesync.net.train import with_hesitation
     from flamesync.phonetics.types import PhoneSegment
