@@ -471,7 +471,7 @@ def hard_negative_mask(classes) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=8)
-def _hard_negative_ids(classes: tuple[str, ...]) -> torch.Tensor:
+def _cached_hard_negative_mask(classes: tuple[str, ...]) -> torch.Tensor:
     # The loss runs every step on the same few settings: build each mask once, not per batch.
     return hard_negative_mask(classes)
 
@@ -500,8 +500,8 @@ def compute_loss(outputs, batch: dict[str, torch.Tensor], lw: dict) -> tuple[tor
     l_acc = (da.abs() * ma).sum() / ma.sum().clamp_min(1.0)
     l_range = range_loss(pred_w, tw, valid, batch["channel_mask"])
     tc = batch["closure"]
-    ids = _hard_negative_ids(tuple(lw.get("closure_hard_negative_visemes", HARD_NEGATIVE_VISEMES)))
-    hard = ids.to(batch["visemes"].device)[batch["visemes"]] * (1.0 - tc)
+    mask = _cached_hard_negative_mask(tuple(lw.get("closure_hard_negative_visemes", HARD_NEGATIVE_VISEMES)))
+    hard = mask.to(batch["visemes"].device)[batch["visemes"]] * (1.0 - tc)
     wc = valid * (1.0 + (float(lw["closure_pos_weight"]) - 1.0) * tc
                   + (float(lw.get("closure_hard_negative", 1.0)) - 1.0) * hard)
     l_c = (F.binary_cross_entropy_with_logits(closure_logit, tc, reduction="none") * wc).sum() / wc.sum().clamp_min(1.0)
