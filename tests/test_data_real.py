@@ -151,6 +151,10 @@ def test_check_set_is_a_fresh_draw_of_speakers():
     assert {real.val_role(m) for m in held} == {"select", "calibrate"}
     grown = [m for m in metas if real.in_check_set(m, seed=0, share=0.3)]
     assert all(m in grown for m in held)  # a larger share holds out the smaller one's speakers too
+    # A band above the old share is a new draw: no speaker of the old set, all the rest of the larger one.
+    band = [m for m in metas if real.in_check_set(m, seed=0, share=0.18, offset=0.12)]
+    assert band and not any(m in held for m in band)
+    assert sorted(map(str, held + band)) == sorted(map(str, grown))
 
 
 def test_confidence_separates_right_and_wrong_transcripts(utterances):

@@ -152,6 +152,13 @@ def test_corpus_clips_check_set_is_the_train_speakers_left_out(monkeypatch, tmp_
     assert all(i.meta["id"] in got for i in train if i.meta["speaker"] in speakers)  # whole speakers
     with pytest.raises(InputError, match="check share"):
         corpus_clips(tmp_path, role="check", check_share=0.0)
+    # A band above it: the speakers of share 0.3 at offset 0.3, none of the first set's.
+    band = {item.meta["id"] for _, item in corpus_clips(tmp_path, role="check", check_share=0.3, check_offset=0.3,
+                                                         max_per_source=None)}
+    assert band == {i.meta["id"] for i in train if in_check_set(i.meta, share=0.3, offset=0.3)}
+    assert band and not band & got
+    with pytest.raises(InputError, match="check offset"):
+        corpus_clips(tmp_path, role="check", check_share=0.3, check_offset=0.8)
 
 
 def test_model_card_names_the_ingredients_of_an_averaged_network():

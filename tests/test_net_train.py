@@ -372,6 +372,12 @@ def test_check_share_leaves_those_speakers_out_of_training():
     for bad in (1.0, -0.1, "0.1"):
         with pytest.raises(InputError, match="check_share"):
             load_config(None, {"corpus": {"real": [{"name": "r", "check_share": bad}]}})
+    band = _training_items(corpus, {"check_share": 0.2, "check_offset": 0.2})
+    assert not any(in_check_set(it.meta, share=0.2, offset=0.2) for it in band)
+    assert any(in_check_set(it.meta, share=0.2) for it in band)  # the first set's speakers train here
+    for bad in (-0.1, 0.9, True):
+        with pytest.raises(InputError, match="check_offset"):
+            load_config(None, {"corpus": {"real": [{"name": "r", "check_share": 0.2, "check_offset": bad}]}})
 
 
 def test_hesitations_splice_an_um_into_real_crops_only_and_keep_old_streams():

@@ -55,6 +55,8 @@ def register(sub) -> None:
                         "with corpus.real check_share (see --check-share) never heard)")
     p.add_argument("--check-share", type=float, default=0.12, metavar="X",
                    help="with --val-half check: the check_share the compared networks were trained with (default 0.12)")
+    p.add_argument("--check-offset", type=float, default=0.0, metavar="X",
+                   help="with --val-half check: the check_offset they were trained with (default 0)")
     p.add_argument("--sources", default=None, metavar="A,B",
                    help="with --real-val: score only these sources of the corpus (comma-separated)")
     p.add_argument("--tempo", type=float, default=1.0, metavar="X",
@@ -97,7 +99,8 @@ def run(args) -> int:
     if args.real_val:
         sources = [x.strip() for x in args.sources.split(",") if x.strip()] if args.sources else None
         pairs = runner.corpus_clips(args.real_val, split="val", max_per_source=args.per_source,
-                                    role=args.val_half, sources=sources, check_share=args.check_share)
+                                    role=args.val_half, sources=sources, check_share=args.check_share,
+                                    check_offset=args.check_offset)
         if not pairs:
             raise InputError(f"{args.real_val} has no val items to evaluate")
         if not 0.5 <= args.tempo <= 2.0:
@@ -106,12 +109,14 @@ def run(args) -> int:
         real_val = {"overall": runner.summarize(val_scores), "by_source": runner.summarize_by_group(val_scores),
                     "items": [s.__dict__ for s in val_scores], "corpus": f"real val split of {Path(args.real_val).name}",
                     "half": args.val_half, "sources": sources,
-                    **({"check_share": args.check_share} if args.val_half == "check" else {}),
+                    **({"check_share": args.check_share, "check_offset": args.check_offset}
+                       if args.val_half == "check" else {}),
                     "tempo": args.tempo, "hesitations": bool(args.hesitations)}
         print(runner.format_groups(real_val["by_source"], real_val["overall"],
                                    title=f"real val split of {args.real_val} (speakers never trained on), "
                                          + (f"{args.val_half} half" if args.val_half != "check"
-                                            else f"check set (check_share {args.check_share:g})")
+                                            else f"check set (check_share {args.check_share:g}"
+                                                 + (f", offset {args.check_offset:g})" if args.check_offset else ")"))
                                          + (f", spoken {args.tempo:g}x faster" if args.tempo != 1.0 else "")
                                          + (", an 'um' spliced into each" if args.hesitations else "")))
     scores = runner.evaluate_real(clips, systems) if clips else []

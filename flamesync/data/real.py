@@ -276,7 +276,7 @@ def val_role(item_meta: dict, *, seed: int = 0) -> str:
     return "calibrate" if _unit_hash(seed + 1_000_003, str(item_meta.get("speaker", ""))) < 0.5 else "select"
 
 
-def in_check_set(item_meta: dict, *, seed: int = 0, share: float = 0.0) -> bool:
+def in_check_set(item_meta: dict, *, seed: int = 0, share: float = 0.0, offset: float = 0.0) -> bool:
     """Whether a ``train`` item's speaker is held out of training as a "check" set.
 
     Once both halves of the val split have been looked at, a new speaker-disjoint check needs
@@ -285,10 +285,14 @@ def in_check_set(item_meta: dict, *, seed: int = 0, share: float = 0.0) -> bool:
     them. The hash is salted apart from :func:`assign_splits` and :func:`val_role`, so the check
     speakers are a fresh draw. Where a source names no speaker, its "speaker" is the file, so the
     check set is disjoint by file only there, as the val split is.
+
+    A speaker is in the set when its hash falls in ``[offset, offset + share)``. Sets with offset 0
+    are nested across shares; once one has been looked at, a band above it (``offset`` = the old
+    share) is a new draw that shares no speaker with it.
     """
     if share <= 0:
         return False
-    return _unit_hash(seed + 2_000_003, str(item_meta.get("speaker", ""))) < share
+    return offset <= _unit_hash(seed + 2_000_003, str(item_meta.get("speaker", ""))) < offset + share
 
 
 # --------------------------------------------------------------------------------------- intents

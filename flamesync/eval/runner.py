@@ -218,14 +218,16 @@ def evaluate_real(clips: list[Clip], systems: dict[str, Callable], *, face=None)
 
 
 def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None = 150,
-                 role: str | None = "select", sources=None, check_share: float = 0.0) -> list[tuple[Clip, object]]:
+                 role: str | None = "select", sources=None, check_share: float = 0.0,
+                 check_offset: float = 0.0) -> list[tuple[Clip, object]]:
     """Items of a real-speech corpus split (:mod:`flamesync.data.real`) as evaluation clips.
 
     Items with distrusted (masked) words are left out, since their reference phones are in doubt.
     With ``role`` (``"select"``, the default), only val items of that half of the held-out speakers
     (:func:`flamesync.data.real.val_role`): the other half is where closure decoders are calibrated.
     With ``role="check"``, the train items of the speakers a training config with this
-    ``check_share`` left out (:func:`flamesync.data.real.in_check_set`), whatever ``split`` says.
+    ``check_share`` and ``check_offset`` left out (:func:`flamesync.data.real.in_check_set`), whatever
+    ``split`` says.
     Per source, at most ``max_per_source`` items, spread evenly over the split. With ``sources``, only
     those sources (an unknown name is an error that lists the corpus's own).
 
@@ -242,6 +244,8 @@ def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None =
     if role == "check":
         if not 0.0 < check_share < 1.0:
             raise InputError(f"the check set needs a check share in (0, 1), got {check_share}")
+        if not 0.0 <= check_offset <= 1.0 - check_share:
+            raise InputError(f"the check offset must be in [0, 1 - check share], got {check_offset}")
         split = "train"
     by_source: dict[str, list] = {}
     known: set[str] = set()
@@ -251,7 +255,7 @@ def corpus_clips(corpus_dir, *, split: str = "val", max_per_source: int | None =
         if item.meta.get("mask"):
             continue
         if role == "check":
-            if not in_check_set(item.meta, seed=seed, share=check_share):
+            if not in_check_set(item.meta, seed=seed, share=check_share, offset=check_offset):
                 continue
         elif role and split == "val" and val_role(item.meta, seed=seed) != role:
             continue

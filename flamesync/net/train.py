@@ -46,9 +46,10 @@ DEFAULTS: dict[str, Any] = {
     "threads": None,  # torch CPU threads (None: torch's default)
     "data_workers": 1,  # processes preparing batches (augmentation + features) ahead of the trainer
     "init": None,  # checkpoint whose weights start the run (fine-tuning); "default" = the shipped network
-    # real: real-speech corpora ({name|path, source, layout, check_share}; flamesync.data.real), built
-    # on first use; check_share: a share of their train speakers left out as a check set (eval
-    # --val-half check); real_share: the share of training crops drawn from them
+    # real: real-speech corpora ({name|path, source, layout, check_share, check_offset};
+    # flamesync.data.real), built on first use; check_share: a share of their train speakers left
+    # out as a check set (eval --val-half check), check_offset: where its band of the speaker hash
+    # starts, so a later check set can share no speaker with an earlier one; real_share: the share of training crops drawn from them
     "corpus": {"path": None, "name": "default", "synth": {}, "real": [], "real_share": 0.5},
     "features": {},
     "model": {},
@@ -127,6 +128,10 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         share = spec.get("check_share", 0.0) if isinstance(spec, dict) else 0.0
         if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0.0 <= share < 1.0:
             raise InputError(f"corpus.real check_share must be a number in [0, 1), got {share!r}")
+        offset = spec.get("check_offset", 0.0) if isinstance(spec, dict) else 0.0
+        if (not isinstance(offset, (int, float)) or isinstance(offset, bool)
+                or not 0.0 <= offset or offset + share > 1.0):
+            raise InputError(f"corpus.real check_offset must be a number in [0, 1 - check_share], got {offset!r}")
     return cfg
 
 
@@ -637,12 +642,13 @@ def open_corpora(cfg: dict) -> list:
 def open_real_corpora(cfg: dict) -> list:
     """The real-speech corpora of ``cfg["corpus"]["real"]``, each built first if it is missing.
 
-    Each entry is ``{name or path, source, layout, val_share, seed, check_share}``: ``source`` is
+    Each entry is ``{name or path, source, layout, val_share, seed, check_share, check_offset}``: ``source`` is
     the folder of transcribed recordings that :func:`flamesync.data.real.build_real_corpus` aligns
     into the corpus folder, ``val_share`` the share of its speakers held out (default 0.15), ``seed``
     which ones (default: the run's seed; pin it when runs of other seeds must hold out the same
     speakers), ``check_share`` a share of the train split's speakers training leaves out as well
-    (:func:`flamesync.data.real.in_check_set`; default 0).
+    (:func:`flamesync.data.real.in_check_set`; default 0) and ``check_offset`` where that share's
+    band of the speaker hash starts (default 0).
     """
     from ..data.corpus import Corpus
 
@@ -962,8 +968,9 @@ def _training_items(corpus, spec: dict):
     from ..data.real import in_check_set
 
     share = float(spec.get("check_share", 0.0))
+    offset = float(spec.get("check_offset", 0.0))
     seed = int(corpus.manifest.get("seed", 0))
-    return [it for it in corpus.items("train") if not in_check_set(it.meta, seed=seed, share=share)]
+    return [it for it in corpus.items("train") if not in_check_set(it.meta, seed=seed, share=share, offset=offset)]
 
 
 def _calibration_half(corpus):
