@@ -363,7 +363,7 @@ def _stream_to_npz(audio, out: Path, *, fps: float, model, progress, layers, mou
         with contextlib.closing(raws):
             for raw in raws:
                 if len(raw.weights):
-                    weights = post.process(raw.weights, raw.closure_prob, raw.silence)
+                    weights = post.process(raw.weights, raw.closure_prob)
                     sink.emit(resampler.push(net.to_animation(weights).values), layer_pass.take())
         sink.emit(resampler.finish(), layer_pass.close(n_out))
         meta = dict(sink.layout.meta)

@@ -1,8 +1,7 @@
 import numpy as np
-import pytest
 
 from flamesync.net.closure import (
-    ClosureDecoder, apply_closures, calibrate_threshold, closure_strength, decode_closures, pause_gate,
+    ClosureDecoder, apply_closures, calibrate_threshold, closure_strength, decode_closures,
 )
 from flamesync.net.targets import VISEME_CLASSES, closure_segments, frame_labels, is_closure, viseme_of
 
@@ -23,27 +22,6 @@ def test_decoding_in_pieces_equals_whole():
         m, state = decode_closures(p[a:a + 37], on=0.6, off=0.3, min_frames=3, state=state)
         parts.append(m)
     np.testing.assert_array_equal(np.concatenate(parts), whole)
-
-
-def test_pause_gate_zeroes_only_frames_deep_in_a_pause():
-    p = np.full(12, 0.9, np.float32)
-    sil = np.array([0.9, 0.9, 0.9, 0.9, 0.2, 0.9, 0.9, 0.9, 0.9, 0.9, 0.1, 0.9])
-    g, run = pause_gate(p, sil, frames=3, threshold=0.5)
-    # The third pause frame in a row and later ones lose the closure; a speech frame resets the count.
-    assert g.tolist() == pytest.approx([0.9, 0.9, 0, 0, 0.9, 0.9, 0.9, 0, 0, 0, 0.9, 0.9])
-    assert run == 1
-
-
-def test_pause_gate_in_pieces_equals_whole():
-    rng = np.random.default_rng(1)
-    p, sil = rng.random(400), (rng.random(400) < 0.8).astype(float)
-    whole, _ = pause_gate(p, sil, frames=4, threshold=0.5)
-    state, parts = None, []
-    for a in range(0, 400, 29):
-        g, state = pause_gate(p[a:a + 29], sil[a:a + 29], frames=4, threshold=0.5, state=state)
-        parts.append(g)
-    np.testing.assert_array_equal(np.concatenate(parts), whole)
-    assert (whole == 0).any() and (whole > 0).any()
 
 
 def test_strength_is_smooth_and_applies_pose():

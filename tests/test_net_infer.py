@@ -111,26 +111,6 @@ def test_closures_seal_lips(model, audio):
     np.testing.assert_array_equal(plain.channel("mouthFunnel"), sealed.channel("mouthFunnel"))
 
 
-def test_pause_gate_streams_and_blocks_like_the_whole_file(model, audio):
-    raw = model.predict_raw(audio)
-    # A threshold the stand-in network's silence probability crosses often, so the gate acts.
-    thr = float(np.quantile(raw.silence, 0.3))
-    dec = {**model.meta["closure_decoder"], "on": 0.3, "off": 0.2, "pause_frames": 3, "pause_silence": thr}
-    gated = LoadedModel(model.net, {**model.meta, "closure_decoder": dec})
-    plain = LoadedModel(model.net, {**model.meta, "closure_decoder": {**dec, "pause_frames": 0}})
-    offline = gated.predict(audio)
-    assert np.abs(offline.channel("mouthPressLeft") - plain.predict(audio).channel("mouthPressLeft")).max() > 0.05
-    s, parts, i = Streamer(gated), [], 0
-    while i < len(audio):
-        parts.append(s.push(audio[i:i + 5000]).values)
-        i += 5000
-    parts.append(s.finish().values)
-    np.testing.assert_allclose(np.concatenate(parts), offline.values, atol=1e-5, rtol=0)
-    blocks = [audio[a:a + 16000] for a in range(0, len(audio), 16000)]
-    via_blocks = gated.predict_blocks(iter(blocks), chunk_seconds=1.0, total=len(audio))
-    np.testing.assert_allclose(via_blocks.values, offline.values, atol=1e-5, rtol=0)
-
-
 @pytest.mark.parametrize("bad, msg", [
     (np.zeros(0, np.float32), "no samples"),
     (np.array([0.1, np.nan] * 100, np.float32), "NaN"),

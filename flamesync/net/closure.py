@@ -39,13 +39,6 @@ class ClosureDecoder:
         Per-frame smoothing of the closure strength towards 1 (closing) and 0 (opening). At 0.7
         the lips still seal within the two frames a shortest closure lasts (0.91 of the way), and
         the gap moves less abruptly than at 0.85, which the jitter metric sees (docs/model.md).
-    pause_frames : int
-        With ``pause_frames > 0``, no closure holds on a frame whose network silence probability
-        (viseme ``sil``) has stayed above ``pause_silence`` for ``pause_frames`` frames in a row
-        (:func:`pause_gate`). Calibration budgets false closures among speech frames only, so a
-        low ``on`` threshold would otherwise press the lips together in long pauses. 0: no gate.
-    pause_silence : float
-        The silence probability that counts a frame as pause for the gate.
     """
 
     on: float = 0.5
@@ -53,8 +46,6 @@ class ClosureDecoder:
     min_frames: int = 3
     attack: float = 0.7
     release: float = 0.5
-    pause_frames: int = 0
-    pause_silence: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,32 +81,6 @@ def decode_closures(prob: np.ndarray, *, on: float, off: float, min_frames: int,
             run += 1
         mask[t] = closed
     return mask, (closed, run)
-
-
-def pause_gate(prob: np.ndarray, silence: np.ndarray, *, frames: int, threshold: float,
-               state: int | None = None) -> tuple[np.ndarray, int]:
-    """Zero the closure probability deep inside pauses; causal, so streams match whole files.
-
-    Parameters
-    ----------
-    prob : np.ndarray, shape (T,), closure probabilities
-    silence : np.ndarray, shape (T,), the network's silence probabilities on the same frames
-    frames : a frame is gated once ``silence > threshold`` has held for ``frames`` frames in a row
-        (including it)
-    state : the run length of pause frames carried from a previous call, or None
-
-    Returns
-    -------
-    gated : np.ndarray, shape (T,), float32
-    state : the run length after the last frame
-    """
-    run = 0 if state is None else int(state)
-    quiet = np.asarray(silence) > threshold
-    keep = np.ones(len(quiet), bool)
-    for t, q in enumerate(quiet):
-        run = run + 1 if q else 0
-        keep[t] = run < frames
-    return np.where(keep, np.asarray(prob, np.float32), np.float32(0.0)).astype(np.float32), run
 
 
 def closure_strength(mask: np.ndarray, *, attack: float, release: float,

@@ -190,7 +190,7 @@ def predict_fused(model, audio: np.ndarray, *, settings: FusionSettings | None =
     raw = model.predict_raw(audio, progress=progress)
     evidence = heard_evidence(phones, len(raw.closure_prob))
     prob = fuse_closure_prob(raw.closure_prob, evidence, bonus=settings.bonus, penalty=settings.penalty)
-    weights = Postprocessor(model, decoder=settings.decoder).process(raw.weights, prob, raw.silence)
+    weights = Postprocessor(model, decoder=settings.decoder).process(raw.weights, prob)
     anim = model.to_animation(weights)
     meta = {**anim.meta, "closures": "fused with the word recogniser",
             "phones": [[round(p.start, 4), round(p.end, 4), p.phone] for p in phones]}

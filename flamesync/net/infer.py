@@ -23,7 +23,7 @@ from ..channels import JAW_OPEN_RAD, JAW_ROTATION_IMPLIED
 from ..errors import InputError, ModelFileError
 from .amplitude import apply_quantile_maps, smooth_channels
 from .checkpoint import load_meta, load_weights, stem
-from .closure import ClosureDecoder, apply_closures, closure_strength, decode_closures, pause_gate
+from .closure import ClosureDecoder, apply_closures, closure_strength, decode_closures
 from .config import ModelConfig
 
 FPS = 50.0
@@ -37,12 +37,7 @@ class RawOutput:
 
     weights: np.ndarray  # (T, C)
     closure_prob: np.ndarray  # (T,)
-    visemes: np.ndarray  # (T, K) probabilities (only the silence column 0 where visemes are not kept)
-
-    @property
-    def silence(self) -> np.ndarray | None:
-        """The silence viseme's probability, shape (T,), or None without viseme columns."""
-        return self.visemes[:, 0] if self.visemes.shape[1] else None
+    visemes: np.ndarray  # (T, K) probabilities
 
 
 class LoadedModel:
@@ -121,9 +116,8 @@ class LoadedModel:
             ``on_block(block)`` for every block, in order, before its features (another consumer
             of the same audio, so the file is read once).
         visemes : bool
-            Keep the viseme probabilities (False: ``visemes`` keeps only the silence column the
-            closure decoder's pause gate reads, which saves memory on long audio when only the
-            weights are wanted).
+            Keep the viseme probabilities (False: ``visemes`` has no columns, which saves memory
+            on long audio when only the weights are wanted).
 
         Returns
         -------
@@ -132,7 +126,7 @@ class LoadedModel:
         """
         parts = list(self.iter_raw_blocks(blocks, chunk_seconds=chunk_seconds, total=total, progress=progress,
                                           on_block=on_block, visemes=visemes))
-        return _concat_raw(parts, len(self.channels), self.cfg.n_visemes if visemes else 1)
+        return _concat_raw(parts, len(self.channels), self.cfg.n_visemes if visemes else 0)
 
     def iter_raw_blocks(self, blocks, *, chunk_seconds: float = 60.0, total: int | None = None,
                         progress=None, on_block=None, visemes: bool = True):
@@ -201,7 +195,7 @@ class LoadedModel:
         """
         audio = check_audio(audio)
         raw = self.predict_raw(audio, chunk_seconds=chunk_seconds, progress=progress)
-        weights = Postprocessor(self, closures=closures).process(raw.weights, raw.closure_prob, raw.silence)
+        weights = Postprocessor(self, closures=closures).process(raw.weights, raw.closure_prob)
         return self.to_animation(weights)
 
     def predict_blocks(self, blocks, *, chunk_seconds: float = 60.0, closures: bool = True, total: int | None = None,
@@ -215,7 +209,7 @@ class LoadedModel:
                                       on_block=on_block, visemes=False)
         if not len(raw.weights):
             raise InputError("audio contains no samples")
-        weights = Postprocessor(self, closures=closures).process(raw.weights, raw.closure_prob, raw.silence)
+        weights = Postprocessor(self, closures=closures).process(raw.weights, raw.closure_prob)
         del raw
         return self.to_animation(weights)
 
@@ -242,12 +236,8 @@ class Postprocessor:
         self._dec_state = None
         self._strength_state = None
         self._smooth_state = None
-        self._pause_state = None
 
-    def process(self, weights: np.ndarray, closure_prob: np.ndarray,
-                silence: np.ndarray | None = None) -> np.ndarray:
-        """Post-process network frames ``(T, C)`` with their closure probabilities ``(T,)`` and,
-        for a decoder with a pause gate, the silence probabilities ``(T,)`` (:attr:`RawOutput.silence`)."""
+    def process(self, weights: np.ndarray, closure_prob: np.ndarray) -> np.ndarray:
         m = self.model
         if m.amplitude_map:
             weights = apply_quantile_maps(weights, m.amplitude_map, channels=m.channels)
@@ -257,11 +247,6 @@ class Postprocessor:
         if not self.closures:
             return np.asarray(weights, np.float32)
         d = self.decoder
-        if d.pause_frames > 0:
-            if silence is None:
-                raise ValueError("this closure decoder gates pauses: pass the silence probabilities")
-            closure_prob, self._pause_state = pause_gate(closure_prob, silence, frames=d.pause_frames,
-                                                         threshold=d.pause_silence, state=self._pause_state)
         mask, self._dec_state = decode_closures(closure_prob, on=d.on, off=d.off, min_frames=d.min_frames,
                                                 state=self._dec_state)
         s, self._strength_state = closure_strength(mask, attack=d.attack, release=d.release,
@@ -447,8 +432,7 @@ class StreamRunner:
 
 
 def _keep(raw: RawOutput, visemes: bool) -> RawOutput:
-    # The silence column stays: the closure decoder's pause gate reads it.
-    return raw if visemes else RawOutput(raw.weights, raw.closure_prob, raw.visemes[:, :1].copy())
+    return raw if visemes else RawOutput(raw.weights, raw.closure_prob, raw.visemes[:, :0].copy())
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -92,7 +92,7 @@ class Streamer:
         return out
 
     def _emit(self, raw: RawOutput, first: int, *, final: bool = False) -> Animation:
-        w = self._post.process(raw.weights, raw.closure_prob, raw.silence)
+        w = self._post.process(raw.weights, raw.closure_prob)
         anim = self.model.to_animation(np.asarray(w, np.float32), audio_offset=first / FPS)
         if self._layers is not None:
             from ..expressive import apply_frames
