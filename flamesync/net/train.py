@@ -32,7 +32,7 @@ from ..fileio import atomic_write_text
 from .amplitude import OPENING_CHANNELS, fit_quantile_map
 from .augment import AugmentConfig, add_pause_sounds, augment, mask_frequencies
 from .checkpoint import average_weights, load_meta, load_optimizer_state, load_weights, save_checkpoint, stem
-from .closure import ClosureDecoder, CLOSURE_CHANNELS, calibrate_threshold
+from .closure import ClosureDecoder, CLOSURE_CHANNELS, calibrate_threshold, vowel_middles
 from .model import FlameSyncNet, ModelConfig, count_parameters
 from .targets import VISEME_CLASSES, frame_labels
 
@@ -1107,7 +1107,11 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
     hard = AugmentConfig(p_reverb=1.0, p_noise=1.0)
     channels = tuple(model.cfg.channels)
     fit_map = bool(cfg["calibration"].get("amplitude_map"))
-    probs, labels, speech, preds, targets = [], [], [], [], []
+    max_vowel_rate = cfg["calibration"].get("max_vowel_rate")
+    if max_vowel_rate is not None and not (as_recorded and all(ex.phones for ex in val_ex)):
+        raise InputError("calibration.max_vowel_rate needs real recordings with aligned phones to calibrate on "
+                         "(train --recalibrate with a real corpus)")
+    probs, labels, speech, preds, targets, vowels = [], [], [], [], [], []
     for i, ex in enumerate(val_ex):
         audio = _audio_float(ex.audio)
         if not as_recorded:
@@ -1119,13 +1123,17 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
         trusted = np.ones(n, bool) if ex.trusted is None else ex.trusted[:n]
         labels.append(ex.closure[:n] * trusted)
         speech.append(ex.speech[:n] & trusted)
+        if ex.phones:
+            vowels.append(vowel_middles(ex.phones, n, fps=FPS, trusted=trusted))
         if fit_map:
             preds.append(w[0, :n].cpu().numpy())
             targets.append(np.where(ex.channel_mask[None] > 0, ex.weights[:n], np.nan))
     if not probs:
         return ClosureDecoder(), {"note": "no validation items; default decoder"}
-    decoder, report = calibrate_threshold(probs, labels, speech,
-                                          max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)))
+    decoder, report = calibrate_threshold(
+        probs, labels, speech, max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)),
+        vowels=vowels if len(vowels) == len(probs) else None,
+        max_vowel_rate=None if max_vowel_rate is None else float(max_vowel_rate))
     report["n_items"] = len(probs)
     report["data"] = ("real speech: the real corpora's speaker-disjoint val split, as recorded" if as_recorded
                       else "val split, every item with reverb (RT60 0.1-0.9 s) and noise (5-35 dB SNR)")
