@@ -316,6 +316,16 @@ def test_cli_fine_tunes_on_your_own_recordings_and_recalibrates(layouts, tmp_pat
     assert recal["amplitude_map"] and recal["amplitude_map"] != load_meta(base).get("amplitude_map")
     w0, w1 = load_weights(base), load_weights(tmp_path / "new" / "recal")
     assert all(np.array_equal(w0[k].numpy(), w1[k].numpy()) for k in w0)  # only the decoder changes
+    # A vowel budget on top of the frame budget: the rule names it and the report measures it.
+    import yaml
+
+    budget = yaml.safe_load(Path(tiny).read_text())
+    budget.setdefault("calibration", {})["max_vowel_rate"] = 0.05
+    (tmp_path / "budget.yaml").write_text(yaml.safe_dump(budget))
+    assert main(["train", "--config", str(tmp_path / "budget.yaml"), "--real", str(layouts["folder"]),
+                 "--recalibrate", base, "--out", str(tmp_path / "vowels")]) == 0
+    cal = load_meta(tmp_path / "vowels")["calibration"]
+    assert "vowel_rate <= 0.05" in cal["rule"] and 0.0 <= cal["calibrated"]["vowel_rate"] <= 1.0
     # Two networks fine-tuned from one start: their weights averaged, then calibrated as one.
     ft = str(tmp_path / "ft" / "final")
     assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate", base, ft,

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
 from flamesync.net.closure import (
-    ClosureDecoder, apply_closures, calibrate_threshold, closure_strength, decode_closures,
+    ClosureDecoder, apply_closures, calibrate_threshold, closure_strength, decode_closures, vowel_closure_rate,
+    vowel_middles,
 )
 from flamesync.net.targets import VISEME_CLASSES, closure_segments, frame_labels, is_closure, viseme_of
 
@@ -47,6 +49,42 @@ def test_calibration_finds_a_separating_threshold():
     assert 0.6 <= dec.on <= 0.7
     assert report["calibrated"]["recall"] > 0.95 and report["calibrated"]["false_rate"] < 0.01
     assert report["naive_0.5"]["false_rate"] > report["calibrated"]["false_rate"]
+
+
+def test_vowel_middles_are_the_middle_half_of_trusted_vowels():
+    from flamesync.phonetics.types import PhoneSegment as P
+
+    phones = [P(0.0, 0.2, "_"), P(0.2, 0.28, "m"), P(0.28, 0.52, "æ"), P(0.52, 0.6, "p"), P(0.6, 1.0, "u")]
+    spans = vowel_middles(phones, 50)
+    # 50 fps: /æ/ 14-26 -> middle half 17-23; /u/ 30-50 -> 35-45. Consonants and silence give none.
+    assert spans.tolist() == [[17, 23], [35, 45]]
+    trusted = np.ones(50, bool)
+    trusted[40] = False
+    assert vowel_middles(phones, 50, trusted=trusted).tolist() == [[17, 23]]
+    mask = np.zeros(50, bool)
+    mask[22] = True  # closes inside /æ/'s middle, not /u/'s
+    assert vowel_closure_rate([mask], [spans]) == 0.5
+
+
+def test_vowel_budget_lowers_the_threshold_choice():
+    rng = np.random.default_rng(3)
+    labels, probs, speech, vowels = [], [], [], []
+    for _ in range(20):
+        lab = np.zeros(200, np.float32)
+        for a in (20, 80, 140):
+            lab[a:a + 2] = 1
+        p = np.where(lab > 0, rng.uniform(0.3, 0.55, 200), rng.uniform(0.0, 0.2, 200))
+        # Vowels score up to 0.5: closing more /p b m/ costs vowels, a budget stops it.
+        for a in (40, 100, 160):
+            p[a:a + 6] = rng.uniform(0.25, 0.5)
+        labels.append(lab), probs.append(p), speech.append(np.ones(200, bool))
+        vowels.append(np.array([[40, 46], [100, 106], [160, 166]]))
+    free, rep_free = calibrate_threshold(probs, labels, speech, max_false_rate=0.2, vowels=vowels)
+    tight, rep = calibrate_threshold(probs, labels, speech, max_false_rate=0.2, vowels=vowels, max_vowel_rate=0.1)
+    assert rep["calibrated"]["vowel_rate"] <= 0.1 < rep_free["calibrated"]["vowel_rate"]
+    assert tight.on > free.on and "vowel_rate <= 0.1" in rep["rule"]
+    with pytest.raises(ValueError):
+        calibrate_threshold(probs, labels, speech, max_vowel_rate=0.1)
 
 
 def test_phone_classes():

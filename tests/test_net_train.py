@@ -380,6 +380,18 @@ def test_check_share_leaves_those_speakers_out_of_training():
             load_config(None, {"corpus": {"real": [{"name": "r", "check_share": 0.2, "check_offset": bad}]}})
 
 
+def test_vowel_budget_is_checked_before_training(tmp_path):
+    from flamesync.errors import InputError
+
+    for bad in (1.5, -0.1, "0.1", True):
+        with pytest.raises(InputError, match="max_vowel_rate"):
+            load_config(None, {"calibration": {"max_vowel_rate": bad}})
+    cfg = load_config(None, {"calibration": {"max_vowel_rate": 0.1}})  # synthetic calibration: no phones
+    with pytest.raises(InputError, match="calibration.data: real"):
+        train(cfg, corpus=StandinCorpus(n_train=2, n_val=1), out_dir=tmp_path, show_progress=False)
+    assert not any(tmp_path.iterdir())  # failed before writing anything
+
+
 def test_hesitations_splice_an_um_into_real_crops_only_and_keep_old_streams():
     from flamesync.net.train import with_hesitation
     from flamesync.phonetics.types import PhoneSegment

@@ -124,6 +124,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     cfg = _merge(cfg, overrides or {})
     cfg.setdefault("name", name)
     hard_negative_mask(cfg["train"]["loss"].get("closure_hard_negative_visemes", HARD_NEGATIVE_VISEMES))  # typos fail here
+    vr = cfg["calibration"].get("max_vowel_rate")
+    if vr is not None and (not isinstance(vr, (int, float)) or isinstance(vr, bool) or not 0.0 <= vr <= 1.0):
+        raise InputError(f"calibration.max_vowel_rate must be a number in [0, 1], got {vr!r}")
     for spec in cfg["corpus"].get("real") or ():
         share = spec.get("check_share", 0.0) if isinstance(spec, dict) else 0.0
         if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0.0 <= share < 1.0:
@@ -732,6 +735,10 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
     from ..progress import emit, get_mode
 
     cfg = config
+    if cfg["calibration"].get("max_vowel_rate") is not None and cfg["calibration"].get("data", "synthetic") != "real":
+        # Checked before the hours of training, not after them.
+        raise InputError("calibration.max_vowel_rate needs calibration.data: real (vowels are counted on "
+                         "aligned real recordings)")
     tc = cfg["train"]
     seed = int(cfg["seed"])
     out = Path(out_dir or cfg.get("out_dir") or cache_dir("runs") / cfg.get("name", "default"))
