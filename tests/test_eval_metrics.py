@@ -37,6 +37,22 @@ def test_vowel_closure_rate_counts_vowels_shut_in_their_middle_half():
     assert np.isnan(m.vowel_closure_rate(opening, fps, [seg(0.0, 0.2, "m")])[0])
 
 
+def test_vowel_closure_rate_counts_the_spans_calibration_budgets():
+    # Calibration's vowel budget and this metric must count the same vowels, vowels that run past
+    # the last frame included; an empty curve has no vowels to count rather than failing.
+    from flamesync.net.closure import vowel_closure_rate as mask_rate, vowel_middles
+
+    fps = 50
+    opening = np.full(40, 0.01)
+    opening[[5, 30]] = 0.0005  # the first vowel shut mid-vowel; frame 30 lies between vowels
+    phones = [seg(0.0, 0.2, "a"), seg(0.3, 0.4, "ɪ"), seg(0.4, 0.5, "m"), seg(0.7, 0.9, "u"), seg(0.75, 1.2, "oʊ")]
+    rate, n = m.vowel_closure_rate(opening, fps, phones)
+    spans = vowel_middles(phones, len(opening), fps=fps)
+    assert n == len(spans) == 4
+    assert rate == mask_rate([opening < 0.002], [spans]) == 0.25
+    assert m.vowel_closure_rate(np.zeros(0), fps, phones)[1] == 0
+
+
 def test_silence_at_rest():
     fps = 50
     opening = np.zeros(100)

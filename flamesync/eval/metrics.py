@@ -73,17 +73,12 @@ def vowel_closure_rate(opening: np.ndarray, fps: float, phones, *, threshold: fl
     -------
     (rate, count) : float in [0, 1] (NaN when there are none), number of vowels
     """
-    from ..phonetics.phoneset import inventory
+    # The spans are the ones closure calibration budgets (one definition, so the budget and this
+    # metric count the same vowels).
+    from ..net.closure import vowel_middles
 
-    phone_set = inventory()
-    n = len(opening)
-    closed = []
-    for s in phones:
-        info = phone_set.get(s.phone)
-        if info is None or not info.is_vowel:
-            continue
-        quarter = (s.end - s.start) / 4
-        closed.append(np.min(opening[_span(s.start + quarter, s.end - quarter, fps, n)]) < threshold)
+    spans = vowel_middles(phones, len(opening), fps=fps)
+    closed = [np.min(opening[a:b]) < threshold for a, b in spans]
     if not closed:
         return float("nan"), 0
     return float(np.mean(closed)), len(closed)
