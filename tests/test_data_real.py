@@ -326,6 +326,25 @@ def test_cli_fine_tunes_on_your_own_recordings_and_recalibrates(layouts, tmp_pat
                  "--recalibrate", base, "--out", str(tmp_path / "vowels")]) == 0
     cal = load_meta(tmp_path / "vowels")["calibration"]
     assert "vowel_rate <= 0.05" in cal["rule"] and 0.0 <= cal["calibrated"]["vowel_rate"] <= 1.0
+    # A smoothed opening: the checkpoint carries the smoothing, and its map is fitted on the smoothed
+    # predictions, whose quantiles are drawn in (the teacher's side of the map stays the same).
+    smooth = yaml.safe_load(Path(tiny).read_text())
+    smooth.setdefault("calibration", {}).update(opening_smoothing=0.5, amplitude_map=True)
+    (tmp_path / "smooth.yaml").write_text(yaml.safe_dump(smooth))
+    assert main(["train", "--config", str(tmp_path / "smooth.yaml"), "--real", str(layouts["folder"]),
+                 "--recalibrate", base, "--out", str(tmp_path / "smooth")]) == 0
+    sm = load_meta(tmp_path / "smooth")
+    assert sm["opening_smoothing"]["alpha"] == 0.5 and "jawOpen" in sm["opening_smoothing"]["channels"]
+    raw, smoothed = recal["amplitude_map"]["jawOpen"], sm["amplitude_map"]["jawOpen"]
+    assert smoothed["y"] == raw["y"] and smoothed["x"] != raw["x"]
+    assert smoothed["x"][-1] - smoothed["x"][0] <= raw["x"][-1] - raw["x"][0]
+    from flamesync.net.infer import load_model
+
+    assert load_model(tmp_path / "smooth").smoothing_alpha == 0.5
+    # Recalibrated again without it: the old smoothing does not outlive the map it was fitted with.
+    assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate",
+                 str(tmp_path / "smooth"), "--out", str(tmp_path / "unsmoothed")]) == 0
+    assert "opening_smoothing" not in load_meta(tmp_path / "unsmoothed")
     # Two networks fine-tuned from one start: their weights averaged, then calibrated as one.
     ft = str(tmp_path / "ft" / "final")
     assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate", base, ft,

@@ -392,6 +392,22 @@ def test_vowel_budget_is_checked_before_training(tmp_path):
     assert not any(tmp_path.iterdir())  # failed before writing anything
 
 
+def test_opening_smoothing_setting_is_checked_at_load():
+    from flamesync.errors import InputError
+    from flamesync.net.train import opening_smoothing
+
+    for bad in (0, 1.5, -0.2, "0.7", True):
+        with pytest.raises(InputError, match="opening_smoothing"):
+            load_config(None, {"calibration": {"opening_smoothing": bad, "amplitude_map": True}})
+    with pytest.raises(InputError, match="amplitude_map"):  # the smoothing is only ever paired with its map
+        load_config(None, {"calibration": {"opening_smoothing": 0.7, "amplitude_map": False}})
+    cal = load_config(None, {"calibration": {"opening_smoothing": 0.7, "amplitude_map": True}})["calibration"]
+    assert opening_smoothing(cal, ("jawOpen", "mouthClose", "mouthUpperUpLeft")) == {
+        "alpha": 0.7, "channels": ["jawOpen", "mouthUpperUpLeft"]}
+    assert opening_smoothing({"opening_smoothing": 1.0}, ("jawOpen",)) is None
+    assert opening_smoothing({}, ("jawOpen",)) is None
+
+
 def test_hesitations_splice_an_um_into_real_crops_only_and_keep_old_streams():
     from flamesync.net.train import with_hesitation
     from flamesync.phonetics.types import PhoneSegment

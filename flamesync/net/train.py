@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..audio.features import FeatureConfig, log_mel
 from ..errors import FlamesyncError, InputError
 from ..fileio import atomic_write_text
-from .amplitude import OPENING_CHANNELS, fit_quantile_map
+from .amplitude import OPENING_CHANNELS, fit_quantile_map, smooth_channels
 from .augment import AugmentConfig, add_pause_sounds, augment, mask_frequencies
 from .checkpoint import average_weights, load_meta, load_optimizer_state, load_weights, save_checkpoint, stem
 from .closure import ClosureDecoder, CLOSURE_CHANNELS, calibrate_threshold, vowel_middles
@@ -127,6 +127,12 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     vr = cfg["calibration"].get("max_vowel_rate")
     if vr is not None and (not isinstance(vr, (int, float)) or isinstance(vr, bool) or not 0.0 <= vr <= 1.0):
         raise InputError(f"calibration.max_vowel_rate must be a number in [0, 1], got {vr!r}")
+    sm = cfg["calibration"].get("opening_smoothing")
+    if sm is not None and (not isinstance(sm, (int, float)) or isinstance(sm, bool) or not 0.0 < sm <= 1.0):
+        raise InputError(f"calibration.opening_smoothing must be a number in (0, 1] (the smoothing's alpha), got {sm!r}")
+    if sm is not None and not cfg["calibration"].get("amplitude_map"):
+        raise InputError("calibration.opening_smoothing needs calibration.amplitude_map: true "
+                         "(the map is what is fitted on the smoothed opening)")
     for spec in cfg["corpus"].get("real") or ():
         share = spec.get("check_share", 0.0) if isinstance(spec, dict) else 0.0
         if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0.0 <= share < 1.0:
@@ -891,11 +897,32 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         decoder, report = calibrate(model, real_calibration_items(real_cal or real_val, cfg["calibration"]) if on_real else val_ex,
                                     cfg, device=device, as_recorded=on_real)
         amplitude = report.pop("amplitude_map", None)
+        smoothing = opening_smoothing(cfg["calibration"], tuple(model.cfg.channels))
         save("final", {"closure_decoder": decoder.to_dict(), "calibration": report,
-                       "train_seconds": summary["seconds"], **({"amplitude_map": amplitude} if amplitude else {})},
+                       "train_seconds": summary["seconds"], **({"amplitude_map": amplitude} if amplitude else {}),
+                       **({"opening_smoothing": smoothing} if amplitude and smoothing else {})},
              with_opt=False)
         summary.update(calibration=report, closure_decoder=decoder.to_dict(), final=str(out / "final"))
     return summary
+
+
+def opening_smoothing(calibration: dict, channels: tuple[str, ...]) -> dict | None:
+    """The checkpoint's ``opening_smoothing`` entry that ``calibration.opening_smoothing`` asks for.
+
+    Parameters
+    ----------
+    calibration : the config's ``calibration`` section
+    channels : the network's output channels
+
+    Returns
+    -------
+    dict with ``alpha`` and ``channels`` (the mouth-opening channels the network has), or None
+    when the config sets no smoothing (or alpha 1, which leaves the opening as it is)
+    """
+    alpha = calibration.get("opening_smoothing")
+    if alpha is None or float(alpha) >= 1.0:
+        return None
+    return {"alpha": float(alpha), "channels": [c for c in OPENING_CHANNELS if c in channels]}
 
 
 def recalibrate(checkpoint, config: dict, *, out: str | Path, fusion: bool = False) -> dict:
@@ -964,6 +991,12 @@ def recalibrate(checkpoint, config: dict, *, out: str | Path, fusion: bool = Fal
     new = {**meta, "closure_decoder": decoder.to_dict(), "calibration": report, "recalibrated_from": str(path)}
     if amplitude:  # asked for (calibration.amplitude_map); otherwise the weights' old map still fits them
         new["amplitude_map"] = amplitude
+        # The map was fitted on the opening as smoothed by this config (or unsmoothed): the pair belongs
+        # together, so a smoothing the old description carried goes with its old map.
+        new.pop("opening_smoothing", None)
+        smoothing = opening_smoothing(config["calibration"], tuple(mcfg.channels))
+        if smoothing:
+            new["opening_smoothing"] = smoothing
     new.pop("format", None)
     new.pop("version", None)
     save_checkpoint(out, model=model, meta=new)
@@ -1106,7 +1139,9 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
     distrusted words count neither as closures nor as other speech.
 
     With ``calibration.amplitude_map`` set, the report's ``amplitude_map`` holds quantile maps for
-    the mouth-opening channels fitted on the same predictions (:mod:`flamesync.net.amplitude`).
+    the mouth-opening channels fitted on the same predictions (:mod:`flamesync.net.amplitude`); with
+    ``calibration.opening_smoothing`` too, on those predictions smoothed as the checkpoint will smooth
+    them, so the smoothed opening keeps the teacher's range instead of losing its peaks.
     """
     model.eval()
     device = device or torch.device("cpu")
@@ -1114,6 +1149,7 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
     hard = AugmentConfig(p_reverb=1.0, p_noise=1.0)
     channels = tuple(model.cfg.channels)
     fit_map = bool(cfg["calibration"].get("amplitude_map"))
+    smoothing = opening_smoothing(cfg["calibration"], channels) if fit_map else None
     max_vowel_rate = cfg["calibration"].get("max_vowel_rate")
     if max_vowel_rate is not None and not (as_recorded and all(ex.phones for ex in val_ex)):
         raise InputError("calibration.max_vowel_rate needs real recordings with aligned phones to calibrate on "
@@ -1133,7 +1169,14 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
         if ex.phones:
             vowels.append(vowel_middles(ex.phones, n, fps=FPS, trusted=trusted))
         if fit_map:
-            preds.append(w[0, :n].cpu().numpy())
+            pred = w[0, :n].cpu().numpy()
+            if smoothing:
+                # Inference smooths after the map; the map is fitted before it. The piecewise-linear,
+                # monotone map and the unit-gain filter nearly commute, and fitting on what the
+                # smoother leaves is what restores the peaks it takes off.
+                pred, _ = smooth_channels(pred, alpha=smoothing["alpha"],
+                                          columns=[channels.index(c) for c in smoothing["channels"]])
+            preds.append(pred)
             targets.append(np.where(ex.channel_mask[None] > 0, ex.weights[:n], np.nan))
     if not probs:
         return ClosureDecoder(), {"note": "no validation items; default decoder"}
