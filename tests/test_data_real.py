@@ -341,6 +341,15 @@ def test_cli_fine_tunes_on_your_own_recordings_and_recalibrates(layouts, tmp_pat
     from flamesync.net.infer import load_model
 
     assert load_model(tmp_path / "smooth").smoothing_alpha == 0.5
+    # A gain scales the fitted map's teacher side, capped at full weight; the prediction side stays.
+    wide = yaml.safe_load(Path(tiny).read_text())
+    wide.setdefault("calibration", {}).update(opening_gain=1.5, amplitude_map=True)
+    (tmp_path / "wide.yaml").write_text(yaml.safe_dump(wide))
+    assert main(["train", "--config", str(tmp_path / "wide.yaml"), "--real", str(layouts["folder"]),
+                 "--recalibrate", base, "--out", str(tmp_path / "wide")]) == 0
+    for name, m in load_meta(tmp_path / "wide")["amplitude_map"].items():
+        assert m["x"] == recal["amplitude_map"][name]["x"]
+        assert m["y"] == [min(1.0, 1.5 * v) for v in recal["amplitude_map"][name]["y"]]
     # Recalibrated again without it: the old smoothing does not outlive the map it was fitted with.
     assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate",
                  str(tmp_path / "smooth"), "--out", str(tmp_path / "unsmoothed")]) == 0

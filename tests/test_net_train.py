@@ -406,6 +406,11 @@ def test_opening_smoothing_setting_is_checked_at_load():
         "alpha": 0.7, "channels": ["jawOpen", "mouthUpperUpLeft"]}
     assert opening_smoothing({"opening_smoothing": 1.0}, ("jawOpen",)) is None
     assert opening_smoothing({}, ("jawOpen",)) is None
+    for bad in (0.2, 3, "1.1", True):
+        with pytest.raises(InputError, match="opening_gain"):
+            load_config(None, {"calibration": {"opening_gain": bad, "amplitude_map": True}})
+    with pytest.raises(InputError, match="amplitude_map"):
+        load_config(None, {"calibration": {"opening_gain": 1.1, "amplitude_map": False}})
 
 
 def test_hesitations_splice_an_um_into_real_crops_only_and_keep_old_streams():

@@ -133,6 +133,11 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if sm is not None and not cfg["calibration"].get("amplitude_map"):
         raise InputError("calibration.opening_smoothing needs calibration.amplitude_map: true "
                          "(the map is what is fitted on the smoothed opening)")
+    gain = cfg["calibration"].get("opening_gain")
+    if gain is not None and (not isinstance(gain, (int, float)) or isinstance(gain, bool) or not 0.5 <= gain <= 2.0):
+        raise InputError(f"calibration.opening_gain must be a number in [0.5, 2], got {gain!r}")
+    if gain is not None and not cfg["calibration"].get("amplitude_map"):
+        raise InputError("calibration.opening_gain needs calibration.amplitude_map: true (it scales the fitted map)")
     for spec in cfg["corpus"].get("real") or ():
         share = spec.get("check_share", 0.0) if isinstance(spec, dict) else 0.0
         if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0.0 <= share < 1.0:
@@ -1141,7 +1146,8 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
     With ``calibration.amplitude_map`` set, the report's ``amplitude_map`` holds quantile maps for
     the mouth-opening channels fitted on the same predictions (:mod:`flamesync.net.amplitude`); with
     ``calibration.opening_smoothing`` too, on those predictions smoothed as the checkpoint will smooth
-    them, so the smoothed opening keeps the teacher's range instead of losing its peaks.
+    them, so the smoothed opening keeps the teacher's range instead of losing its peaks; with
+    ``calibration.opening_gain``, the map's teacher side is scaled by it (capped at 1).
     """
     model.eval()
     device = device or torch.device("cpu")
@@ -1196,4 +1202,11 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
                 ok = np.isfinite(t[:, j])
                 if ok.any():
                     report["amplitude_map"][name] = fit_quantile_map(p[ok, j], t[ok, j])
+        gain = cfg["calibration"].get("opening_gain")
+        if gain is not None:
+            # The quantile map matches the teacher's spread of opening over all frames, not its
+            # open-vowel peaks, which the network's reach a little short of; a gain on the teacher
+            # side (capped at full weight) opens every vowel proportionally wider.
+            for m in report["amplitude_map"].values():
+                m["y"] = [min(1.0, float(gain) * v) for v in m["y"]]
     return decoder, report
