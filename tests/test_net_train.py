@@ -378,6 +378,11 @@ def test_check_share_leaves_those_speakers_out_of_training():
     for bad in (-0.1, 0.9, True):
         with pytest.raises(InputError, match="check_offset"):
             load_config(None, {"corpus": {"real": [{"name": "r", "check_share": 0.2, "check_offset": bad}]}})
+    # the message names the interval, open or closed at each end, and where a computed bound comes from
+    with pytest.raises(InputError, match=r"check_offset must be a number in \[0, 1 - check_share\], got 0.9$"):
+        load_config(None, {"corpus": {"real": [{"name": "r", "check_share": 0.2, "check_offset": 0.9}]}})
+    with pytest.raises(InputError, match=r"check_share must be a number in \[0, 1\), got 1.0$"):
+        load_config(None, {"corpus": {"real": [{"name": "r", "check_share": 1.0}]}})
 
 
 def test_vowel_budget_is_checked_before_training(tmp_path):
@@ -399,6 +404,8 @@ def test_opening_smoothing_setting_is_checked_at_load():
     for bad in (0, 1.5, -0.2, "0.7", True):
         with pytest.raises(InputError, match="opening_smoothing"):
             load_config(None, {"calibration": {"opening_smoothing": bad, "amplitude_map": True}})
+    with pytest.raises(InputError, match=r"opening_smoothing must be a number in \(0, 1\] \(the smoothing's alpha\)"):
+        load_config(None, {"calibration": {"opening_smoothing": 0.0, "amplitude_map": True}})
     with pytest.raises(InputError, match="amplitude_map"):  # the smoothing is only ever paired with its map
         load_config(None, {"calibration": {"opening_smoothing": 0.7, "amplitude_map": False}})
     cal = load_config(None, {"calibration": {"opening_smoothing": 0.7, "amplitude_map": True}})["calibration"]

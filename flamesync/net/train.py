@@ -124,29 +124,41 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     cfg = _merge(cfg, overrides or {})
     cfg.setdefault("name", name)
     hard_negative_mask(cfg["train"]["loss"].get("closure_hard_negative_visemes", HARD_NEGATIVE_VISEMES))  # typos fail here
-    vr = cfg["calibration"].get("max_vowel_rate")
-    if vr is not None and (not isinstance(vr, (int, float)) or isinstance(vr, bool) or not 0.0 <= vr <= 1.0):
-        raise InputError(f"calibration.max_vowel_rate must be a number in [0, 1], got {vr!r}")
-    sm = cfg["calibration"].get("opening_smoothing")
-    if sm is not None and (not isinstance(sm, (int, float)) or isinstance(sm, bool) or not 0.0 < sm <= 1.0):
-        raise InputError(f"calibration.opening_smoothing must be a number in (0, 1] (the smoothing's alpha), got {sm!r}")
-    if sm is not None and not cfg["calibration"].get("amplitude_map"):
+    cal = cfg["calibration"]
+    _check_number(cal.get("max_vowel_rate"), "calibration.max_vowel_rate", 0.0, 1.0)
+    sm = _check_number(cal.get("opening_smoothing"), "calibration.opening_smoothing", 0.0, 1.0,
+                       open_low=True, meaning=" (the smoothing's alpha)")
+    if sm is not None and not cal.get("amplitude_map"):
         raise InputError("calibration.opening_smoothing needs calibration.amplitude_map: true "
                          "(the map is what is fitted on the smoothed opening)")
-    gain = cfg["calibration"].get("opening_gain")
-    if gain is not None and (not isinstance(gain, (int, float)) or isinstance(gain, bool) or not 0.5 <= gain <= 2.0):
-        raise InputError(f"calibration.opening_gain must be a number in [0.5, 2], got {gain!r}")
-    if gain is not None and not cfg["calibration"].get("amplitude_map"):
+    gain = _check_number(cal.get("opening_gain"), "calibration.opening_gain", 0.5, 2.0)
+    if gain is not None and not cal.get("amplitude_map"):
         raise InputError("calibration.opening_gain needs calibration.amplitude_map: true (it scales the fitted map)")
     for spec in cfg["corpus"].get("real") or ():
         share = spec.get("check_share", 0.0) if isinstance(spec, dict) else 0.0
-        if not isinstance(share, (int, float)) or isinstance(share, bool) or not 0.0 <= share < 1.0:
-            raise InputError(f"corpus.real check_share must be a number in [0, 1), got {share!r}")
+        _check_number(share, "corpus.real check_share", 0.0, 1.0, open_high=True)
         offset = spec.get("check_offset", 0.0) if isinstance(spec, dict) else 0.0
-        if (not isinstance(offset, (int, float)) or isinstance(offset, bool)
-                or not 0.0 <= offset or offset + share > 1.0):
-            raise InputError(f"corpus.real check_offset must be a number in [0, 1 - check_share], got {offset!r}")
+        _check_number(offset, "corpus.real check_offset", 0.0, 1.0 - share, high_text="1 - check_share")
     return cfg
+
+
+def _check_number(value, name: str, low: float, high: float, *, open_low: bool = False,
+                  open_high: bool = False, high_text: str | None = None, meaning: str = ""):
+    """``value`` unchanged when it is None or a number (not a bool) in the interval; else InputError.
+
+    The interval is closed unless ``open_low``/``open_high``; ``high_text`` names a bound that is
+    computed (e.g. ``1 - check_share``) so the message says where it comes from.
+    """
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (low < value if open_low else low <= value) and (value < high if open_high else value <= high)
+    if not ok:
+        bounds = (f"{'(' if open_low else '['}{low:g}, {high_text or format(high, 'g')}"
+                  f"{')' if open_high else ']'}")
+        raise InputError(f"{name} must be a number in {bounds}{meaning}, got {value!r}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------- data
