@@ -67,6 +67,10 @@ class LoadedModel:
         smoothing = meta.get("opening_smoothing") or {}
         self.smoothing_alpha = float(smoothing.get("alpha", 1.0))
         self.smoothing_columns = [self.channels.index(c) for c in smoothing.get("channels", ()) if c in self.channels]
+        # Optional: a closure takes back the opening gain baked into the map (flamesync.net.train.closure_removes_gain).
+        removes = meta.get("closure_removes_gain") or {}
+        self.closure_gain = float(removes.get("gain", 1.0))
+        self.closure_gain_columns = [self.channels.index(c) for c in removes.get("channels", ()) if c in self.channels]
         self.source: Path | None = getattr(net, "path", None)  # the file it was loaded from, if any
 
     @property
@@ -253,6 +257,9 @@ class Postprocessor:
                                                    state=self._strength_state)
         if not self.model.pose:
             return np.asarray(weights, np.float32)
+        if m.closure_gain != 1.0 and m.closure_gain_columns and len(weights):
+            weights = np.array(weights, np.float32, copy=True)
+            weights[:, m.closure_gain_columns] *= (1.0 - s * np.float32(1.0 - 1.0 / m.closure_gain))[:, None]
         return apply_closures(weights, s, channels=self.model.channels, pose=self.model.pose)
 
 

@@ -67,6 +67,8 @@ def export_onnx(model: LoadedModel, path: str | Path, *, opset: int = 17, check:
         side["amplitude_map"] = model.amplitude_map
     if model.meta.get("opening_smoothing"):
         side["opening_smoothing"] = model.meta["opening_smoothing"]
+    if model.meta.get("closure_removes_gain"):
+        side["closure_removes_gain"] = model.meta["closure_removes_gain"]
     if model.meta.get("fusion"):
         side["fusion"] = model.meta["fusion"]
     if model.source is not None:  # set by load_model, from the checkpoint whose weights it read

@@ -123,6 +123,15 @@ def check_description(meta, source: str) -> dict:
             raise ModelFileError(f"{source}: opening_smoothing.alpha must be a number in (0, 1], found {a!r:.40}")
         if not (isinstance(sm.get("channels", []), list) and all(isinstance(c, str) for c in sm.get("channels", []))):
             raise ModelFileError(f"{source}: opening_smoothing.channels must be a list of channel names")
+    if "closure_removes_gain" in meta:
+        rg = meta["closure_removes_gain"]
+        if not isinstance(rg, dict):
+            raise ModelFileError(f"{source}: closure_removes_gain must be a JSON object, found {type(rg).__name__}")
+        g = rg.get("gain", 1.0)
+        if not (_is_number(g) and 0.5 <= g <= 2):
+            raise ModelFileError(f"{source}: closure_removes_gain.gain must be a number in [0.5, 2], found {g!r:.40}")
+        if not (isinstance(rg.get("channels", []), list) and all(isinstance(c, str) for c in rg.get("channels", []))):
+            raise ModelFileError(f"{source}: closure_removes_gain.channels must be a list of channel names")
     for key in ("closure_pose", "amplitude_map"):
         if key in meta and not isinstance(meta[key], dict):
             raise ModelFileError(f"{source}: {key} must be a JSON object, found {type(meta[key]).__name__}")

@@ -134,6 +134,11 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     gain = _check_number(cal.get("opening_gain"), "calibration.opening_gain", 0.5, 2.0)
     if gain is not None and not cal.get("amplitude_map"):
         raise InputError("calibration.opening_gain needs calibration.amplitude_map: true (it scales the fitted map)")
+    removes = cal.get("closure_removes_gain")
+    if removes not in (None, False, True):
+        raise InputError(f"calibration.closure_removes_gain must be true or false, got {removes!r}")
+    if removes and gain is None:
+        raise InputError("calibration.closure_removes_gain needs calibration.opening_gain (the gain it removes)")
     for spec in cfg["corpus"].get("real") or ():
         share = spec.get("check_share", 0.0) if isinstance(spec, dict) else 0.0
         _check_number(share, "corpus.real check_share", 0.0, 1.0, open_high=True)
@@ -915,9 +920,11 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
                                     cfg, device=device, as_recorded=on_real)
         amplitude = report.pop("amplitude_map", None)
         smoothing = opening_smoothing(cfg["calibration"], tuple(model.cfg.channels))
+        removes = closure_removes_gain(cfg["calibration"], tuple(model.cfg.channels))
         save("final", {"closure_decoder": decoder.to_dict(), "calibration": report,
                        "train_seconds": summary["seconds"], **({"amplitude_map": amplitude} if amplitude else {}),
-                       **({"opening_smoothing": smoothing} if amplitude and smoothing else {})},
+                       **({"opening_smoothing": smoothing} if amplitude and smoothing else {}),
+                       **({"closure_removes_gain": removes} if amplitude and removes else {})},
              with_opt=False)
         summary.update(calibration=report, closure_decoder=decoder.to_dict(), final=str(out / "final"))
     return summary
@@ -940,6 +947,29 @@ def opening_smoothing(calibration: dict, channels: tuple[str, ...]) -> dict | No
     if alpha is None or float(alpha) >= 1.0:
         return None
     return {"alpha": float(alpha), "channels": [c for c in OPENING_CHANNELS if c in channels]}
+
+
+def closure_removes_gain(calibration: dict, channels: tuple[str, ...]) -> dict | None:
+    """The checkpoint's ``closure_removes_gain`` entry that ``calibration.closure_removes_gain`` asks for.
+
+    The opening gain widens every opening, including the one a closure starts from; since the
+    closure pose only blends towards shut by a strength that rises over a few frames, a short
+    closure keeps a share of that wider opening. With this entry the decoder's closure strength
+    ``s`` takes the gain back, ``w * (1 - s * (1 - 1 / gain))``, before the pose is blended in.
+
+    Parameters
+    ----------
+    calibration : the config's ``calibration`` section
+    channels : the network's output channels
+
+    Returns
+    -------
+    dict with ``gain`` and ``channels`` (the mouth-opening channels the network has), or None when
+    the config does not ask for it
+    """
+    if not calibration.get("closure_removes_gain") or calibration.get("opening_gain") is None:
+        return None
+    return {"gain": float(calibration["opening_gain"]), "channels": [c for c in OPENING_CHANNELS if c in channels]}
 
 
 def recalibrate(checkpoint, config: dict, *, out: str | Path, fusion: bool = False) -> dict:
@@ -1011,9 +1041,13 @@ def recalibrate(checkpoint, config: dict, *, out: str | Path, fusion: bool = Fal
         # The map was fitted on the opening as smoothed by this config (or unsmoothed): the pair belongs
         # together, so a smoothing the old description carried goes with its old map.
         new.pop("opening_smoothing", None)
+        new.pop("closure_removes_gain", None)
         smoothing = opening_smoothing(config["calibration"], tuple(mcfg.channels))
         if smoothing:
             new["opening_smoothing"] = smoothing
+        removes = closure_removes_gain(config["calibration"], tuple(mcfg.channels))
+        if removes:
+            new["closure_removes_gain"] = removes
     new.pop("format", None)
     new.pop("version", None)
     save_checkpoint(out, model=model, meta=new)
