@@ -343,17 +343,24 @@ def test_cli_fine_tunes_on_your_own_recordings_and_recalibrates(layouts, tmp_pat
     assert load_model(tmp_path / "smooth").smoothing_alpha == 0.5
     # A gain scales the fitted map's teacher side, capped at full weight; the prediction side stays.
     wide = yaml.safe_load(Path(tiny).read_text())
-    wide.setdefault("calibration", {}).update(opening_gain=1.5, amplitude_map=True)
+    # (with closure_removes_gain the checkpoint also tells inference to take it back in closures)
+    wide.setdefault("calibration", {}).update(opening_gain=1.5, amplitude_map=True, closure_removes_gain=True)
     (tmp_path / "wide.yaml").write_text(yaml.safe_dump(wide))
     assert main(["train", "--config", str(tmp_path / "wide.yaml"), "--real", str(layouts["folder"]),
                  "--recalibrate", base, "--out", str(tmp_path / "wide")]) == 0
     for name, m in load_meta(tmp_path / "wide")["amplitude_map"].items():
         assert m["x"] == recal["amplitude_map"][name]["x"]
         assert m["y"] == [min(1.0, 1.5 * v) for v in recal["amplitude_map"][name]["y"]]
+    removes = load_meta(tmp_path / "wide")["closure_removes_gain"]
+    assert removes["gain"] == 1.5 and "jawOpen" in removes["channels"]
+    assert load_model(tmp_path / "wide").closure_gain == 1.5
     # Recalibrated again without it: the old smoothing does not outlive the map it was fitted with.
     assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate",
                  str(tmp_path / "smooth"), "--out", str(tmp_path / "unsmoothed")]) == 0
     assert "opening_smoothing" not in load_meta(tmp_path / "unsmoothed")
+    assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate",
+                 str(tmp_path / "wide"), "--out", str(tmp_path / "ungained")]) == 0
+    assert "closure_removes_gain" not in load_meta(tmp_path / "ungained")
     # Two networks fine-tuned from one start: their weights averaged, then calibrated as one.
     ft = str(tmp_path / "ft" / "final")
     assert main(["train", "--config", tiny, "--real", str(layouts["folder"]), "--recalibrate", base, ft,

@@ -81,3 +81,8 @@ def test_checkpoint_schema_checks_the_smoothing_block():
                 {"opening_smoothing": {"alpha": 1.5}}, {"opening_smoothing": {"channels": "jawOpen"}}):
         with pytest.raises(ModelFileError, match="opening_smoothing"):
             check_description(bad, "x.json")
+    check_description({"closure_removes_gain": {"gain": 1.06, "channels": ["jawOpen"]}}, "x.json")
+    for bad in ({"closure_removes_gain": 1.06}, {"closure_removes_gain": {"gain": 0}},
+                {"closure_removes_gain": {"gain": "1.1"}}, {"closure_removes_gain": {"channels": "jawOpen"}}):
+        with pytest.raises(ModelFileError, match="closure_removes_gain"):
+            check_description(bad, "x.json")

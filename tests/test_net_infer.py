@@ -102,6 +102,30 @@ def test_opening_smoothing_filters_only_its_channels(model, audio):
     np.testing.assert_array_equal(plain.channel("mouthLowerDownRight"), smooth.channel("mouthLowerDownRight"))
 
 
+def test_closure_removes_gain_only_where_lips_close(model, audio):
+    from flamesync.net.closure import closure_strength, decode_closures
+
+    raw = model.predict_raw(audio)
+    # thresholds from the closure probability's own spread, so closures are a minority of frames
+    on, off = np.quantile(raw.closure_prob, [0.8, 0.7])
+    d = ClosureDecoder(on=float(on), off=float(off), min_frames=3)
+    base = LoadedModel(model.net, {**model.meta, "closure_decoder": d.to_dict()})
+    gained = LoadedModel(model.net, {**base.meta, "closure_removes_gain": {"gain": 1.25, "channels": ["mouthLowerDownRight"]}})
+    plain, taken = base.predict(audio), gained.predict(audio)
+    mask, _ = decode_closures(raw.closure_prob, on=d.on, off=d.off, min_frames=d.min_frames)
+    s, _ = closure_strength(mask, attack=d.attack, release=d.release)
+    assert (s > 0.5).any() and (s < 1e-3).sum() > 20  # the audio has closures and frames away from them
+    x, y = plain.channel("mouthLowerDownRight"), taken.channel("mouthLowerDownRight")
+    # mouthLowerDownRight is not a pose channel, so the blend leaves it: only the gain's removal shows
+    np.testing.assert_allclose(y, x * (1 - s * (1 - 1 / 1.25)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(y[s < 1e-3], x[s < 1e-3], rtol=1e-3)
+    assert (y[s > 0.5] < x[s > 0.5]).any()
+    np.testing.assert_array_equal(plain.channel("jawOpen"), taken.channel("jawOpen"))  # not listed
+    # without closures decoded there is nothing to take it back
+    np.testing.assert_array_equal(base.predict(audio, closures=False).channel("mouthLowerDownRight"),
+                                  gained.predict(audio, closures=False).channel("mouthLowerDownRight"))
+
+
 def test_closures_seal_lips(model, audio):
     plain = model.predict(audio, closures=False)
     sealed = model.predict(audio)

@@ -420,6 +420,23 @@ def test_opening_smoothing_setting_is_checked_at_load():
         load_config(None, {"calibration": {"opening_gain": 1.1, "amplitude_map": False}})
 
 
+def test_closure_removes_gain_setting():
+    from flamesync.errors import InputError
+    from flamesync.net.train import closure_removes_gain
+
+    for bad in ("yes", 1, 0.5):
+        with pytest.raises(InputError, match="closure_removes_gain must be true or false"):
+            load_config(None, {"calibration": {"closure_removes_gain": bad, "opening_gain": 1.1, "amplitude_map": True}})
+    with pytest.raises(InputError, match="needs calibration.opening_gain"):
+        load_config(None, {"calibration": {"closure_removes_gain": True, "amplitude_map": True}})
+    cal = load_config(None, {"calibration": {"closure_removes_gain": True, "opening_gain": 1.06,
+                                             "amplitude_map": True}})["calibration"]
+    assert closure_removes_gain(cal, ("jawOpen", "mouthClose", "mouthUpperUpLeft")) == {
+        "gain": 1.06, "channels": ["jawOpen", "mouthUpperUpLeft"]}
+    assert closure_removes_gain({**cal, "closure_removes_gain": False}, ("jawOpen",)) is None
+    assert closure_removes_gain({"opening_gain": 1.06}, ("jawOpen",)) is None
+
+
 def test_hesitations_splice_an_um_into_real_crops_only_and_keep_old_streams():
     from flamesync.net.train import with_hesitation
     from flamesync.phonetics.types import PhoneSegment

@@ -135,7 +135,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if gain is not None and not cal.get("amplitude_map"):
         raise InputError("calibration.opening_gain needs calibration.amplitude_map: true (it scales the fitted map)")
     removes = cal.get("closure_removes_gain")
-    if removes not in (None, False, True):
+    if removes is not None and not isinstance(removes, bool):
         raise InputError(f"calibration.closure_removes_gain must be true or false, got {removes!r}")
     if removes and gain is None:
         raise InputError("calibration.closure_removes_gain needs calibration.opening_gain (the gain it removes)")
