@@ -70,6 +70,37 @@ def test_one_pole_smoothing_is_causal_carries_state_and_touches_only_its_columns
     np.testing.assert_array_equal(smooth_channels(x, alpha=1.0, columns=[0, 1, 2, 3])[0], x)
 
 
+
+def test_smoothing_that_follows_falls_keeps_dips_and_smooths_rises():
+    from flamesync.net.amplitude import smooth_channels
+
+    rng = np.random.default_rng(1)
+    x = rng.random((300, 3)).astype(np.float32)
+    whole, _ = smooth_channels(x, alpha=0.6, alpha_closing=1.0, columns=[0, 2])
+    np.testing.assert_array_equal(whole[:, 1], x[:, 1])
+    y, ref = x[0, 0], []
+    for v in x[:, 0]:
+        y = y + (1.0 if v < y else 0.6) * (v - y)
+        ref.append(y)
+    np.testing.assert_allclose(whole[:, 0], ref, atol=1e-6)
+    falls = np.r_[False, x[1:, 0] < whole[:-1, 0]]
+    np.testing.assert_allclose(whole[falls, 0], x[falls, 0], atol=1e-6)  # every fall followed at once
+    # so a one-frame dip keeps its depth, where the symmetric filter fills it in
+    dip = np.full((8, 1), 0.8, np.float32)
+    dip[4] = 0.05
+    assert smooth_channels(dip, alpha=0.6, alpha_closing=1.0, columns=[0])[0][4, 0] == np.float32(0.05)
+    assert smooth_channels(dip, alpha=0.6, columns=[0])[0][4, 0] > 0.3
+    # streamed in pieces with the state carried: the same numbers
+    parts, state = [], None
+    for a, b in ((0, 1), (1, 90), (90, 91), (91, 300)):
+        out, state = smooth_channels(x[a:b], alpha=0.6, alpha_closing=1.0, columns=[0, 2], state=state)
+        parts.append(out)
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    # the same rate both ways is the symmetric filter
+    np.testing.assert_allclose(smooth_channels(x, alpha=0.6, alpha_closing=0.6, columns=[0])[0],
+                               smooth_channels(x, alpha=0.6, columns=[0])[0], atol=1e-6)
+
+
 def test_checkpoint_schema_checks_the_smoothing_block():
     import pytest
 
@@ -77,8 +108,10 @@ def test_checkpoint_schema_checks_the_smoothing_block():
     from flamesync.net.schema import check_description
 
     check_description({"opening_smoothing": {"alpha": 0.7, "channels": ["jawOpen"]}}, "x.json")
+    check_description({"opening_smoothing": {"alpha": 0.7, "alpha_closing": 1.0, "channels": ["jawOpen"]}}, "x.json")
     for bad in ({"opening_smoothing": 0.7}, {"opening_smoothing": {"alpha": 0}},
-                {"opening_smoothing": {"alpha": 1.5}}, {"opening_smoothing": {"channels": "jawOpen"}}):
+                {"opening_smoothing": {"alpha": 1.5}}, {"opening_smoothing": {"channels": "jawOpen"}},
+                {"opening_smoothing": {"alpha": 0.7, "alpha_closing": 0}}):
         with pytest.raises(ModelFileError, match="opening_smoothing"):
             check_description(bad, "x.json")
     check_description({"closure_removes_gain": {"gain": 1.06, "channels": ["jawOpen"]}}, "x.json")

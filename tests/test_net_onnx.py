@@ -79,13 +79,13 @@ def test_onnx_backed_model_chunks_and_streams_like_whole_files(tmp_path):
     net = FlameSyncNet(ModelConfig(dim=32, heads=2, layers=2, attn_past=6, attn_future=(1, 1)))
     amap = {"jawOpen": {"x": [0.0, 0.5, 1.0], "y": [0.0, 0.7, 1.0]}}
     # the smoothing and the closure's removal of the gain ride in the sidecar and stream as whole files do
-    post = {"opening_smoothing": {"alpha": 0.7, "channels": ["jawOpen"]},
+    post = {"opening_smoothing": {"alpha": 0.7, "alpha_closing": 1.0, "channels": ["jawOpen"]},
             "closure_removes_gain": {"gain": 1.06, "channels": ["jawOpen"]}}
     export_onnx(LoadedModel(net, {"closure_pose": {"jawOpen": 0.0}, "amplitude_map": amap, **post}),
                 tmp_path / "m.onnx", check=False)
     model = load_model(tmp_path / "m.onnx")
     assert model.backend == "onnx" and model.pose == {"jawOpen": 0.0} and model.amplitude_map == amap
-    assert model.smoothing_alpha == 0.7 and model.closure_gain == 1.06
+    assert model.smoothing_alpha == 0.7 and model.smoothing_alpha_closing == 1.0 and model.closure_gain == 1.06
     audio = _speech(4.0, seed=2)
     whole = model.predict(audio, chunk_seconds=60.0)
     chunked = model.predict(audio, chunk_seconds=0.7)

@@ -411,6 +411,16 @@ def test_opening_smoothing_setting_is_checked_at_load():
     cal = load_config(None, {"calibration": {"opening_smoothing": 0.7, "amplitude_map": True}})["calibration"]
     assert opening_smoothing(cal, ("jawOpen", "mouthClose", "mouthUpperUpLeft")) == {
         "alpha": 0.7, "channels": ["jawOpen", "mouthUpperUpLeft"]}
+    for bad in (0, 1.5, "1", True):
+        with pytest.raises(InputError, match="opening_smoothing_closing"):
+            load_config(None, {"calibration": {"opening_smoothing": 0.7, "opening_smoothing_closing": bad,
+                                               "amplitude_map": True}})
+    with pytest.raises(InputError, match="needs calibration.opening_smoothing"):
+        load_config(None, {"calibration": {"opening_smoothing_closing": 1.0, "amplitude_map": True}})
+    assert opening_smoothing({"opening_smoothing": 0.7, "opening_smoothing_closing": 1.0}, ("jawOpen",)) == {
+        "alpha": 0.7, "alpha_closing": 1.0, "channels": ["jawOpen"]}
+    assert opening_smoothing({"opening_smoothing": 0.7, "opening_smoothing_closing": 0.7}, ("jawOpen",)) == {
+        "alpha": 0.7, "channels": ["jawOpen"]}
     assert opening_smoothing({"opening_smoothing": 1.0}, ("jawOpen",)) is None
     assert opening_smoothing({}, ("jawOpen",)) is None
     for bad in (0.2, 3, "1.1", True):

@@ -66,6 +66,7 @@ class LoadedModel:
         # Optional causal smoothing of the opening channels after the amplitude map (docs/model.md).
         smoothing = meta.get("opening_smoothing") or {}
         self.smoothing_alpha = float(smoothing.get("alpha", 1.0))
+        self.smoothing_alpha_closing = float(smoothing.get("alpha_closing", self.smoothing_alpha))
         self.smoothing_columns = [self.channels.index(c) for c in smoothing.get("channels", ()) if c in self.channels]
         # Optional: a closure takes back the opening gain baked into the map (flamesync.net.train.closure_removes_gain).
         removes = meta.get("closure_removes_gain") or {}
@@ -245,8 +246,9 @@ class Postprocessor:
         m = self.model
         if m.amplitude_map:
             weights = apply_quantile_maps(weights, m.amplitude_map, channels=m.channels)
-        if m.smoothing_alpha < 1.0 and m.smoothing_columns and len(weights):
+        if min(m.smoothing_alpha, m.smoothing_alpha_closing) < 1.0 and m.smoothing_columns and len(weights):
             weights, self._smooth_state = smooth_channels(weights, alpha=m.smoothing_alpha, columns=m.smoothing_columns,
+                                                          alpha_closing=m.smoothing_alpha_closing,
                                                           state=self._smooth_state)
         if not self.closures:
             return np.asarray(weights, np.float32)

@@ -121,6 +121,9 @@ def check_description(meta, source: str) -> dict:
         a = sm.get("alpha", 1.0)
         if not (_is_number(a) and 0 < a <= 1):
             raise ModelFileError(f"{source}: opening_smoothing.alpha must be a number in (0, 1], found {a!r:.40}")
+        a = sm.get("alpha_closing", 1.0)
+        if not (_is_number(a) and 0 < a <= 1):
+            raise ModelFileError(f"{source}: opening_smoothing.alpha_closing must be a number in (0, 1], found {a!r:.40}")
         if not (isinstance(sm.get("channels", []), list) and all(isinstance(c, str) for c in sm.get("channels", []))):
             raise ModelFileError(f"{source}: opening_smoothing.channels must be a list of channel names")
     if "closure_removes_gain" in meta:

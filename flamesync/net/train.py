@@ -128,6 +128,10 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     _check_number(cal.get("max_vowel_rate"), "calibration.max_vowel_rate", 0.0, 1.0)
     sm = _check_number(cal.get("opening_smoothing"), "calibration.opening_smoothing", 0.0, 1.0,
                        open_low=True, meaning=" (the smoothing's alpha)")
+    closing = _check_number(cal.get("opening_smoothing_closing"), "calibration.opening_smoothing_closing", 0.0, 1.0,
+                            open_low=True, meaning=" (the smoothing's alpha where the mouth closes)")
+    if closing is not None and sm is None:
+        raise InputError("calibration.opening_smoothing_closing needs calibration.opening_smoothing (the rate on rises)")
     if sm is not None and not cal.get("amplitude_map"):
         raise InputError("calibration.opening_smoothing needs calibration.amplitude_map: true "
                          "(the map is what is fitted on the smoothed opening)")
@@ -940,13 +944,18 @@ def opening_smoothing(calibration: dict, channels: tuple[str, ...]) -> dict | No
 
     Returns
     -------
-    dict with ``alpha`` and ``channels`` (the mouth-opening channels the network has), or None
-    when the config sets no smoothing (or alpha 1, which leaves the opening as it is)
+    dict with ``alpha``, ``channels`` (the mouth-opening channels the network has) and, when
+    ``calibration.opening_smoothing_closing`` differs from it, ``alpha_closing``; or None when the
+    config sets no smoothing (or alpha 1, which leaves the opening as it is)
     """
     alpha = calibration.get("opening_smoothing")
-    if alpha is None or float(alpha) >= 1.0:
+    closing = calibration.get("opening_smoothing_closing")
+    if alpha is None or (float(alpha) >= 1.0 and (closing is None or float(closing) >= 1.0)):
         return None
-    return {"alpha": float(alpha), "channels": [c for c in OPENING_CHANNELS if c in channels]}
+    entry = {"alpha": float(alpha), "channels": [c for c in OPENING_CHANNELS if c in channels]}
+    if closing is not None and float(closing) != float(alpha):
+        entry["alpha_closing"] = float(closing)
+    return entry
 
 
 def closure_removes_gain(calibration: dict, channels: tuple[str, ...]) -> dict | None:
@@ -1226,7 +1235,7 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
                 # Inference smooths after the map; the map is fitted before it. The piecewise-linear,
                 # monotone map and the unit-gain filter nearly commute, and fitting on what the
                 # smoother leaves is what restores the peaks it takes off.
-                pred, _ = smooth_channels(pred, alpha=smoothing["alpha"],
+                pred, _ = smooth_channels(pred, alpha=smoothing["alpha"], alpha_closing=smoothing.get("alpha_closing"),
                                           columns=[channels.index(c) for c in smoothing["channels"]])
             preds.append(pred)
             targets.append(np.where(ex.channel_mask[None] > 0, ex.weights[:n], np.nan))
