@@ -965,16 +965,8 @@ def closure_removes_gain(calibration: dict, channels: tuple[str, ...]) -> dict |
     closure pose only blends towards shut by a strength that rises over a few frames, a short
     closure keeps a share of that wider opening. With this entry the decoder's closure strength
     ``s`` takes the gain back, ``w * (1 - s * (1 - 1 / gain))``, before the pose is blended in.
-
-    Parameters
-    ----------
-    calibration : the config's ``calibration`` section
-    channels : the network's output channels
-
-    Returns
-    -------
-    dict with ``gain`` and ``channels`` (the mouth-opening channels the network has), or None when
-    the config does not ask for it
+    Parameters as :func:`opening_smoothing`; returns a dict with ``gain`` and ``channels`` (the
+    mouth-opening channels the network has), or None when the config does not ask for it.
     """
     if not calibration.get("closure_removes_gain") or calibration.get("opening_gain") is None:
         return None
