@@ -41,6 +41,12 @@ def _is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _check_channel_list(block: dict, where: str, source: str) -> None:
+    channels = block.get("channels", [])
+    if not (isinstance(channels, list) and all(isinstance(c, str) for c in channels)):
+        raise ModelFileError(f"{source}: {where}.channels must be a list of channel names")
+
+
 def _check_block(cls, block, where: str, source: str, bounds: dict) -> None:
     """``block`` must be an object whose known fields have the type of ``cls``'s defaults."""
     def fail(msg):
@@ -124,8 +130,7 @@ def check_description(meta, source: str) -> dict:
         a = sm.get("alpha_closing", 1.0)
         if not (_is_number(a) and 0 < a <= 1):
             raise ModelFileError(f"{source}: opening_smoothing.alpha_closing must be a number in (0, 1], found {a!r:.40}")
-        if not (isinstance(sm.get("channels", []), list) and all(isinstance(c, str) for c in sm.get("channels", []))):
-            raise ModelFileError(f"{source}: opening_smoothing.channels must be a list of channel names")
+        _check_channel_list(sm, "opening_smoothing", source)
     if "closure_removes_gain" in meta:
         rg = meta["closure_removes_gain"]
         if not isinstance(rg, dict):
@@ -133,8 +138,7 @@ def check_description(meta, source: str) -> dict:
         g = rg.get("gain", 1.0)
         if not (_is_number(g) and 0.5 <= g <= 2):
             raise ModelFileError(f"{source}: closure_removes_gain.gain must be a number in [0.5, 2], found {g!r:.40}")
-        if not (isinstance(rg.get("channels", []), list) and all(isinstance(c, str) for c in rg.get("channels", []))):
-            raise ModelFileError(f"{source}: closure_removes_gain.channels must be a list of channel names")
+        _check_channel_list(rg, "closure_removes_gain", source)
     for key in ("closure_pose", "amplitude_map"):
         if key in meta and not isinstance(meta[key], dict):
             raise ModelFileError(f"{source}: {key} must be a JSON object, found {type(meta[key]).__name__}")
