@@ -30,6 +30,7 @@ from ..audio.features import FeatureConfig, log_mel
 from ..errors import FlamesyncError, InputError
 from ..fileio import atomic_write_text
 from .amplitude import OPENING_CHANNELS, fit_quantile_map, smooth_channels
+from .schema import _is_number
 from .augment import AugmentConfig, add_pause_sounds, augment, mask_frequencies
 from .checkpoint import average_weights, load_meta, load_optimizer_state, load_weights, save_checkpoint, stem
 from .closure import ClosureDecoder, CLOSURE_CHANNELS, calibrate_threshold, vowel_middles
@@ -160,7 +161,7 @@ def _check_number(value, name: str, low: float, high: float, *, open_low: bool =
     """
     if value is None:
         return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = _is_number(value)
     if ok:
         ok = (low < value if open_low else low <= value) and (value < high if open_high else value <= high)
     if not ok:
@@ -923,12 +924,9 @@ def train(config: dict, *, corpus=None, out_dir: str | Path | None = None, stop_
         decoder, report = calibrate(model, real_calibration_items(real_cal or real_val, cfg["calibration"]) if on_real else val_ex,
                                     cfg, device=device, as_recorded=on_real)
         amplitude = report.pop("amplitude_map", None)
-        smoothing = opening_smoothing(cfg["calibration"], tuple(model.cfg.channels))
-        removes = closure_removes_gain(cfg["calibration"], tuple(model.cfg.channels))
         save("final", {"closure_decoder": decoder.to_dict(), "calibration": report,
                        "train_seconds": summary["seconds"], **({"amplitude_map": amplitude} if amplitude else {}),
-                       **({"opening_smoothing": smoothing} if amplitude and smoothing else {}),
-                       **({"closure_removes_gain": removes} if amplitude and removes else {})},
+                       **(map_entries(cfg["calibration"], tuple(model.cfg.channels)) if amplitude else {})},
              with_opt=False)
         summary.update(calibration=report, closure_decoder=decoder.to_dict(), final=str(out / "final"))
     return summary
@@ -971,6 +969,18 @@ def closure_removes_gain(calibration: dict, channels: tuple[str, ...]) -> dict |
     if not calibration.get("closure_removes_gain") or calibration.get("opening_gain") is None:
         return None
     return {"gain": float(calibration["opening_gain"]), "channels": [c for c in OPENING_CHANNELS if c in channels]}
+
+
+#: Checkpoint entries that belong to the amplitude map they were calibrated with (map_entries).
+MAP_ENTRIES = ("opening_smoothing", "closure_removes_gain")
+
+
+def map_entries(calibration: dict, channels: tuple[str, ...]) -> dict:
+    """The checkpoint entries of :data:`MAP_ENTRIES` that the calibration section asks for, by name
+    (:func:`opening_smoothing`, :func:`closure_removes_gain`); absent ones are left out."""
+    entries = {"opening_smoothing": opening_smoothing(calibration, channels),
+               "closure_removes_gain": closure_removes_gain(calibration, channels)}
+    return {k: v for k, v in entries.items() if v}
 
 
 def recalibrate(checkpoint, config: dict, *, out: str | Path, fusion: bool = False) -> dict:
@@ -1040,15 +1050,10 @@ def recalibrate(checkpoint, config: dict, *, out: str | Path, fusion: bool = Fal
     if amplitude:  # asked for (calibration.amplitude_map); otherwise the weights' old map still fits them
         new["amplitude_map"] = amplitude
         # The map was fitted on the opening as smoothed by this config (or unsmoothed): the pair belongs
-        # together, so a smoothing the old description carried goes with its old map.
-        new.pop("opening_smoothing", None)
-        new.pop("closure_removes_gain", None)
-        smoothing = opening_smoothing(config["calibration"], tuple(mcfg.channels))
-        if smoothing:
-            new["opening_smoothing"] = smoothing
-        removes = closure_removes_gain(config["calibration"], tuple(mcfg.channels))
-        if removes:
-            new["closure_removes_gain"] = removes
+        # together, so a smoothing (or gain removal) the old description carried goes with its old map.
+        for key in MAP_ENTRIES:
+            new.pop(key, None)
+        new.update(map_entries(config["calibration"], tuple(mcfg.channels)))
     new.pop("format", None)
     new.pop("version", None)
     save_checkpoint(out, model=model, meta=new)
