@@ -124,12 +124,10 @@ def check_description(meta, source: str) -> dict:
         sm = meta["opening_smoothing"]
         if not isinstance(sm, dict):
             raise ModelFileError(f"{source}: opening_smoothing must be a JSON object, found {type(sm).__name__}")
-        a = sm.get("alpha", 1.0)
-        if not (_is_number(a) and 0 < a <= 1):
-            raise ModelFileError(f"{source}: opening_smoothing.alpha must be a number in (0, 1], found {a!r:.40}")
-        a = sm.get("alpha_closing", 1.0)
-        if not (_is_number(a) and 0 < a <= 1):
-            raise ModelFileError(f"{source}: opening_smoothing.alpha_closing must be a number in (0, 1], found {a!r:.40}")
+        for key in ("alpha", "alpha_closing"):
+            a = sm.get(key, 1.0)
+            if not (_is_number(a) and 0 < a <= 1):
+                raise ModelFileError(f"{source}: opening_smoothing.{key} must be a number in (0, 1], found {a!r:.40}")
         _check_channel_list(sm, "opening_smoothing", source)
     if "closure_removes_gain" in meta:
         rg = meta["closure_removes_gain"]
