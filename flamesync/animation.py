@@ -22,7 +22,7 @@ import numpy as np
 
 from .channels import ARKIT_52, ROTATION_GROUPS
 from .errors import InputError
-from .numeric import gaussian_smooth, slerp_rotvec
+from .numeric import gaussian_smooth, is_finite_number, slerp_rotvec
 
 FORMAT_NAME = "flamesync.animation"
 FORMAT_VERSION = 1
@@ -520,10 +520,6 @@ def write_text_npy(fid, text: str, *, chunk_chars: int = 1 << 16) -> None:
         fid.write(text[i: i + chunk_chars].encode("utf-32-le"))
 
 
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _check_header(header, values: np.ndarray, path: Path) -> None:
     """Check an animation file's header against its schema before anything uses it."""
     def bad(what: str):
@@ -540,7 +536,7 @@ def _check_header(header, values: np.ndarray, path: Path) -> None:
         raise InputError(f"{path} was written by a newer flamesync (format version {version}); upgrade flamesync")
     if "fps" not in header:
         raise bad("its header has no fps")
-    if not _number(header["fps"]) or header["fps"] <= 0:
+    if not is_finite_number(header["fps"]) or header["fps"] <= 0:
         raise bad(f"fps {header['fps']!r} is not a positive number")
     channels = header.get("channels")
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
@@ -551,7 +547,7 @@ def _check_header(header, values: np.ndarray, path: Path) -> None:
         raise bad(f"header says {header['n_frames']!r} frames, the values hold {values.shape[0]}")
     if header.get("audio_path") is not None and not isinstance(header["audio_path"], str):
         raise bad("audio_path is not text")
-    if not _number(header.get("audio_offset", 0.0)):
+    if not is_finite_number(header.get("audio_offset", 0.0)):
         raise bad(f"audio_offset {header.get('audio_offset')!r} is not a number")
     if header.get("meta") is not None and not isinstance(header["meta"], dict):
         raise bad("meta is not an object")

@@ -2,12 +2,21 @@
 
 ``flamesync animate`` resamples every animation it writes; doing that with ``scipy.ndimage`` and
 ``scipy.spatial.transform`` costs about a quarter of a second of imports per process, more than
-the network needs for minutes of audio. These are the two operations it needs, written out.
+the network needs for minutes of audio. These are the two operations it needs, written out, and
+the one test of a number read from a file that the file checks share.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def is_finite_number(x) -> bool:
+    """Whether ``x`` is a finite int or float, and not a bool (which JSON readers and YAML treat as
+    numbers, but no header or config field means as one)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def gaussian_smooth(x: np.ndarray, sigma: float, *, truncate: float = 4.0) -> np.ndarray:

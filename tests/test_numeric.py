@@ -3,7 +3,7 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
-from flamesync.numeric import gaussian_smooth, quat_to_rotvec, rotvec_to_quat, slerp_rotvec
+from flamesync.numeric import gaussian_smooth, is_finite_number, quat_to_rotvec, rotvec_to_quat, slerp_rotvec
 
 
 @pytest.mark.parametrize("sigma", [0.1, 0.4, 0.667, 1.3, 5.0])
@@ -44,3 +44,12 @@ def test_slerp_matches_scipy():
                                atol=1e-9)
     np.testing.assert_allclose(Rotation.from_rotvec(slerp_rotvec(a, b, np.ones(100))).as_matrix(), r_b.as_matrix(),
                                atol=1e-9)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0, True), (-3, True), (2.5, True), (np.float64(1.5), True),
+    (True, False), (False, False), (float("nan"), False), (float("inf"), False), (-float("inf"), False),
+    ("1.0", False), (None, False), ([1.0], False),
+])
+def test_is_finite_number_rejects_bools_strings_and_non_finite(value, expected):
+    assert is_finite_number(value) is expected

@@ -7,10 +7,10 @@ belong, numbers of the right kind inside sane bounds, lists of names. The messag
 
 from __future__ import annotations
 
-import math
 from dataclasses import fields
 
 from ..errors import ModelFileError
+from ..numeric import is_finite_number
 
 # Bounds on the network's sizes: far above anything trained here (dim 128, 4 layers, 80 mels),
 # far below what would exhaust memory when the layers are built.
@@ -37,10 +37,6 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _check_channel_list(block: dict, where: str, source: str) -> None:
     channels = block.get("channels", [])
     if not (isinstance(channels, list) and all(isinstance(c, str) for c in channels)):
@@ -64,7 +60,7 @@ def _check_block(cls, block, where: str, source: str, bounds: dict) -> None:
         elif _is_int(default):
             ok = _is_int(value)
         elif isinstance(default, float):
-            ok = _is_number(value)
+            ok = is_finite_number(value)
         elif isinstance(default, str):
             ok = isinstance(value, str)
         elif isinstance(default, tuple):
@@ -117,7 +113,7 @@ def check_description(meta, source: str) -> dict:
         if not isinstance(fusion, dict):
             raise ModelFileError(f"{source}: fusion must be a JSON object, found {type(fusion).__name__}")
         for key in ("bonus", "penalty"):
-            if key in fusion and not (_is_number(fusion[key]) and 0 <= fusion[key] <= 100):
+            if key in fusion and not (is_finite_number(fusion[key]) and 0 <= fusion[key] <= 100):
                 raise ModelFileError(f"{source}: fusion.{key} must be a number in 0..100, found {fusion[key]!r:.40}")
         _check_block(ClosureDecoder, fusion.get("decoder", {}), "fusion.decoder", source, {"min_frames": (0, 1000)})
     if "opening_smoothing" in meta:
@@ -126,7 +122,7 @@ def check_description(meta, source: str) -> dict:
             raise ModelFileError(f"{source}: opening_smoothing must be a JSON object, found {type(sm).__name__}")
         for key in ("alpha", "alpha_closing"):
             a = sm.get(key, 1.0)
-            if not (_is_number(a) and 0 < a <= 1):
+            if not (is_finite_number(a) and 0 < a <= 1):
                 raise ModelFileError(f"{source}: opening_smoothing.{key} must be a number in (0, 1], found {a!r:.40}")
         _check_channel_list(sm, "opening_smoothing", source)
     if "closure_removes_gain" in meta:
@@ -134,14 +130,14 @@ def check_description(meta, source: str) -> dict:
         if not isinstance(rg, dict):
             raise ModelFileError(f"{source}: closure_removes_gain must be a JSON object, found {type(rg).__name__}")
         g = rg.get("gain", 1.0)
-        if not (_is_number(g) and 0.5 <= g <= 2):
+        if not (is_finite_number(g) and 0.5 <= g <= 2):
             raise ModelFileError(f"{source}: closure_removes_gain.gain must be a number in [0.5, 2], found {g!r:.40}")
         _check_channel_list(rg, "closure_removes_gain", source)
     for key in ("closure_pose", "amplitude_map"):
         if key in meta and not isinstance(meta[key], dict):
             raise ModelFileError(f"{source}: {key} must be a JSON object, found {type(meta[key]).__name__}")
     pose = meta.get("closure_pose", {})
-    bad = [k for k, v in pose.items() if not _is_number(v)]
+    bad = [k for k, v in pose.items() if not is_finite_number(v)]
     if bad:
         raise ModelFileError(f"{source}: closure_pose.{bad[0]} is not a number")
     return meta

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from ..audio.features import FeatureConfig, log_mel
 from ..errors import FlamesyncError, InputError
 from ..fileio import atomic_write_text
+from ..numeric import is_finite_number
 from .amplitude import OPENING_CHANNELS, fit_quantile_map, smooth_channels
-from .schema import _is_number
 from .augment import AugmentConfig, add_pause_sounds, augment, mask_frequencies
 from .checkpoint import average_weights, load_meta, load_optimizer_state, load_weights, save_checkpoint, stem
 from .closure import ClosureDecoder, CLOSURE_CHANNELS, calibrate_threshold, vowel_middles
@@ -161,7 +161,7 @@ def _check_number(value, name: str, low: float, high: float, *, open_low: bool =
     """
     if value is None:
         return None
-    ok = _is_number(value)
+    ok = is_finite_number(value)
     if ok:
         ok = (low < value if open_low else low <= value) and (value < high if open_high else value <= high)
     if not ok:
