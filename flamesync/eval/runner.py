@@ -599,8 +599,8 @@ def model_card(meta: dict, scores, summary, synthetic: dict | None, command: str
         lines.append(f"| {what} | {value} | {'yes' if ok else 'NO'} |")
     if real_val:
         lines += ["", "## Real speech of held-out speakers (the real corpus's val split, \"select\" half)",
-                  "Speakers never trained on, and not those the closure decoder was calibrated on; this is",
-                  "the data that chose the shipped network (EXPERIMENTS.md).", "", "```",
+                  "Speakers never trained on, and not those the closure decoder was calibrated on; every rule",
+                  "that chose a shipped network held it to bars here (EXPERIMENTS.md).", "", "```",
                   format_groups(real_val["by_source"], real_val["overall"], title=str(real_val.get("corpus", ""))),
                   "```"]
     if synthetic:
