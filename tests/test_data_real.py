@@ -320,12 +320,15 @@ def test_cli_fine_tunes_on_your_own_recordings_and_recalibrates(layouts, tmp_pat
     import yaml
 
     budget = yaml.safe_load(Path(tiny).read_text())
-    budget.setdefault("calibration", {})["max_vowel_rate"] = 0.05
+    # (and a faster closure attack, which the threshold search keeps)
+    budget.setdefault("calibration", {}).update(max_vowel_rate=0.05, closure_attack=0.85)
     (tmp_path / "budget.yaml").write_text(yaml.safe_dump(budget))
     assert main(["train", "--config", str(tmp_path / "budget.yaml"), "--real", str(layouts["folder"]),
                  "--recalibrate", base, "--out", str(tmp_path / "vowels")]) == 0
     cal = load_meta(tmp_path / "vowels")["calibration"]
     assert "vowel_rate <= 0.05" in cal["rule"] and 0.0 <= cal["calibrated"]["vowel_rate"] <= 1.0
+    assert load_meta(tmp_path / "vowels")["closure_decoder"]["attack"] == 0.85
+    assert recal["closure_decoder"]["attack"] == 0.7   # without the key: the default
     # A smoothed opening: the checkpoint carries the smoothing, and its map is fitted on the smoothed
     # predictions, whose quantiles are drawn in (the teacher's side of the map stays the same).
     smooth = yaml.safe_load(Path(tiny).read_text())

@@ -430,6 +430,18 @@ def test_opening_smoothing_setting_is_checked_at_load():
         load_config(None, {"calibration": {"opening_gain": 1.1, "amplitude_map": False}})
 
 
+def test_closure_attack_setting():
+    from flamesync.errors import InputError
+    from flamesync.net.train import closure_base
+
+    for bad in (0, 1.5, "0.8", True):
+        with pytest.raises(InputError, match="closure_attack"):
+            load_config(None, {"calibration": {"closure_attack": bad}})
+    cal = load_config(None, {"calibration": {"closure_attack": 0.85}})["calibration"]
+    assert closure_base(cal).attack == 0.85 and closure_base({}).attack == 0.7
+    assert closure_base(cal).release == closure_base({}).release
+
+
 def test_closure_removes_gain_setting():
     from flamesync.errors import InputError
     from flamesync.net.train import closure_removes_gain

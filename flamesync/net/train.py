@@ -136,6 +136,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if sm is not None and not cal.get("amplitude_map"):
         raise InputError("calibration.opening_smoothing needs calibration.amplitude_map: true "
                          "(the map is what is fitted on the smoothed opening)")
+    _check_number(cal.get("closure_attack"), "calibration.closure_attack", 0.0, 1.0, open_low=True,
+                  meaning=" (the share of the way to the closure pose the lips move per frame)")
     gain = _check_number(cal.get("opening_gain"), "calibration.opening_gain", 0.5, 2.0)
     if gain is not None and not cal.get("amplitude_map"):
         raise InputError("calibration.opening_gain needs calibration.amplitude_map: true (it scales the fitted map)")
@@ -975,6 +977,14 @@ def closure_removes_gain(calibration: dict, channels: tuple[str, ...]) -> dict |
 MAP_ENTRIES = ("opening_smoothing", "closure_removes_gain")
 
 
+def closure_base(calibration: dict) -> ClosureDecoder:
+    """The decoder whose attack and release the threshold search keeps: the default one, with
+    ``calibration.closure_attack`` when set. A faster attack lets a short decoded closure shut a wider
+    opening (a two-frame closure keeps ``(1 - attack) ** 2`` of the opening it starts from)."""
+    attack = calibration.get("closure_attack")
+    return ClosureDecoder() if attack is None else ClosureDecoder(attack=float(attack))
+
+
 def map_entries(calibration: dict, channels: tuple[str, ...]) -> dict:
     """The checkpoint entries of :data:`MAP_ENTRIES` that the calibration section asks for, by name
     (:func:`opening_smoothing`, :func:`closure_removes_gain`); absent ones are left out."""
@@ -1236,10 +1246,11 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
                                           columns=[channels.index(c) for c in smoothing["channels"]])
             preds.append(pred)
             targets.append(np.where(ex.channel_mask[None] > 0, ex.weights[:n], np.nan))
+    base = closure_base(cfg["calibration"])
     if not probs:
-        return ClosureDecoder(), {"note": "no validation items; default decoder"}
+        return base, {"note": "no validation items; default decoder"}
     decoder, report = calibrate_threshold(
-        probs, labels, speech, max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)),
+        probs, labels, speech, base=base, max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)),
         vowels=vowels if len(vowels) == len(probs) else None,
         max_vowel_rate=None if max_vowel_rate is None else float(max_vowel_rate))
     report["n_items"] = len(probs)
