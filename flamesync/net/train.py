@@ -1248,7 +1248,7 @@ def calibrate(model: FlameSyncNet, val_ex: list[Example], cfg: dict, *, device=N
             targets.append(np.where(ex.channel_mask[None] > 0, ex.weights[:n], np.nan))
     base = closure_base(cfg["calibration"])
     if not probs:
-        return base, {"note": "no validation items; default decoder"}
+        return base, {"note": "no validation items; default thresholds"}
     decoder, report = calibrate_threshold(
         probs, labels, speech, base=base, max_false_rate=float(cfg["calibration"].get("max_false_rate", 0.03)),
         vowels=vowels if len(vowels) == len(probs) else None,
